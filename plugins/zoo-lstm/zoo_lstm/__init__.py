@@ -1,0 +1,34 @@
+"""The zoo's LSTM plugin: registers the `lstm` family. Imports no torch (specs name code lazily)."""
+
+from zoo_core import ModelSpec, hookimpl
+
+_MODEL = "zoo_lstm.model:LSTMLanguageModel"
+_PAPER = "Hochreiter & Schmidhuber, Long Short-Term Memory (1997)"
+
+
+@hookimpl
+def register_models(register):
+    register(
+        ModelSpec(
+            name="lstm",
+            model=_MODEL,
+            tasks=("lm",),
+            family="lstm",
+            summary="LSTM language model sized to train in ~3 minutes on a laptop CPU",
+            paper=_PAPER,
+            defaults={"embed_dim": 256, "hidden_size": 256, "num_layers": 2, "dropout": 0.1},
+            train_defaults={"steps": 1200, "batch_size": 64, "lr": 4e-3, "seq_len": 128},
+        )
+    )
+    register(
+        ModelSpec(
+            name="lstm-large",
+            model=_MODEL,
+            tasks=("lm",),
+            family="lstm",
+            summary="3-layer, 1024-wide LSTM language model (GPU)",
+            paper=_PAPER,
+            defaults={"embed_dim": 1024, "hidden_size": 1024, "num_layers": 3, "dropout": 0.25},
+            train_defaults={"steps": 5000, "batch_size": 64, "lr": 2e-3, "seq_len": 256},
+        )
+    )

@@ -1,0 +1,111 @@
+"""Dataclass configs filled from defaults and typed ``key=value`` strings (``--set``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from typing import Any, Literal, get_args, get_origin
+
+from zoo_core.errors import ZooError
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def field_types(cls: type) -> dict[str, Any]:
+    """The resolved type of every field of a dataclass (string annotations included)."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(cls)}
+
+
+def field_defaults(cls: type) -> dict[str, Any]:
+    """Every field's default value (default_factory called)."""
+    out = {}
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            out[f.name] = f.default_factory()
+    return out
+
+
+def type_name(tp: Any) -> str:
+    if get_origin(tp) is Literal:
+        return "|".join(str(a) for a in get_args(tp))
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def parse_value(text: Any, tp: Any, key: str) -> Any:
+    """Convert a command-line string to the field's type; a clear error when it does not fit."""
+    origin, args = get_origin(tp), get_args(tp)
+    if not isinstance(text, str):
+        return text
+    if origin in (typing.Union, types.UnionType):
+        if text.lower() in ("none", "null") and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return parse_value(text, arg, key)
+            except ZooError as exc:
+                errors.append(str(exc))
+        raise ZooError(errors[0] if errors else f"bad value for {key}: {text!r}")
+    if origin is Literal:
+        for choice in args:
+            if str(choice) == text:
+                return choice
+        raise ZooError(f"{key} must be one of {', '.join(map(str, args))}, not {text!r}")
+    if origin in (tuple, list):
+        item = args[0] if args else str
+        values = tuple(parse_value(v.strip(), item, key) for v in text.split(",") if v.strip())
+        return values if origin is tuple else list(values)
+    try:
+        if tp is bool:
+            low = text.lower()
+            if low in _TRUE | _FALSE:
+                return low in _TRUE
+            raise ValueError
+        if tp is int:
+            return int(text)
+        if tp is float:
+            return float(text)
+    except ValueError:
+        raise ZooError(f"{key} must be a {type_name(tp)}, not {text!r}") from None
+    return text
+
+
+def build(cls: type, values: dict[str, Any], what: str) -> Any:
+    """``cls(**values)`` with typed parsing of string values and a clear error for unknown keys."""
+    types_ = field_types(cls)
+    unknown = sorted(set(values) - set(types_))
+    if unknown:
+        raise ZooError(
+            f"{what} has no field {', '.join(map(repr, unknown))}; its fields are: "
+            f"{', '.join(types_)}"
+        )
+    parsed = {k: parse_value(v, types_[k], k) for k, v in values.items()}
+    try:
+        return cls(**parsed)
+    except (TypeError, ValueError) as exc:
+        raise ZooError(f"bad {what}: {exc}") from None
+
+
+def to_json(config: Any) -> dict[str, Any]:
+    """A dataclass as JSON-ready data (tuples become lists)."""
+    return dataclasses.asdict(config)
+
+
+def from_json(cls: type, data: dict[str, Any]) -> Any:
+    """Rebuild a dataclass saved by :func:`to_json` (lists back to tuples where typed so)."""
+    types_ = field_types(cls)
+    values = {}
+    for key, value in data.items():
+        if key not in types_:
+            raise ZooError(f"saved config has field '{key}', which {cls.__name__} does not know")
+        if isinstance(value, list) and get_origin(types_[key]) is tuple:
+            value = tuple(value)
+        values[key] = value
+    return cls(**values)

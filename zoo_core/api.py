@@ -1,0 +1,396 @@
+"""The Python API; the ``zoo`` command is a thin layer over these functions."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from zoo_core import _config, artifacts
+from zoo_core._version import __version__
+from zoo_core.errors import ZooError
+from zoo_core.plugins import get_catalog
+from zoo_core.registry import ModelSpec, TaskSpec, TokenizerSpec, resolve
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from zoo_core.tasks.base import Task
+    from zoo_core.tokenizers.base import Tokenizer
+
+
+# -- the catalog -----------------------------------------------------------------------------------
+def list_models(
+    pattern: str | None = None, *, task: str | None = None, exclude: str | None = None
+) -> list[ModelSpec]:
+    """Registered models, sorted by name; ``pattern`` and ``exclude`` are shell-style wildcards."""
+    return get_catalog().list_models(pattern, task=task, exclude=exclude)
+
+
+def get_model_spec(name: str) -> ModelSpec:
+    """The spec of a model name (an error offering the closest names if unknown)."""
+    return get_catalog().get("model", name)
+
+
+def list_tasks() -> list[TaskSpec]:
+    return sorted(get_catalog().tasks.values(), key=lambda s: s.name)
+
+
+def list_tokenizers() -> list[TokenizerSpec]:
+    return sorted(get_catalog().tokenizers.values(), key=lambda s: s.name)
+
+
+def model_class(spec: ModelSpec) -> type:
+    """The ``nn.Module`` class a spec names (imports the plugin's model code)."""
+    cls = resolve(spec.model, f"model '{spec.name}' of plugin '{spec.plugin}'")
+    if not hasattr(cls, "config_class"):
+        raise ZooError(
+            f"model '{spec.name}' of plugin '{spec.plugin}': class {cls.__name__} has no "
+            "config_class attribute (the dataclass of its config)"
+        )
+    return cls
+
+
+def task_class(name: str) -> type[Task]:
+    spec = get_catalog().get("task", name)
+    return resolve(spec.task, f"task '{spec.name}' of plugin '{spec.plugin}'")
+
+
+def tokenizer_class(name: str) -> type[Tokenizer]:
+    spec = get_catalog().get("tokenizer", name)
+    return resolve(spec.tokenizer, f"tokenizer '{spec.name}' of plugin '{spec.plugin}'")
+
+
+def model_config(spec: ModelSpec, overrides: dict[str, Any] | None = None) -> Any:
+    """The spec's config dataclass with the variant's defaults and ``overrides`` applied."""
+    cls = model_class(spec).config_class
+    return _config.build(cls, {**spec.defaults, **(overrides or {})}, f"model '{spec.name}' config")
+
+
+def create_model(name: str, pretrained: str | bool | None = None, **overrides: Any) -> nn.Module:
+    """Build a registered model from its default config, with config fields overridden.
+
+    ``pretrained`` loads named weights the spec declares (``True`` for the first one).
+    """
+    spec = get_model_spec(name)
+    if pretrained:
+        from zoo_core.hub import load_pretrained
+
+        return load_pretrained(spec, pretrained, **overrides).model
+    return model_class(spec)(model_config(spec, overrides))
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Parameters of a model, each shared tensor counted once."""
+    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+
+
+def model_info(name: str) -> dict[str, Any]:
+    """Everything `zoo info` shows: the spec, each config field with its default, parameters."""
+    import torch
+
+    spec = get_model_spec(name)
+    cls = model_class(spec)
+    cfg = model_config(spec)
+    with torch.device("meta"):  # count without allocating
+        parameters = count_parameters(cls(cfg))
+    types_ = _config.field_types(cls.config_class)
+    return {
+        "name": spec.name,
+        "family": spec.family,
+        "summary": spec.summary,
+        "paper": spec.paper,
+        "plugin": spec.plugin,
+        "tasks": list(spec.tasks),
+        "parameters": parameters,
+        "config": [
+            {"name": k, "type": _config.type_name(types_[k]), "default": v}
+            for k, v in _config.to_json(cfg).items()
+        ],
+        "train_defaults": dict(spec.train_defaults),
+        "pretrained": {k: vars(v) for k, v in spec.pretrained.items()},
+    }
+
+
+# -- artifacts -------------------------------------------------------------------------------------
+@dataclass
+class Artifact:
+    """A trained model with what it needs: its task (and tokenizer) and the config it came from."""
+
+    path: Path
+    config: dict[str, Any]
+    spec: ModelSpec
+    model: nn.Module
+    task: Task
+
+    @property
+    def tokenizer(self) -> Tokenizer | None:
+        return self.task.tokenizer
+
+    def generate(self, **options: Any) -> Any:
+        """The task's inference (``prompt``, ``length``, ``temperature``... for ``lm``)."""
+        if not hasattr(self.task, "generate"):
+            raise ZooError(f"task '{self.config['task']}' does not generate")
+        return self.task.generate(self.model, **options)
+
+    def evaluate(self, data: str | None = None, batch_size: int = 32) -> dict[str, float]:
+        """Metrics on ``data`` (default: the validation split of the data it was trained on)."""
+        self.task.setup_eval(data)
+        return self.task.evaluate(self.model, batch_size)
+
+
+def _missing_model_message(config: dict[str, Any]) -> str:
+    dist = config.get("distribution") or "the plugin that provides it"
+    return (
+        f"this artifact needs model '{config.get('model')}', which no installed plugin provides; "
+        f"install {dist} (pip install {dist}) and try again"
+    )
+
+
+def build_task(config: dict[str, Any], folder: Path) -> Task:
+    """The task of a saved run, tokenizer and learned state restored (no data read)."""
+    cls = task_class(config["task"])
+    options = _config.from_json(cls.Options, config.get("task_config", {}))
+    tokenizer = None
+    if config.get("tokenizer"):
+        path = folder / artifacts.TOKENIZER_FILE
+        if not path.exists():
+            raise ZooError(f"'{folder}' has no {artifacts.TOKENIZER_FILE}, which its config names")
+        tokenizer = tokenizer_class(config["tokenizer"]).load(path)
+    return cls(options, state=config.get("task_state", {}), tokenizer=tokenizer)
+
+
+def load_local(folder: str | Path, device: str = "cpu") -> Artifact:
+    """Load a run folder (or a downloaded Hub snapshot) into an :class:`Artifact`."""
+    folder = Path(folder)
+    config = artifacts.read_json(folder / artifacts.CONFIG_FILE, "config")
+    catalog = get_catalog()
+    if config.get("model") not in catalog.models:
+        raise ZooError(_missing_model_message(config))
+    spec = catalog.models[config["model"]]
+    cls = model_class(spec)
+    model_cfg = _config.from_json(cls.config_class, config["model_config"])
+    model = cls(model_cfg)
+    artifacts.load_weights(model, folder / artifacts.WEIGHTS_FILE)
+    model.eval()
+    if device != "cpu":
+        from zoo_core.training.trainer import pick_device
+
+        model.to(pick_device(device))
+    return Artifact(folder, config, spec, model, build_task(config, folder))
+
+
+def load(source: str | Path, device: str = "cpu", revision: str | None = None) -> Artifact:
+    """Load a model from a run folder, or from the Hub (``hf:org/name@rev`` or ``org/name``)."""
+    path = Path(source)
+    if path.is_dir():
+        return load_local(path, device)
+    text = str(source)
+    if text.startswith("hf:") or (text.count("/") == 1 and not text.startswith((".", "/"))):
+        from zoo_core.hub import pull
+
+        return load_local(pull(text, revision=revision), device)
+    raise ZooError(f"'{source}' is neither a run folder nor a Hub repo id (org/name)")
+
+
+# -- training --------------------------------------------------------------------------------------
+def _new_run_dir(name: str, out: str | Path | None) -> Path:
+    try:
+        if out is not None:
+            path = Path(out)
+            if path.exists() and (not path.is_dir() or any(path.iterdir())):
+                raise ZooError(
+                    f"'{path}' already exists and is not empty; choose a new --out, or continue "
+                    f"that run with --resume {path}"
+                )
+            path.mkdir(parents=True, exist_ok=True)
+            return path
+        base = Path("runs")
+        base.mkdir(exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        for i in range(1, 1000):
+            path = base / (f"{name}-{stamp}" + (f"-{i}" if i > 1 else ""))
+            try:
+                path.mkdir()
+                return path
+            except FileExistsError:
+                continue
+        raise ZooError("could not find a free run folder name under runs/")
+    except PermissionError as exc:
+        raise ZooError(f"cannot create the run folder: {exc.strerror}: '{exc.filename}'") from None
+
+
+def _split_overrides(
+    overrides: dict[str, Any], model_cls: type, task_cls: type, what: str
+) -> tuple[dict, dict, dict]:
+    from zoo_core.training.config import TrainConfig
+
+    tables = (
+        _config.field_types(model_cls.config_class),
+        _config.field_types(task_cls.Options),
+        _config.field_types(TrainConfig),
+    )
+    out: tuple[dict, dict, dict] = ({}, {}, {})
+    for key, value in overrides.items():
+        for table, target in zip(tables, out, strict=True):
+            if key in table:
+                target[key] = value
+                break
+        else:
+            raise ZooError(
+                f"{what} has no setting '{key}'. Model fields: {', '.join(tables[0])}; "
+                f"task fields: {', '.join(tables[1])}; training fields: {', '.join(tables[2])}"
+            )
+    return out
+
+
+def train(
+    model: str | None = None,
+    *,
+    task: str | None = None,
+    data: str | Path | None = None,
+    val_data: str | Path | None = None,
+    out: str | Path | None = None,
+    resume: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    progress: bool = True,
+    **train_options: Any,
+) -> tuple[Artifact, dict[str, Any]]:
+    """Train a registered model (or resume a run folder); return the artifact and final metrics.
+
+    ``overrides`` set model config fields, task options (``tokenizer``, ``seq_len``) or training
+    settings by name, typed by their dataclasses; ``train_options`` (``steps``, ``time``,
+    ``batch_size``, ``lr``, ``seed``, ``device``...) are training settings. ``None`` values are
+    ignored.
+    """
+    from zoo_core.training.config import TrainConfig
+    from zoo_core.training.trainer import Trainer
+
+    train_options = {k: v for k, v in train_options.items() if v is not None}
+    overrides = dict(overrides or {})
+    if resume is not None:
+        return _resume(Path(resume), overrides, train_options, progress)
+    if model is None:
+        raise ZooError("name a model to train (see `zoo list`), or --resume a run folder")
+    spec = get_model_spec(model)
+    task_name = task or spec.tasks[0]
+    if task_name not in spec.tasks:
+        raise ZooError(f"model '{spec.name}' does not do task '{task_name}'; it does: {', '.join(spec.tasks)}")
+    task_cls = task_class(task_name)
+    model_cls = model_class(spec)
+    model_over, task_over, train_over = _split_overrides(
+        {**overrides, **train_options}, model_cls, task_cls, f"model '{spec.name}' with task '{task_name}'"
+    )
+    task_defaults = {k: v for k, v in spec.train_defaults.items() if k in _config.field_types(task_cls.Options)}
+    train_defaults = {k: v for k, v in spec.train_defaults.items() if k not in task_defaults}
+    if "time" in train_over and "steps" not in train_over:
+        train_defaults.pop("steps", None)
+        train_over["steps"] = 10**12  # the clock decides
+    train_cfg = _config.build(TrainConfig, {**train_defaults, **train_over}, "training settings")
+    options = _config.build(task_cls.Options, {**task_defaults, **task_over}, f"task '{task_name}' options")
+    _validate_train_config(train_cfg)
+    data = str(Path(data).resolve()) if data is not None else None
+    val_data = str(Path(val_data).resolve()) if val_data is not None else None
+
+    task_obj = task_cls(options)
+    task_obj.setup(data, val_data, train_cfg.seed)
+    config_fields = _config.field_types(model_cls.config_class)
+    from_data = {k: v for k, v in task_obj.model_config().items() if k in config_fields}
+    model_cfg = _config.build(
+        model_cls.config_class, {**spec.defaults, **from_data, **model_over}, f"model '{spec.name}' config"
+    )
+    task_obj.bind(model_cfg)
+    net = model_cls(model_cfg)
+
+    run_dir = _new_run_dir(spec.name, out)
+    config = {
+        "zoo_version": __version__,
+        "model": spec.name,
+        "family": spec.family,
+        "plugin": spec.plugin,
+        "distribution": _distribution(spec.plugin),
+        "task": task_name,
+        "tokenizer": getattr(task_obj.tokenizer, "name", None),
+        "model_config": _config.to_json(model_cfg),
+        "task_config": _config.to_json(task_obj.options),
+        "task_state": task_obj.state(),
+        "train_config": _config.to_json(train_cfg),
+        "data": data,
+        "val_data": val_data,
+    }
+    _write_start(run_dir, config, task_obj)
+    trainer = Trainer(net, task_obj, train_cfg, run_dir, metadata={"zoo.model": spec.name}, progress=progress)
+    final = trainer.fit()
+    return _finish(run_dir, config, spec, net, task_obj, final)
+
+
+def _distribution(plugin: str) -> str:
+    info = get_catalog().plugins.get(plugin)
+    return info.distribution if info else ""
+
+
+def _validate_train_config(cfg: Any) -> None:
+    checks = [
+        (cfg.steps >= 1, f"steps must be at least 1, not {cfg.steps}"),
+        (cfg.batch_size >= 1, f"batch size must be at least 1, not {cfg.batch_size}"),
+        (cfg.lr > 0, f"learning rate must be positive, not {cfg.lr}"),
+        (cfg.time is None or cfg.time > 0, f"time must be positive, not {cfg.time}"),
+        (cfg.log_interval >= 1, f"log_interval must be at least 1, not {cfg.log_interval}"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ZooError(message)
+
+
+def _write_start(run_dir: Path, config: dict[str, Any], task_obj: Task) -> None:
+    try:
+        artifacts.write_json(run_dir / artifacts.CONFIG_FILE, config)
+        if task_obj.tokenizer is not None:
+            tok = task_obj.tokenizer
+            artifacts.atomic_write(run_dir / artifacts.TOKENIZER_FILE, tok.save)
+    except OSError as exc:
+        raise ZooError(f"cannot write to the run folder '{run_dir}': {exc.strerror}") from None
+
+
+def _finish(run_dir, config, spec, net, task_obj, final) -> tuple[Artifact, dict[str, Any]]:
+    from zoo_core.card import write_card
+
+    config = {**config, "metrics": {k: v for k, v in final.items() if k.startswith("val_")}}
+    artifacts.write_json(run_dir / artifacts.CONFIG_FILE, config)
+    write_card(run_dir, config)
+    net.eval()
+    return Artifact(run_dir, config, spec, net, task_obj), final
+
+
+def _resume(run_dir: Path, overrides: dict, train_options: dict, progress: bool):
+    from zoo_core.training.config import TrainConfig
+    from zoo_core.training.trainer import Trainer
+
+    config = artifacts.read_json(run_dir / artifacts.CONFIG_FILE, "run config")
+    changeable = {"steps", "time", "device", "log_interval", "eval_interval", "eval_batches"}
+    fixed = sorted(set(overrides) | (set(train_options) - changeable))
+    if fixed:
+        raise ZooError(
+            f"a resumed run keeps its settings; {', '.join(fixed)} cannot change "
+            f"(only {', '.join(sorted(changeable))} can). Start a new run to change them"
+        )
+    catalog = get_catalog()
+    if config.get("model") not in catalog.models:
+        raise ZooError(_missing_model_message(config))
+    spec = catalog.models[config["model"]]
+    cls = model_class(spec)
+    model_cfg = _config.from_json(cls.config_class, config["model_config"])
+    net = cls(model_cfg)
+    task_obj = build_task(config, run_dir)
+    train_cfg = _config.from_json(TrainConfig, config["train_config"])
+    for key, value in train_options.items():
+        setattr(train_cfg, key, _config.parse_value(value, _config.field_types(TrainConfig)[key], key))
+    _validate_train_config(train_cfg)
+    task_obj.setup(config.get("data"), config.get("val_data"), train_cfg.seed)
+    task_obj.bind(model_cfg)
+    config["train_config"] = _config.to_json(train_cfg)
+    artifacts.write_json(run_dir / artifacts.CONFIG_FILE, config)
+    trainer = Trainer(net, task_obj, train_cfg, run_dir, metadata={"zoo.model": spec.name}, progress=progress)
+    final = trainer.fit(resume=True)
+    return _finish(run_dir, config, spec, net, task_obj, final)

@@ -1,0 +1,178 @@
+"""The on-disk format shared by run folders, checkpoints and Hub repos.
+
+```
+config.json         which model, task and tokenizer; the model, task and training configs
+model.safetensors   weights only; its metadata names the model and the weights it shares
+tokenizer.json      when the task has a tokenizer
+metrics.jsonl       one JSON object per logged step or evaluation
+README.md           a model card
+checkpoints/        resumable state (see zoo_core.training.checkpoint)
+```
+
+Nothing here uses pickle. Loading is strict: missing or unexpected keys and shape mismatches are
+an error that names them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from zoo_core.errors import ZooError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+TOKENIZER_FILE = "tokenizer.json"
+METRICS_FILE = "metrics.jsonl"
+CARD_FILE = "README.md"
+CHECKPOINTS_DIR = "checkpoints"
+# The files of a published model (what `zoo pull` fetches and `zoo push` uploads).
+ARTIFACT_FILES = (CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE, METRICS_FILE, CARD_FILE)
+
+
+# -- atomic writes ---------------------------------------------------------------------------------
+def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, fsync it, then rename it over.
+
+    A crash leaves either the old file or the new one, never half of one.
+    """
+    path = Path(path)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
+
+
+def read_json(path: str | Path, what: str = "file") -> Any:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ZooError(f"{what} '{path}' does not exist") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ZooError(f"{what} '{path}' is not valid JSON ({exc})") from None
+
+
+# -- weights ---------------------------------------------------------------------------------------
+def _tied_names(state: dict[str, torch.Tensor]) -> dict[str, str]:
+    """For each tensor that shares storage with an earlier one, the earlier one's name."""
+    seen: dict[tuple, str] = {}
+    tied = {}
+    for name, tensor in state.items():
+        if tensor.device.type == "meta" or tensor.numel() == 0:
+            continue
+        key = (tensor.device, tensor.untyped_storage().data_ptr(), tensor.storage_offset(),
+               tuple(tensor.shape), tuple(tensor.stride()))
+        if key in seen:
+            tied[name] = seen[key]
+        else:
+            seen[key] = name
+    return tied
+
+
+def state_to_file(
+    state: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str] | None = None
+) -> None:
+    """Write a dict of tensors as safetensors, atomically; shared tensors are stored once."""
+    from safetensors.torch import save_file
+
+    tied = _tied_names(state)
+    tensors = {k: v.detach().contiguous().cpu() for k, v in state.items() if k not in tied}
+    meta = {"format": "pt", **(metadata or {})}
+    if tied:
+        meta["zoo.tied"] = json.dumps(tied, sort_keys=True)
+    atomic_write(path, lambda p: save_file(tensors, str(p), metadata=meta))
+
+
+def state_from_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Read a safetensors file written by :func:`state_to_file`: tensors (aliases restored), metadata."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.exists():
+        raise ZooError(f"weights file '{path}' does not exist")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+            state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no iter)
+    except ZooError:
+        raise
+    except Exception as exc:
+        raise ZooError(f"'{path}' is not a readable safetensors file ({exc})") from None
+    for alias, source in json.loads(metadata.get("zoo.tied", "{}")).items():
+        if source in state:
+            state[alias] = state[source]
+    return state, metadata
+
+
+def save_weights(model: nn.Module, path: str | Path, metadata: dict[str, str] | None = None) -> None:
+    """Save a model's ``state_dict`` as safetensors (atomically)."""
+    state_to_file(model.state_dict(), path, metadata)
+
+
+def load_weights(model: nn.Module, path: str | Path) -> dict[str, str]:
+    """Load weights strictly: any missing, unexpected or mis-shaped key is an error naming it."""
+    state, metadata = state_from_file(path)
+    load_state_strict(model, state, str(path))
+    return metadata
+
+
+def load_state_strict(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    mismatched = [
+        f"{k} (file {tuple(state[k].shape)}, model {tuple(expected[k].shape)})"
+        for k in expected
+        if k in state and state[k].shape != expected[k].shape
+    ]
+    problems = []
+    if missing:
+        problems.append(f"missing keys: {_few(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys: {_few(unexpected)}")
+    if mismatched:
+        problems.append(f"shape mismatches: {_few(mismatched)}")
+    if problems:
+        raise ZooError(
+            f"weights in '{source}' do not fit the model: {'; '.join(problems)}. "
+            "Were they saved by another model or config?"
+        )
+    model.load_state_dict(state, strict=True)
+
+
+def _few(items: list[str], n: int = 5) -> str:
+    return ", ".join(items[:n]) + (f" and {len(items) - n} more" if len(items) > n else "")

@@ -1,0 +1,254 @@
+"""The ``zoo`` command: parse, call the Python API, print. No logic of its own lives here."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from zoo_core._version import __version__
+from zoo_core.errors import ZooError
+
+
+class _Group(click.Group):
+    """Turns a user's mistake (a ZooError) into one line on stderr and a non-zero exit."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ZooError as exc:
+            from zoo_core.training.trainer import TrainingInterrupted
+
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(130 if isinstance(exc, TrainingInterrupted) else 1)
+
+
+def _console():
+    from rich.console import Console
+
+    console = Console()
+    if not console.is_terminal:  # pipes and logs: wide rows, no wrapping at 80 columns
+        console = Console(width=200)
+    return console
+
+
+def _table(columns: list[str], rows: list[list[Any]]) -> None:
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*[str(c) for c in row])
+    _console().print(table)
+
+
+def _json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+def _parse_sets(values: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ZooError(f"--set takes key=value, not {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="zoo", message="%(prog)s %(version)s")
+def cli() -> None:
+    """A plugin-based model zoo for PyTorch: list, train, evaluate and sample models."""
+
+
+# -- the catalog -----------------------------------------------------------------------------------
+@cli.command("list")
+@click.argument("pattern", required=False)
+@click.option("--task", help="Only models that do this task.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def list_cmd(pattern: str | None, task: str | None, as_json: bool) -> None:
+    """List models; PATTERN is a shell-style wildcard (`zoo list 'lstm*'`)."""
+    from zoo_core.api import list_models
+
+    specs = list_models(pattern, task=task)
+    if as_json:
+        _json([{"name": s.name, "family": s.family, "tasks": list(s.tasks), "plugin": s.plugin,
+                "summary": s.summary} for s in specs])
+        return
+    if not specs:
+        click.echo("No model matches." if pattern or task else "No models: install a plugin (pip install zoo-lstm).")
+        return
+    _table(["name", "family", "tasks", "plugin", "summary"],
+           [[s.name, s.family, ",".join(s.tasks), s.plugin, s.summary] for s in specs])
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def info(name: str, as_json: bool) -> None:
+    """Show a model: summary, paper, plugin, tasks, config fields and parameter count."""
+    from zoo_core.api import model_info
+
+    data = model_info(name)
+    if as_json:
+        _json(data)
+        return
+    click.echo(f"{data['name']}: {data['summary']}")
+    for key in ("family", "plugin", "paper"):
+        if data.get(key):
+            click.echo(f"  {key}: {data[key]}")
+    click.echo(f"  tasks: {', '.join(data['tasks'])}")
+    click.echo(f"  parameters (default config): {data['parameters']:,}")
+    click.echo("  config:")
+    _table(["  field", "type", "default"],
+           [[f"  {f['name']}", f["type"], json.dumps(f["default"])] for f in data["config"]])
+    if data["train_defaults"]:
+        click.echo("  training defaults: " + ", ".join(f"{k}={v}" for k, v in data["train_defaults"].items()))
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def plugins(ctx: click.Context, as_json: bool) -> None:
+    """Installed plugins, their versions, what they register and load errors."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from zoo_core.plugins import get_catalog
+
+    infos = list(get_catalog().plugins.values())
+    if as_json:
+        _json([vars(i) for i in infos])
+        return
+    rows = []
+    for i in infos:
+        registers = "; ".join(
+            f"{kind}: {', '.join(names)}"
+            for kind, names in (("models", i.models), ("tasks", i.tasks), ("tokenizers", i.tokenizers),
+                                ("commands", i.commands))
+            if names
+        )
+        rows.append([i.name, i.distribution, i.version, registers or "-",
+                     "; ".join(i.errors) or "ok"])
+    _table(["plugin", "distribution", "version", "registers", "status"], rows)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def tasks(as_json: bool) -> None:
+    """List tasks."""
+    from zoo_core.api import list_tasks
+
+    specs = list_tasks()
+    if as_json:
+        _json([{"name": s.name, "plugin": s.plugin, "summary": s.summary} for s in specs])
+        return
+    _table(["name", "plugin", "summary"], [[s.name, s.plugin, s.summary] for s in specs])
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def tokenizers(as_json: bool) -> None:
+    """List tokenizers."""
+    from zoo_core.api import list_tokenizers
+
+    specs = list_tokenizers()
+    if as_json:
+        _json([{"name": s.name, "plugin": s.plugin, "summary": s.summary} for s in specs])
+        return
+    _table(["name", "plugin", "summary"], [[s.name, s.plugin, s.summary] for s in specs])
+
+
+# -- training and inference ------------------------------------------------------------------------
+@cli.command()
+@click.argument("name", required=False)
+@click.option("--task", help="Task to train for (default: the model's first).")
+@click.option("--data", type=click.Path(), help="Training data (default: the task's embedded data).")
+@click.option("--val-data", type=click.Path(), help="Validation data (default: a held-out split).")
+@click.option("--steps", type=int, help="Optimisation steps.")
+@click.option("--time", "seconds", type=float, help="Train for this many seconds.")
+@click.option("--batch-size", type=int)
+@click.option("--lr", type=float, help="Peak learning rate.")
+@click.option("--seed", type=int)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]))
+@click.option("--compile", "compile_", is_flag=True, default=None, help="torch.compile the model.")
+@click.option("--out", type=click.Path(), help="Run folder (default: a new one under runs/).")
+@click.option("--resume", type=click.Path(), help="Continue the run in this folder.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Set a model config field, task option or training setting (repeatable).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train(name, task, data, val_data, steps, seconds, batch_size, lr, seed, device, compile_, out,
+          resume, sets, quiet) -> None:
+    """Train model NAME (see `zoo list`) and save it in a run folder."""
+    from zoo_core.api import train as run_training
+
+    if name is None and resume is None:
+        raise ZooError("name a model to train (see `zoo list`), or --resume a run folder")
+    artifact, final = run_training(
+        name, task=task, data=data, val_data=val_data, out=out, resume=resume,
+        overrides=_parse_sets(sets), progress=not quiet, steps=steps, time=seconds,
+        batch_size=batch_size, lr=lr, seed=seed, device=device, compile=compile_,
+    )
+    metrics = " ".join(f"{k} {v:.4f}" for k, v in final.items() if k.startswith("val_"))
+    click.echo(f"done: {final['step']} steps in {final['elapsed']:.0f}s | {metrics}")
+    click.echo(f"saved to {artifact.path}")
+
+
+@cli.command("eval")
+@click.argument("source")
+@click.option("--data", type=click.Path(), help="Evaluation data (default: the validation split).")
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def eval_cmd(source: str, data: str | None, batch_size: int, device: str, as_json: bool) -> None:
+    """Evaluate a trained model (a run folder or a Hub repo)."""
+    from zoo_core.api import load
+
+    metrics = load(source, device=device).evaluate(data, batch_size=batch_size)
+    if as_json:
+        _json(metrics)
+    else:
+        for key, value in metrics.items():
+            click.echo(f"{key}: {value:.4f}")
+
+
+@cli.command()
+@click.argument("source")
+@click.option("--prompt", default="", help="Text to continue.")
+@click.option("--length", type=int, default=300, show_default=True, help="New tokens.")
+@click.option("--temperature", type=float, default=0.8, show_default=True)
+@click.option("--top-k", type=int, help="Sample among the k likeliest tokens.")
+@click.option("--top-p", type=float, help="Sample among the likeliest tokens holding this mass.")
+@click.option("--stop", help="Stop when this text is generated.")
+@click.option("--seed", type=int)
+@click.option("--no-cache", is_flag=True, help="Recompute the whole prefix every token.")
+@click.option("--device", default="cpu", show_default=True)
+def generate(source, prompt, length, temperature, top_k, top_p, stop, seed, no_cache, device) -> None:
+    """Sample text from a trained language model (a run folder or a Hub repo)."""
+    from zoo_core.api import load
+
+    artifact = load(source, device=device)
+    if not hasattr(artifact.task, "stream"):
+        raise ZooError(f"task '{artifact.config['task']}' does not generate text")
+    if length < 1:
+        raise ZooError(f"--length must be at least 1, not {length}")
+    click.echo(prompt, nl=False)
+    for piece in artifact.task.stream(artifact.model, prompt, length, temperature, top_k, top_p,
+                                      stop, seed, not no_cache):
+        click.echo(piece, nl=False)
+    click.echo()
+
+
+def main() -> None:
+    """Entry point of the ``zoo`` console script."""
+    from zoo_core.plugins import add_commands
+
+    try:
+        add_commands(cli)
+    except ZooError as exc:  # ZOO_STRICT_PLUGINS=1 and a broken plugin
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+    cli(prog_name="zoo")

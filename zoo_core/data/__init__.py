@@ -1,0 +1,1 @@
+"""Embedded default data sets and readers of the user's data."""

@@ -1,0 +1,155 @@
+"""Specs (light data that names code by ``"module:attr"``) and the catalog built from the hooks.
+
+Nothing here imports torch: ``zoo list`` reads specs only. Code is imported by :func:`resolve`
+when a model, task or tokenizer is actually built.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import importlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from zoo_core.errors import ZooError
+
+
+@dataclass(frozen=True)
+class PretrainedWeights:
+    """Named weights a model spec may point at: a Hub repo, a revision and the weights' sha256."""
+
+    repo: str
+    revision: str = "main"
+    sha256: str | None = None
+    summary: str = ""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model name: where its code lives, what it is for, and the defaults of this variant.
+
+    ``model`` is a ``"module:Class"`` string; the class is an ``nn.Module`` built as
+    ``Class(config)`` and has a ``config_class`` attribute, a dataclass. ``defaults`` override that
+    dataclass's defaults for this variant; ``train_defaults`` override the Trainer's
+    (``steps``, ``batch_size``, ``lr``...) and the task's options (``seq_len``...).
+    """
+
+    name: str
+    model: str
+    tasks: tuple[str, ...]
+    summary: str
+    family: str = ""
+    paper: str = ""
+    defaults: dict[str, Any] = field(default_factory=dict)
+    train_defaults: dict[str, Any] = field(default_factory=dict)
+    pretrained: dict[str, PretrainedWeights] = field(default_factory=dict)
+    plugin: str = ""  # filled in by the host: the plugin that registered it
+
+    def __post_init__(self) -> None:
+        if isinstance(self.tasks, str):
+            object.__setattr__(self, "tasks", (self.tasks,))
+        if not self.family:
+            object.__setattr__(self, "family", self.name)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A task name and its ``"module:Class"`` (a :class:`zoo_core.tasks.Task` subclass)."""
+
+    name: str
+    task: str
+    summary: str
+    plugin: str = ""
+
+
+@dataclass(frozen=True)
+class TokenizerSpec:
+    """A tokenizer name and its ``"module:Class"`` (a :class:`zoo_core.tokenizers.Tokenizer`)."""
+
+    name: str
+    tokenizer: str
+    summary: str
+    plugin: str = ""
+
+
+@dataclass
+class PluginInfo:
+    """What one plugin is and what it registered (or why it failed)."""
+
+    name: str
+    distribution: str
+    version: str
+    builtin: bool = False
+    models: list[str] = field(default_factory=list)
+    tasks: list[str] = field(default_factory=list)
+    tokenizers: list[str] = field(default_factory=list)
+    commands: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+KINDS = ("model", "task", "tokenizer")
+
+
+@dataclass
+class Catalog:
+    """Every registered model, task and tokenizer, and the plugins they came from."""
+
+    models: dict[str, ModelSpec] = field(default_factory=dict)
+    tasks: dict[str, TaskSpec] = field(default_factory=dict)
+    tokenizers: dict[str, TokenizerSpec] = field(default_factory=dict)
+    plugins: dict[str, PluginInfo] = field(default_factory=dict)
+    # (kind, name) -> the plugins that both registered it; such a name cannot be used.
+    conflicts: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
+
+    def table(self, kind: str) -> dict[str, Any]:
+        return {"model": self.models, "task": self.tasks, "tokenizer": self.tokenizers}[kind]
+
+    def get(self, kind: str, name: str) -> Any:
+        """The spec registered under ``name``, or a clear error offering the closest names."""
+        table = self.table(kind)
+        if name in table:
+            return table[name]
+        if (kind, name) in self.conflicts:
+            a, b = self.conflicts[(kind, name)][:2]
+            raise ZooError(
+                f"{kind} '{name}' is registered by both plugin '{a}' and plugin '{b}'; "
+                "uninstall one of them (see `zoo plugins`)"
+            )
+        close = difflib.get_close_matches(name, list(table), n=3, cutoff=0.6)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        listing = {"model": "zoo list", "task": "zoo tasks", "tokenizer": "zoo tokenizers"}[kind]
+        raise ZooError(f"unknown {kind} '{name}'.{hint} Run `{listing}` to see them all.")
+
+    def list_models(
+        self, pattern: str | None = None, task: str | None = None, exclude: str | None = None
+    ) -> list[ModelSpec]:
+        """Model specs sorted by name, filtered by shell-style wildcards and by task."""
+        specs = sorted(self.models.values(), key=lambda s: s.name)
+        if pattern:
+            specs = [s for s in specs if fnmatch.fnmatchcase(s.name, pattern)]
+        if exclude:
+            specs = [s for s in specs if not fnmatch.fnmatchcase(s.name, exclude)]
+        if task:
+            specs = [s for s in specs if task in s.tasks]
+        return specs
+
+
+def resolve(ref: str, what: str) -> Any:
+    """Import the object a ``"module:attr"`` string names; ``what`` says whose it is in errors."""
+    module_name, sep, attr = ref.partition(":")
+    if not sep or not module_name or not attr:
+        raise ZooError(f"{what} names its code as '{ref}', which is not of the form 'module:attr'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ZooError(f"{what} points at module '{module_name}', which cannot be imported: {exc}")
+    obj: Any = module
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise ZooError(
+                f"{what} points at '{ref}', but module '{module_name}' has no attribute '{attr}'"
+            ) from None
+    return obj

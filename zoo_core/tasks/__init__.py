@@ -1,0 +1,15 @@
+"""Built-in tasks, registered through the same hook as any plugin's."""
+
+from zoo_core.plugins import hookimpl
+from zoo_core.registry import TaskSpec
+
+
+@hookimpl
+def register_tasks(register):
+    register(
+        TaskSpec(
+            "lm",
+            "zoo_core.tasks.lm:LanguageModeling",
+            "next-token language modelling on text (default: Python's pydoc topics)",
+        )
+    )

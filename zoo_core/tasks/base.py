@@ -1,0 +1,126 @@
+"""What a task is: it owns its data, its loss, its metrics and its inference.
+
+The Trainer knows nothing about models or data; it asks the task. The contract, in the order the
+Trainer uses it:
+
+1. ``setup(data, val_data, seed)`` reads the data (or the embedded default) and fits what must be
+   learned from the training split (a tokenizer, normalisation statistics). ``state()`` returns
+   that as JSON, saved in config.json; a task built with ``state=`` is ready for inference.
+2. ``model_config()`` says what the model needs from the data (``vocab_size``, ``num_classes``).
+   ``bind(model_config)`` lets the task read the model's settings (a context length).
+3. ``train_batch(batch_size, generator)`` draws one batch, on the CPU, from the Trainer's seeded
+   generator, so a resumed run sees the same batches.
+4. ``configure_optimizers(model, config)`` returns named optimizers (one AdamW by default; a GAN
+   returns two). ``training_step(model, batch)`` yields ``(optimizer name, loss)`` pairs: for each,
+   the Trainer runs backward, clips, steps that optimizer and its schedule. A GAN yields the
+   discriminator's loss, then the generator's.
+5. ``after_step(model, step)`` runs after every step (a weight average, say).
+6. ``evaluate(model, batch_size, limit)`` returns metrics on the validation split, ``val_*`` keys.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from zoo_core.tokenizers.base import Tokenizer
+    from zoo_core.training.config import TrainConfig
+
+
+@dataclasses.dataclass
+class NoOptions:
+    """A task without options."""
+
+
+class Task:
+    """Base class of every task; see the module docstring for the Trainer's contract."""
+
+    name: ClassVar[str] = ""
+    Options: ClassVar[type] = NoOptions
+    # The metric that sums up a run, and whether lower is better.
+    metric: ClassVar[str] = "val_loss"
+    # What one training example is called in throughput figures ("tokens", "samples").
+    unit: ClassVar[str] = "samples"
+
+    def __init__(
+        self,
+        options: Any = None,
+        *,
+        state: dict[str, Any] | None = None,
+        tokenizer: Tokenizer | None = None,
+    ):
+        self.options = options if options is not None else self.Options()
+        self.tokenizer = tokenizer
+        self.load_state(state or {})
+
+    # -- data ----------------------------------------------------------------------------------
+    def setup(self, data: str | None, val_data: str | None = None, seed: int = 0) -> None:
+        """Read training and validation data; fit what the training split teaches."""
+        raise NotImplementedError
+
+    def setup_eval(self, data: str | None) -> None:
+        """Read evaluation data for a trained task (the default split's validation part if None)."""
+        raise NotImplementedError
+
+    def state(self) -> dict[str, Any]:
+        """JSON-ready state learned from the data, restored by ``load_state``."""
+        return {}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore what ``state`` returned."""
+
+    def model_config(self) -> dict[str, Any]:
+        """Model config fields the data decides (applied where the model's config has them)."""
+        return {}
+
+    def bind(self, model_config: Any) -> None:
+        """Read settings of the model about to be trained (called before the first batch)."""
+
+    def train_batch(self, batch_size: int, generator: torch.Generator) -> Any:
+        """One training batch of CPU tensors drawn with ``generator``."""
+        raise NotImplementedError
+
+    def units(self, batch: Any) -> int:
+        """How many ``unit``s a batch holds (for throughput)."""
+        first = batch[0] if isinstance(batch, list | tuple) else batch
+        return int(first.numel() if self.unit == "tokens" else first.shape[0])
+
+    # -- optimisation --------------------------------------------------------------------------
+    def configure_optimizers(self, model: nn.Module, config: TrainConfig) -> dict[str, Any]:
+        """Named optimizers: one AdamW, weight decay on matrices and embeddings only."""
+        from zoo_core.training.optim import adamw
+
+        return {"model": adamw(model.parameters(), config)}
+
+    def loss(self, model: nn.Module, batch: Any) -> torch.Tensor:
+        """The training loss of one batch (used by the default ``training_step``)."""
+        raise NotImplementedError
+
+    def training_step(self, model: nn.Module, batch: Any) -> Iterator[tuple[str, torch.Tensor]]:
+        """Yield ``(optimizer name, loss)``; the Trainer steps that optimizer after each."""
+        yield "model", self.loss(model, batch)
+
+    def after_step(self, model: nn.Module, step: int) -> None:
+        """Called after every optimisation step."""
+
+    # -- evaluation and inference --------------------------------------------------------------
+    def evaluate(self, model: nn.Module, batch_size: int, limit: int | None = None) -> dict:
+        """Metrics on the validation data (``limit`` batches at most; all of it when None)."""
+        raise NotImplementedError
+
+    def example_batch(self, model_config: Any, batch_size: int = 2) -> Any:
+        """A small random batch that fits ``model_config``, for the contract tests."""
+        raise NotImplementedError
+
+    def outputs(self, model: nn.Module, batch: Any) -> torch.Tensor:
+        """The model's outputs on a batch, compared before and after a save/load round trip."""
+        raise NotImplementedError
+
+    def describe_data(self) -> str:
+        """One line saying what the task trains on (for the summary and the model card)."""
+        return ""

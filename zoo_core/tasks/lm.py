@@ -1,0 +1,277 @@
+"""Language modelling: predict the next token of a text.
+
+A model for this task maps ids ``(B, T)`` to logits ``(B, T, vocab_size)``. It may also offer
+``forward_step(ids, state) -> (logits, state)``, which continues from a state (an LSTM's hidden
+state, a Transformer's key/value cache) so generation never recomputes the prefix, and a
+``max_context`` attribute when it cannot read beyond a length.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from zoo_core.data import text as text_data
+from zoo_core.errors import ZooError
+from zoo_core.tasks.base import Task
+
+
+@dataclass
+class LMOptions:
+    tokenizer: str = "char"  # a registered tokenizer (`zoo tokenizers`)
+    seq_len: int | None = None  # training window; default: the model's context_length, else 128
+    val_fraction: float = 0.1  # the last part of the text, held out for validation
+    vocab_size: int | None = None  # for tokenizers that learn a vocabulary of a chosen size
+
+
+class LanguageModeling(Task):
+    name = "lm"
+    Options = LMOptions
+    unit = "tokens"
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.data_name = state.get("data", "")
+        if state.get("seq_len"):
+            self.options.seq_len = state["seq_len"]
+
+    def state(self) -> dict[str, Any]:
+        return {"data": self.data_name, "seq_len": self.options.seq_len}
+
+    # -- data ----------------------------------------------------------------------------------
+    def setup(self, data: str | None, val_data: str | None = None, seed: int = 0) -> None:
+        text = text_data.default_text() if data is None else text_data.read_text(data)
+        self.data_name = text_data.DEFAULT_TEXT_NAME if data is None else str(data)
+        if val_data is None:
+            train_text, val_text = text_data.split(text, self.options.val_fraction)
+        else:
+            train_text, val_text = text, text_data.read_text(val_data)
+        if self.tokenizer is None:
+            self.tokenizer = self._fit_tokenizer(train_text)
+        self.train_ids = self._encode(train_text)
+        self._set_val(val_text)
+
+    def setup_eval(self, data: str | None) -> None:
+        if data is None:
+            text = text_data.default_text()
+            self._set_val(text_data.split(text, self.options.val_fraction)[1])
+        else:
+            self._set_val(text_data.read_text(data))
+
+    def _fit_tokenizer(self, text: str):
+        from zoo_core.plugins import get_catalog
+        from zoo_core.registry import resolve
+
+        spec = get_catalog().get("tokenizer", self.options.tokenizer)
+        cls = resolve(spec.tokenizer, f"tokenizer '{spec.name}' of plugin '{spec.plugin}'")
+        options = {} if self.options.vocab_size is None else {"vocab_size": self.options.vocab_size}
+        return cls.fit(text, **options)
+
+    def _encode(self, text: str) -> torch.Tensor:
+        return torch.tensor(self.tokenizer.encode(text), dtype=torch.long)
+
+    def _set_val(self, text: str) -> None:
+        self.val_ids = self._encode(text)
+        self.val_chars = len(text)
+
+    def model_config(self) -> dict[str, Any]:
+        return {"vocab_size": self.tokenizer.vocab_size}
+
+    def bind(self, model_config: Any) -> None:
+        if self.options.seq_len is None:
+            self.options.seq_len = getattr(model_config, "context_length", None) or 128
+        context = getattr(model_config, "context_length", None)
+        if context and self.options.seq_len > context and getattr(model_config, "pos_encoding", "") == "learned":
+            raise ZooError(
+                f"seq_len {self.options.seq_len} is longer than the model's context_length {context}"
+            )
+        needed = self.options.seq_len + 1
+        if hasattr(self, "train_ids") and len(self.train_ids) < needed:
+            raise ZooError(
+                f"the training text has {len(self.train_ids)} tokens, fewer than one window of "
+                f"{needed}; give more text or a smaller seq_len (--set seq_len=N)"
+            )
+
+    def train_batch(self, batch_size: int, generator: torch.Generator) -> tuple:
+        T = self.options.seq_len
+        starts = torch.randint(len(self.train_ids) - T, (batch_size,), generator=generator)
+        windows = torch.stack([self.train_ids[s : s + T + 1] for s in starts.tolist()])  # (B, T+1)
+        return windows[:, :-1], windows[:, 1:]
+
+    def describe_data(self) -> str:
+        return f"{self.data_name} ({len(getattr(self, 'train_ids', ()))} training tokens)"
+
+    # -- loss and metrics ----------------------------------------------------------------------
+    def loss(self, model: nn.Module, batch: tuple) -> torch.Tensor:
+        x, y = batch
+        logits = model(x)  # (B, T, V)
+        return F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
+
+    def _val_windows(self, seq_len: int) -> torch.Tensor:
+        n = (len(self.val_ids) - 1) // seq_len
+        if n < 1:
+            raise ZooError(
+                f"the validation text has {len(self.val_ids)} tokens, fewer than one window of "
+                f"{seq_len + 1}; give more validation text"
+            )
+        x = self.val_ids[: n * seq_len].view(n, seq_len)
+        y = self.val_ids[1 : n * seq_len + 1].view(n, seq_len)
+        return torch.stack([x, y], dim=1)  # (N, 2, T)
+
+    @torch.no_grad()
+    def evaluate(
+        self, model: nn.Module, batch_size: int, limit: int | None = None, seq_len: int | None = None
+    ) -> dict[str, float]:
+        """Mean loss over non-overlapping windows of the validation text (evenly spread if limited)."""
+        seq_len = seq_len or self.options.seq_len or 128
+        context = getattr(model, "max_context", None)
+        if context is not None and seq_len > context:
+            raise ZooError(f"this model reads at most {context} tokens; evaluate with seq_len <= {context}")
+        windows = self._val_windows(seq_len)
+        if limit is not None and limit * batch_size < len(windows):
+            pick = torch.linspace(0, len(windows) - 1, limit * batch_size).long()
+            windows = windows[pick]
+        device = next(model.parameters()).device
+        was_training = model.training
+        model.eval()
+        total, count = 0.0, 0
+        for i in range(0, len(windows), batch_size):
+            chunk = windows[i : i + batch_size].to(device)
+            logits = model(chunk[:, 0])
+            loss = F.cross_entropy(
+                logits.reshape(-1, logits.size(-1)).float(), chunk[:, 1].reshape(-1), reduction="sum"
+            )
+            total += loss.item()
+            count += chunk[:, 1].numel()
+        model.train(was_training)
+        mean = total / count
+        # Bits per character of the text covered (equal to bits per token for `char`).
+        covered_chars = self.val_chars * count / max(1, len(self.val_ids) - 1)
+        metrics = {"val_loss": mean, "val_bpc": total / covered_chars / math.log(2)}
+        if not getattr(self.tokenizer, "per_character", False):
+            metrics["val_ppl"] = math.exp(min(mean, 50.0))
+        return metrics
+
+    def example_batch(self, model_config: Any, batch_size: int = 2) -> tuple:
+        T = min(16, getattr(model_config, "context_length", None) or 16)
+        g = torch.Generator().manual_seed(0)
+        ids = torch.randint(model_config.vocab_size, (batch_size, T + 1), generator=g)
+        return ids[:, :-1], ids[:, 1:]
+
+    def outputs(self, model: nn.Module, batch: tuple) -> torch.Tensor:
+        return model(batch[0])
+
+    # -- inference -----------------------------------------------------------------------------
+    @torch.no_grad()
+    def generate(
+        self,
+        model: nn.Module,
+        prompt: str = "",
+        length: int = 200,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        stop: str | None = None,
+        seed: int | None = None,
+        use_cache: bool = True,
+    ) -> str:
+        """Sample ``length`` new tokens after ``prompt``; return the new text only."""
+        return "".join(
+            self.stream(model, prompt, length, temperature, top_k, top_p, stop, seed, use_cache)
+        )
+
+    @torch.no_grad()
+    def stream(
+        self,
+        model: nn.Module,
+        prompt: str = "",
+        length: int = 200,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        stop: str | None = None,
+        seed: int | None = None,
+        use_cache: bool = True,
+    ) -> Iterator[str]:
+        """Like :meth:`generate`, yielding text as it is sampled."""
+        if temperature < 0:
+            raise ZooError(f"temperature must be >= 0, not {temperature}")
+        if top_p is not None and not 0 < top_p <= 1:
+            raise ZooError(f"top-p must be in (0, 1], not {top_p}")
+        device = next(model.parameters()).device
+        generator = torch.Generator(device=device)
+        generator.manual_seed(seed if seed is not None else torch.seed())
+        model.eval()
+        ids = self.tokenizer.encode(prompt) if prompt else []
+        if not ids:  # start from a newline-like token: the first id of the text
+            ids = self.tokenizer.encode("\n")[:1] or [0]
+        context = getattr(model, "max_context", None)
+        step = getattr(model, "forward_step", None) if use_cache else None
+        history = torch.tensor([ids], dtype=torch.long, device=device)  # (1, T)
+        state, cached = None, 0
+        new_ids: list[int] = []
+        emitted = ""
+        for i in range(length):
+            if step is None:
+                window = history if context is None else history[:, -context:]
+                logits = model(window)
+            else:
+                if state is None or (context is not None and cached + 1 > context):
+                    # (Re)fill the state from the last `context` tokens; then one token a step.
+                    feed = history if context is None else history[:, -context:]
+                    state, cached = None, 0
+                else:
+                    feed = history[:, -1:]
+                logits, state = step(feed, state)
+                cached += feed.size(1)
+            next_id = _sample(logits[0, -1].float(), temperature, top_k, top_p, generator)
+            history = torch.cat([history, history.new_tensor([[next_id]])], dim=1)
+            new_ids.append(next_id)
+            text = self.tokenizer.decode(new_ids)
+            if stop and stop in text:
+                yield text[len(emitted) : text.index(stop)]
+                return
+            safe = text if i == length - 1 else _settled(text, stop)
+            if len(safe) > len(emitted):
+                yield safe[len(emitted) :]
+                emitted = safe
+
+
+def _settled(text: str, stop: str | None) -> str:
+    """The part of ``text`` that later tokens cannot change: hold back a trailing replacement
+    character (half of a multi-byte symbol) and a tail that may be the start of ``stop``."""
+    text = text.rstrip("\ufffd")
+    if stop:
+        for n in range(min(len(stop) - 1, len(text)), 0, -1):
+            if text.endswith(stop[:n]):
+                return text[:-n]
+    return text
+
+
+def _sample(
+    logits: torch.Tensor,
+    temperature: float,
+    top_k: int | None,
+    top_p: float | None,
+    generator: torch.Generator,
+) -> int:
+    """One id from logits ``(V,)``: greedy at temperature 0, else top-k then nucleus sampling."""
+    if temperature == 0:
+        return int(logits.argmax())
+    logits = logits / temperature
+    if top_k is not None and top_k > 0:
+        kth = torch.topk(logits, min(top_k, logits.size(-1))).values[-1]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = torch.softmax(logits, dim=-1)
+    if top_p is not None and top_p < 1:
+        sorted_probs, order = torch.sort(probs, descending=True)
+        cumulative = torch.cumsum(sorted_probs, dim=-1)
+        drop = cumulative - sorted_probs > top_p  # keep the smallest set reaching top_p
+        sorted_probs[drop] = 0
+        probs = torch.zeros_like(probs).scatter_(0, order, sorted_probs)
+    return int(torch.multinomial(probs, 1, generator=generator))

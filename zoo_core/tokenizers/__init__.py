@@ -1,0 +1,25 @@
+"""Built-in tokenizers, registered through the same hook as any plugin's."""
+
+from zoo_core.plugins import hookimpl
+from zoo_core.registry import TokenizerSpec
+from zoo_core.tokenizers.base import Tokenizer
+
+__all__ = ["Tokenizer"]
+
+
+@hookimpl
+def register_tokenizers(register):
+    register(
+        TokenizerSpec(
+            "char",
+            "zoo_core.tokenizers.simple:CharTokenizer",
+            "one token per character of the training text, plus one for unknown characters",
+        )
+    )
+    register(
+        TokenizerSpec(
+            "byte",
+            "zoo_core.tokenizers.simple:ByteTokenizer",
+            "the 256 byte values of UTF-8 text; nothing to learn, nothing unknown",
+        )
+    )

@@ -1,0 +1,69 @@
+"""The character and byte tokenizers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from zoo_core.tokenizers.base import Tokenizer
+
+
+class CharTokenizer(Tokenizer):
+    """One id per character seen in the training text; id 0 stands for any unseen character."""
+
+    name = "char"
+    per_character = True
+    unknown = "\ufffd"
+
+    def __init__(self, chars: list[str]):
+        self.chars = list(chars)
+        self._ids = {c: i + 1 for i, c in enumerate(self.chars)}
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.chars) + 1
+
+    @classmethod
+    def fit(cls, text: str, **options: Any) -> CharTokenizer:
+        return cls(sorted(set(text)))
+
+    def encode(self, text: str) -> list[int]:
+        ids = self._ids
+        return [ids.get(c, 0) for c in text]
+
+    def decode(self, ids: list[int]) -> str:
+        chars, unk = self.chars, self.unknown
+        return "".join(chars[i - 1] if 0 < i <= len(chars) else unk for i in ids)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"chars": self.chars}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CharTokenizer:
+        return cls(data["chars"])
+
+
+class ByteTokenizer(Tokenizer):
+    """The UTF-8 bytes of the text; decoding replaces incomplete sequences with U+FFFD."""
+
+    name = "byte"
+
+    @property
+    def vocab_size(self) -> int:
+        return 256
+
+    @classmethod
+    def fit(cls, text: str, **options: Any) -> ByteTokenizer:
+        return cls()
+
+    def encode(self, text: str) -> list[int]:
+        return list(text.encode("utf-8"))
+
+    def decode(self, ids: list[int]) -> str:
+        return bytes(i for i in ids if 0 <= i < 256).decode("utf-8", errors="replace")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ByteTokenizer:
+        return cls()

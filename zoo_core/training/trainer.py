@@ -1,0 +1,245 @@
+"""One Trainer for every task: the loop, precision, schedule, evaluation and checkpoints.
+
+It never looks at what the model is: the task draws batches, computes losses (one per optimizer),
+and evaluates. See :mod:`zoo_core.tasks.base` for that contract.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import random
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from zoo_core import artifacts
+from zoo_core.errors import ZooError
+from zoo_core.tasks.base import Task
+from zoo_core.training import checkpoint
+from zoo_core.training.config import TrainConfig
+from zoo_core.training.optim import lr_factor
+from zoo_core.training.progress import Progress
+
+
+class TrainingInterrupted(ZooError):
+    """Training stopped on Ctrl-C after saving a checkpoint."""
+
+
+class NonFiniteLoss(ZooError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` is CUDA when there is a GPU, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ZooError("--device cuda was asked for, but PyTorch sees no CUDA GPU here; use --device cpu")
+    if name == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise ZooError("--device mps was asked for, but this PyTorch has no MPS support here")
+    if name not in ("cpu", "cuda", "mps") and not name.startswith("cuda:"):
+        raise ZooError(f"unknown device '{name}'; use auto, cpu, cuda or mps")
+    return torch.device(name)
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    """Move every tensor of a (nested) batch; pinned and non-blocking on CUDA."""
+    if isinstance(batch, torch.Tensor):
+        if device.type == "cuda":
+            return batch.pin_memory().to(device, non_blocking=True)
+        return batch.to(device)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, list | tuple):
+        return type(batch)(to_device(v, device) for v in batch)
+    return batch
+
+
+class Trainer:
+    """Train ``model`` on ``task``; write metrics, checkpoints and weights under ``out``."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        task: Task,
+        config: TrainConfig,
+        out: Path | None = None,
+        *,
+        metadata: dict[str, str] | None = None,
+        progress: bool = True,
+    ):
+        self.config = config
+        self.task = task
+        self.out = Path(out) if out is not None else None
+        self.metadata = metadata or {}
+        self.device = pick_device(config.device)
+        self.model = model.to(self.device)
+        self.show_progress = progress
+        self._stop_requested = False
+        self.history: list[dict[str, Any]] = []
+        if self.device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        precision = config.precision
+        if precision == "auto":
+            precision = "bf16" if self.device.type == "cuda" else "fp32"
+        self.precision = precision
+        self.train_model: nn.Module = self.model
+        if config.compile:
+            self.train_model = torch.compile(self.model)
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _autocast(self):
+        if self.precision == "bf16":
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _log(self, record: dict[str, Any]) -> None:
+        self.history.append(record)
+        if self.out is not None:
+            with open(self.out / artifacts.METRICS_FILE, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+
+    def _truncate_metrics(self, step: int) -> None:
+        """Drop records from after the checkpoint we resume from: those steps run again."""
+        path = self.out / artifacts.METRICS_FILE
+        if not path.exists():
+            return
+        kept = [
+            line for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip() and json.loads(line).get("step", 0) <= step
+        ]
+        self.history = [json.loads(line) for line in kept]
+        artifacts.atomic_write(path, lambda p: p.write_text("".join(k + "\n" for k in kept)))
+
+    def _request_stop(self, signum, frame) -> None:
+        self._stop_requested = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C stops at once
+
+    def save_weights(self) -> None:
+        if self.out is not None:
+            artifacts.save_weights(self.model, self.out / artifacts.WEIGHTS_FILE, self.metadata)
+
+    # -- the loop ------------------------------------------------------------------------------
+    def fit(self, resume: bool = False) -> dict[str, Any]:
+        """Train to ``config.steps`` (or ``config.time`` seconds); return the final metrics."""
+        cfg = self.config
+        torch.manual_seed(cfg.seed)
+        random.seed(cfg.seed)
+        generator = torch.Generator().manual_seed(cfg.seed)
+        optimizers = self.task.configure_optimizers(self.model, cfg)
+        for opt in optimizers.values():
+            for group in opt.param_groups:
+                group.setdefault("initial_lr", group["lr"])
+        step, elapsed_before, units_total = 0, 0.0, 0
+        checkpoints = self.out / artifacts.CHECKPOINTS_DIR if self.out is not None else None
+        if resume:
+            state = checkpoint.load_latest(checkpoints, self.model, optimizers, generator)
+            step = state["step"]
+            elapsed_before = state["trainer"]["elapsed"]
+            units_total = state["trainer"]["units"]
+            self._truncate_metrics(step)
+
+        steps = cfg.steps
+        eval_every = cfg.eval_interval or (max(1, steps // 5) if cfg.time is None else 500)
+        ckpt_every = cfg.checkpoint_interval or eval_every
+        params = {name: [p for g in opt.param_groups for p in g["params"]] for name, opt in optimizers.items()}
+        loss_sums = {name: torch.zeros((), device=self.device) for name in optimizers}
+        loss_count = 0
+
+        def trainer_state() -> dict[str, Any]:
+            return {"elapsed": elapsed_before + (time.perf_counter() - start), "units": units_total}
+
+        def save_checkpoint() -> None:
+            if checkpoints is not None:
+                checkpoint.save(checkpoints, step, self.model, optimizers, generator,
+                                trainer_state(), keep=cfg.keep_checkpoints)
+                self.save_weights()
+
+        in_main_thread = threading.current_thread() is threading.main_thread()
+        previous_handler = signal.signal(signal.SIGINT, self._request_stop) if in_main_thread else None
+        progress = Progress(steps, cfg.time, self.task.unit, enabled=self.show_progress, start_step=step)
+        start = time.perf_counter()
+        window_start, window_units = start, 0
+        self.model.train()
+        try:
+            with progress:
+                while step < steps:
+                    elapsed = elapsed_before + time.perf_counter() - start
+                    if cfg.time is not None and elapsed >= cfg.time:
+                        break
+                    if self._stop_requested:
+                        save_checkpoint()
+                        raise TrainingInterrupted(
+                            f"interrupted at step {step}; checkpoint saved. "
+                            f"Continue with: zoo train --resume {self.out}"
+                        )
+                    by_steps = (step - cfg.warmup) / max(1, steps - cfg.warmup)
+                    by_time = elapsed / cfg.time if cfg.time else 0.0
+                    factor = lr_factor(max(by_steps, by_time), step, cfg)
+                    for opt in optimizers.values():
+                        for group in opt.param_groups:
+                            group["lr"] = group["initial_lr"] * factor
+
+                    batch = to_device(self.task.train_batch(cfg.batch_size, generator), self.device)
+                    with self._autocast():
+                        for name, loss in self.task.training_step(self.train_model, batch):
+                            opt = optimizers[name]
+                            opt.zero_grad(set_to_none=True)
+                            loss.backward()
+                            if cfg.grad_clip > 0:
+                                nn.utils.clip_grad_norm_(params[name], cfg.grad_clip)
+                            opt.step()
+                            loss_sums[name] += loss.detach()
+                    self.task.after_step(self.model, step)
+                    step += 1
+                    loss_count += 1
+                    n_units = self.task.units(batch)
+                    units_total += n_units
+                    window_units += n_units
+
+                    last = step >= steps
+                    if step % cfg.log_interval == 0 or last:
+                        losses = {k: (v / loss_count).item() for k, v in loss_sums.items()}
+                        for v in loss_sums.values():
+                            v.zero_()
+                        loss_count = 0
+                        bad = [k for k, v in losses.items() if not math.isfinite(v)]
+                        if bad:
+                            raise NonFiniteLoss(
+                                f"the {'loss' if bad == ['model'] else 'loss of ' + bad[0]} became "
+                                f"{losses[bad[0]]} at step {step}; the last good checkpoint is kept. "
+                                "Try a lower --lr or a smaller --set grad_clip"
+                            )
+                        now = time.perf_counter()
+                        throughput = window_units / max(now - window_start, 1e-9)
+                        window_start, window_units = now, 0
+                        record = {"step": step, "lr": optimizers[next(iter(optimizers))].param_groups[0]["lr"],
+                                  f"{self.task.unit}_per_s": round(throughput, 1),
+                                  "elapsed": round(elapsed_before + now - start, 2)}
+                        record.update({"loss" if k == "model" else f"loss_{k}": v for k, v in losses.items()})
+                        self._log(record)
+                        progress.update(step, losses, throughput, elapsed_before + now - start)
+                    if not last and step % eval_every == 0:
+                        progress.note(self._evaluate(step, cfg.eval_batches))
+                    if not last and step % ckpt_every == 0:
+                        save_checkpoint()
+            final = self._evaluate(step, None)
+            save_checkpoint()
+            return {"step": step, "elapsed": trainer_state()["elapsed"], **final}
+        finally:
+            if in_main_thread and previous_handler is not None:
+                signal.signal(signal.SIGINT, previous_handler)
+
+    def _evaluate(self, step: int, limit: int | None) -> dict[str, Any]:
+        with self._autocast():
+            metrics = self.task.evaluate(self.model, self.config.batch_size, limit)
+        self._log({"step": step, **metrics})
+        return metrics
