@@ -1,0 +1,112 @@
+"""The `zoo` command as a user runs it: a real subprocess, real files."""
+
+import json
+
+import pytest
+from zoo_testutil import TINY
+
+
+def _one_line_error(proc, *fragments):
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_version_and_help(zoo):
+    assert zoo("--version").stdout.startswith("zoo ")
+    for command in ("list", "info", "plugins", "tasks", "tokenizers", "train", "eval", "generate"):
+        assert "Usage:" in zoo(command, "--help").stdout
+
+
+def test_list_json_and_wildcards(zoo):
+    models = json.loads(zoo("list", "--json").stdout)
+    names = {m["name"] for m in models}
+    assert {"lstm", "lstm-large"} <= names
+    lstm = next(m for m in models if m["name"] == "lstm")
+    assert lstm["family"] == "lstm" and lstm["tasks"] == ["lm"] and lstm["plugin"] == "lstm"
+    only = json.loads(zoo("list", "lstm-*", "--json").stdout)
+    assert [m["name"] for m in only] == ["lstm-large"]
+    assert json.loads(zoo("list", "--task", "no-such-task", "--json").stdout) == []
+
+
+def test_info_counts_parameters_of_the_default_config(zoo):
+    info = json.loads(zoo("info", "lstm", "--json").stdout)
+    fields = {f["name"]: f["default"] for f in info["config"]}
+    assert fields["hidden_size"] == 256 and fields["num_layers"] == 2
+    v, e, h = fields["vocab_size"], fields["embed_dim"], fields["hidden_size"]
+    lstm = 4 * h * (e + h + 2) + 4 * h * (h + h + 2)
+    assert info["parameters"] == v * e + lstm + h * v + v
+
+
+def test_tasks_tokenizers_and_plugins(zoo):
+    assert "lm" in zoo("tasks").stdout
+    out = zoo("tokenizers", "--json").stdout
+    assert {t["name"] for t in json.loads(out)} >= {"char", "byte"}
+    plugins = {p["name"]: p for p in json.loads(zoo("plugins", "--json").stdout)}
+    assert plugins["lstm"]["distribution"] == "zoo-lstm"
+    assert "lstm" in plugins["lstm"]["models"] and plugins["lstm"]["errors"] == []
+    assert "lm" in plugins["builtin-tasks"]["tasks"]
+
+
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["train", "lstn"], ["unknown model 'lstn'", "Did you mean: lstm"]),
+        (["info", "transformr-xyz"], ["unknown model"]),
+        (["train", "lstm", "--set", "bogus=1"], ["no setting 'bogus'", "hidden_size"]),
+        (["train", "lstm", "--set", "hidden_size=wide"], ["hidden_size must be a int"]),
+        (["train", "lstm", "--set", "oops"], ["--set takes key=value"]),
+        (["train", "lstm", "--task", "nope"], ["does not do task 'nope'"]),
+        (["train", "lstm", "--steps", "0"], ["steps must be at least 1"]),
+        (["train", "lstm", "--data", "/no/such/file.txt"], ["does not exist"]),
+        (["train", "lstm", "--set", "tokenizer=nope"], ["unknown tokenizer 'nope'"]),
+        (["eval", "/no/such/run"], ["neither a run folder"]),
+        (["train"], ["name a model"]),
+    ],
+)
+def test_user_errors_are_one_line_without_traceback(zoo, tmp_path, args, fragments):
+    _one_line_error(zoo(*args, cwd=tmp_path, check=False), *fragments)
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_empty_data_file_is_a_clear_error(zoo, tmp_path):
+    (tmp_path / "empty.txt").write_text("")
+    _one_line_error(zoo("train", "lstm", "--data", tmp_path / "empty.txt", cwd=tmp_path, check=False),
+                    "is empty")
+
+
+def test_an_existing_run_is_never_overwritten(zoo, tiny_run, tmp_path):
+    before = (tiny_run / "model.safetensors").read_bytes()
+    _one_line_error(zoo("train", "lstm", "--out", tiny_run, *TINY, check=False),
+                    "already exists", "--resume")
+    assert (tiny_run / "model.safetensors").read_bytes() == before
+
+
+def test_train_eval_generate_end_to_end(zoo, tiny_run):
+    files = {p.name for p in tiny_run.iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.json", "metrics.jsonl", "README.md",
+            "checkpoints"} <= files
+    config = json.loads((tiny_run / "config.json").read_text())
+    assert config["model"] == "lstm" and config["task"] == "lm" and config["tokenizer"] == "char"
+    assert config["model_config"]["hidden_size"] == 32
+    assert config["metrics"]["val_loss"] > 0
+    metrics = json.loads(zoo("eval", tiny_run, "--json").stdout)
+    assert metrics["val_loss"] == pytest.approx(config["metrics"]["val_loss"], rel=1e-5)
+    text = zoo("generate", tiny_run, "--prompt", "def ", "--length", "40", "--seed", "1").stdout
+    assert text.startswith("def ") and len(text.rstrip("\n")) == 44
+    again = zoo("generate", tiny_run, "--prompt", "def ", "--length", "40", "--seed", "1", "--no-cache")
+    assert again.stdout == text
+
+
+def test_generate_stops_at_the_stop_string(zoo, tiny_run):
+    out = zoo("generate", tiny_run, "--length", "200", "--seed", "3", "--stop", "e").stdout
+    assert "e" not in out and len(out) < 200
+
+
+def test_eval_on_a_user_file(zoo, tiny_run, tmp_path):
+    (tmp_path / "val.txt").write_text("def f(x):\n    return x\n" * 20)
+    metrics = json.loads(zoo("eval", tiny_run, "--data", tmp_path / "val.txt", "--json").stdout)
+    assert metrics["val_loss"] > 0 and metrics["val_bpc"] > 0

@@ -1,0 +1,28 @@
+from zoo_core.data.text import default_text
+from zoo_core.tokenizers.simple import ByteTokenizer, CharTokenizer
+
+UNICODE = "naïve café — 東京 🦒\n"
+
+
+def test_char_round_trip_on_the_default_text(tmp_path):
+    text = default_text()
+    tok = CharTokenizer.fit(text)
+    assert tok.decode(tok.encode(text)) == text
+    tok.save(tmp_path / "tokenizer.json")
+    again = CharTokenizer.load(tmp_path / "tokenizer.json")
+    assert again.encode(text[:1000]) == tok.encode(text[:1000])
+    assert again.vocab_size == tok.vocab_size == len(set(text)) + 1
+
+
+def test_char_maps_unseen_characters_to_unknown():
+    tok = CharTokenizer.fit("abc")
+    ids = tok.encode("abz")
+    assert ids[2] == 0 and ids[:2] == tok.encode("ab")
+    assert tok.decode(ids) == "ab\ufffd"
+
+
+def test_byte_round_trip_on_unicode():
+    tok = ByteTokenizer()
+    assert tok.vocab_size == 256
+    assert tok.decode(tok.encode(UNICODE)) == UNICODE
+    assert len(tok.encode("é")) == 2
