@@ -264,8 +264,9 @@ def train(
     ``batch_size``, ``lr``, ``seed``, ``device``...) are training settings. ``None`` values are
     ignored.
     """
+    from zoo_core.training import distributed
     from zoo_core.training.config import TrainConfig
-    from zoo_core.training.trainer import Trainer
+    from zoo_core.training.trainer import Trainer, pick_device
 
     train_options = {k: v for k, v in train_options.items() if v is not None}
     overrides = dict(overrides or {})
@@ -290,6 +291,7 @@ def train(
     train_cfg = _config.build(TrainConfig, {**train_defaults, **train_over}, "training settings")
     options = _config.build(task_cls.Options, {**task_defaults, **task_over}, f"task '{task_name}' options")
     _validate_train_config(train_cfg)
+    distributed.init(pick_device(train_cfg.device).type)
     data = str(Path(data).resolve()) if data is not None else None
     val_data = str(Path(val_data).resolve()) if val_data is not None else None
 
@@ -301,9 +303,12 @@ def train(
         model_cls.config_class, {**spec.defaults, **from_data, **model_over}, f"model '{spec.name}' config"
     )
     task_obj.bind(model_cfg)
+    import torch
+
+    torch.manual_seed(train_cfg.seed)  # the same seed, the same initial weights
     net = model_cls(model_cfg)
 
-    run_dir = _new_run_dir(spec.name, out)
+    run_dir = _shared_run_dir(spec.name, out)
     config = {
         "zoo_version": __version__,
         "model": spec.name,
@@ -319,10 +324,31 @@ def train(
         "data": data,
         "val_data": val_data,
     }
-    _write_start(run_dir, config, task_obj)
+    if distributed.is_main():
+        _write_start(run_dir, config, task_obj)
     trainer = Trainer(net, task_obj, train_cfg, run_dir, metadata={"zoo.model": spec.name}, progress=progress)
     final = trainer.fit()
     return _finish(run_dir, config, spec, net, task_obj, final)
+
+
+def _shared_run_dir(name: str, out: str | Path | None) -> Path:
+    """Rank 0 makes the run folder; under torchrun the other ranks learn its path."""
+    from zoo_core.training import distributed
+
+    if distributed.world_size() == 1:
+        return _new_run_dir(name, out)
+    path, error = "", None
+    if distributed.is_main():
+        try:
+            path = str(_new_run_dir(name, out))
+        except ZooError as exc:
+            error = exc
+    path = distributed.broadcast_text(path)
+    if error is not None:
+        raise error
+    if not path:
+        raise ZooError("rank 0 could not create the run folder; see its error")
+    return Path(path)
 
 
 def _distribution(plugin: str) -> str:
@@ -355,7 +381,11 @@ def _write_start(run_dir: Path, config: dict[str, Any], task_obj: Task) -> None:
 
 def _finish(run_dir, config, spec, net, task_obj, final) -> tuple[Artifact, dict[str, Any]]:
     from zoo_core.card import write_card
+    from zoo_core.training import distributed
 
+    if not distributed.is_main():  # rank 0 alone writes
+        net.eval()
+        return Artifact(run_dir, config, spec, net, task_obj), final
     config = {**config, "metrics": {k: v for k, v in final.items() if k.startswith("val_")}}
     artifacts.write_json(run_dir / artifacts.CONFIG_FILE, config)
     write_card(run_dir, config)
@@ -364,6 +394,7 @@ def _finish(run_dir, config, spec, net, task_obj, final) -> tuple[Artifact, dict
 
 
 def _resume(run_dir: Path, overrides: dict, train_options: dict, progress: bool):
+    from zoo_core.training import distributed
     from zoo_core.training.config import TrainConfig
     from zoo_core.training.trainer import Trainer
 
@@ -390,7 +421,8 @@ def _resume(run_dir: Path, overrides: dict, train_options: dict, progress: bool)
     task_obj.setup(config.get("data"), config.get("val_data"), train_cfg.seed)
     task_obj.bind(model_cfg)
     config["train_config"] = _config.to_json(train_cfg)
-    artifacts.write_json(run_dir / artifacts.CONFIG_FILE, config)
+    if distributed.is_main():
+        artifacts.write_json(run_dir / artifacts.CONFIG_FILE, config)
     trainer = Trainer(net, task_obj, train_cfg, run_dir, metadata={"zoo.model": spec.name}, progress=progress)
     final = trainer.fit(resume=True)
     return _finish(run_dir, config, spec, net, task_obj, final)

@@ -16,18 +16,71 @@ def _curve(folder: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+# The Hub's pipeline tag (and model-index task type) of each zoo task, where one fits.
+_PIPELINE_TAGS = {"lm": "text-generation", "image-classification": "image-classification"}
+
+
+def _dataset_name(config: dict[str, Any]) -> str:
+    dataset = config.get("task_state", {}).get("data") or config.get("data") or "default"
+    return Path(str(dataset)).name
+
+
+def card_data(config: dict[str, Any], repo_id: str | None = None) -> Any:
+    """The card's YAML metadata: library, tags, data set, and the last evaluation's metrics."""
+    from huggingface_hub import EvalResult, ModelCardData
+
+    metrics = config.get("metrics") or {}
+    dataset = _dataset_name(config)
+    task_type = _PIPELINE_TAGS.get(config["task"], config["task"])
+    results = [
+        EvalResult(
+            task_type=task_type,
+            dataset_type=dataset,
+            dataset_name=dataset,
+            dataset_split="validation",
+            metric_type=name,
+            metric_name=name,
+            metric_value=round(float(value), 6),
+        )
+        for name, value in sorted(metrics.items())
+    ]
+    return ModelCardData(
+        library_name="zoo",
+        pipeline_tag=_PIPELINE_TAGS.get(config["task"]),
+        tags=["zoo", "pytorch", "safetensors", config["family"], config["task"]],
+        datasets=[dataset],
+        metrics=sorted(metrics) or None,
+        model_name=repo_id or config["model"],
+        eval_results=results or None,
+    )
+
+
+def _use(config: dict[str, Any], source: str, distribution: str, hub: bool) -> str:
+    pull = f"zoo pull {source}\n" if hub else ""
+    run = f"zoo generate {source} --prompt 'The '" if config["task"] == "lm" else f"zoo eval {source}"
+    load = f"hf:{source}" if hub else source
+    return f"""```bash
+pip install zoo-core {distribution}
+{pull}{run}
+```
+
+```python
+import zoo_core
+
+artifact = zoo_core.load("{load}")  # weights (safetensors), config and tokenizer
+model = artifact.model  # a plain torch.nn.Module
+```
+
+Only `model.safetensors` is read as weights, and no code from this repository is run: the
+model's code comes from the installed `{distribution}` plugin."""
+
+
 def render_card(folder: Path, config: dict[str, Any], repo_id: str | None = None) -> str:
     """The card's text: YAML metadata, how to load the model, its configuration and curve."""
-    from huggingface_hub import ModelCard, ModelCardData
+    from huggingface_hub import ModelCard
 
-    metrics = config.get("metrics", {})
-    dataset = config.get("task_state", {}).get("data") or config.get("data") or "default"
-    data = ModelCardData(
-        library_name="zoo",
-        tags=["zoo", "pytorch", "safetensors", config["family"], config["task"]],
-        datasets=[Path(str(dataset)).name] if dataset else None,
-        metrics=sorted(metrics) or None,
-    )
+    metrics = config.get("metrics") or {}
+    distribution = config.get("distribution") or config.get("plugin") or ""
     source = repo_id or str(folder)
     evals = [r for r in _curve(folder) if any(k.startswith("val_") for k in r)]
     curve = "\n".join(
@@ -39,28 +92,20 @@ def render_card(folder: Path, config: dict[str, Any], repo_id: str | None = None
         keys = sorted(k for k in evals[-1] if k.startswith("val_"))
         header = "| step | " + " | ".join(keys) + " |\n|" + "---|" * (len(keys) + 1) + "\n"
     results = "\n".join(f"- {k}: {v:.4f}" for k, v in sorted(metrics.items()))
+    settings = {k: config[k] for k in ("model_config", "task_config", "train_config") if k in config}
     content = f"""---
-{data.to_yaml()}
+{card_data(config, repo_id).to_yaml()}
 ---
 
 # {config["model"]} ({config["task"]})
 
 A `{config["model"]}` model of the `{config["family"]}` family, trained for the `{config["task"]}` task
-with [zoo](https://pypi.org/project/zoo-core/). Its code comes from the `{config.get("distribution") or config.get("plugin")}`
-plugin; this repository holds weights (safetensors) and configuration only.
+on `{_dataset_name(config)}` with [zoo](https://pypi.org/project/zoo-core/). Its code comes from the
+`{distribution}` plugin; this repository holds weights (safetensors) and configuration only.
 
 ## Use it
 
-```bash
-pip install zoo-core {config.get("distribution") or ""}
-zoo generate {source}
-```
-
-```python
-import zoo_core
-artifact = zoo_core.load("{source}")
-model = artifact.model
-```
+{_use(config, source, distribution, repo_id is not None)}
 
 ## Results
 
@@ -68,12 +113,12 @@ model = artifact.model
 
 ## Training curve
 
-{header}{curve}
+{header}{curve or "No evaluation was logged."}
 
-## Configuration
+## Training configuration
 
 ```json
-{json.dumps({k: config[k] for k in ("model_config", "task_config", "train_config") if k in config}, indent=2)}
+{json.dumps(settings, indent=2)}
 ```
 """
     return str(ModelCard(content))

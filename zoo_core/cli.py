@@ -70,11 +70,15 @@ def cli() -> None:
 @click.argument("pattern", required=False)
 @click.option("--task", help="Only models that do this task.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def list_cmd(pattern: str | None, task: str | None, as_json: bool) -> None:
+@click.option("--pretrained", is_flag=True, help="Only models with named pretrained weights, and those.")
+def list_cmd(pattern: str | None, task: str | None, as_json: bool, pretrained: bool) -> None:
     """List models; PATTERN is a shell-style wildcard (`zoo list 'lstm*'`)."""
     from zoo_core.api import list_models
 
     specs = list_models(pattern, task=task)
+    if pretrained:
+        _list_pretrained(specs, as_json)
+        return
     if as_json:
         _json([{"name": s.name, "family": s.family, "tasks": list(s.tasks), "plugin": s.plugin,
                 "summary": s.summary} for s in specs])
@@ -84,6 +88,18 @@ def list_cmd(pattern: str | None, task: str | None, as_json: bool) -> None:
         return
     _table(["name", "family", "tasks", "plugin", "summary"],
            [[s.name, s.family, ",".join(s.tasks), s.plugin, s.summary] for s in specs])
+
+
+def _list_pretrained(specs: list, as_json: bool) -> None:
+    rows = [(s, key, w) for s in specs for key, w in s.pretrained.items()]
+    if as_json:
+        _json([{"model": s.name, "weights": key, **vars(w)} for s, key, w in rows])
+        return
+    if not rows:
+        click.echo("No model declares pretrained weights.")
+        return
+    _table(["model", "weights", "repo", "revision", "sha256", "summary"],
+           [[s.name, key, w.repo, w.revision, (w.sha256 or "-")[:12], w.summary] for s, key, w in rows])
 
 
 @cli.command()
@@ -180,18 +196,25 @@ def tokenizers(as_json: bool) -> None:
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Set a model config field, task option or training setting (repeatable).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--nproc", type=int, help="Train data-parallel in N processes on this machine (torchrun).")
 def train(name, task, data, val_data, steps, seconds, batch_size, lr, seed, device, compile_, out,
-          resume, sets, quiet) -> None:
+          resume, sets, quiet, nproc) -> None:
     """Train model NAME (see `zoo list`) and save it in a run folder."""
     from zoo_core.api import train as run_training
 
     if name is None and resume is None:
         raise ZooError("name a model to train (see `zoo list`), or --resume a run folder")
+    if nproc is not None:
+        from zoo_core.launch import launch
+
+        sys.exit(launch(nproc, name, out, resume))
     artifact, final = run_training(
         name, task=task, data=data, val_data=val_data, out=out, resume=resume,
         overrides=_parse_sets(sets), progress=not quiet, steps=steps, time=seconds,
         batch_size=batch_size, lr=lr, seed=seed, device=device, compile=compile_,
     )
+    if not final:  # a rank other than 0 under torchrun: rank 0 reports
+        return
     metrics = " ".join(f"{k} {v:.4f}" for k, v in final.items() if k.startswith("val_"))
     click.echo(f"done: {final['step']} steps in {final['elapsed']:.0f}s | {metrics}")
     click.echo(f"saved to {artifact.path}")
@@ -240,6 +263,113 @@ def generate(source, prompt, length, temperature, top_k, top_p, stop, seed, no_c
                                       stop, seed, not no_cache):
         click.echo(piece, nl=False)
     click.echo()
+
+
+# -- plugins: write, install, check ----------------------------------------------------------------
+@plugins.command("new")
+@click.argument("name")
+@click.option("--dir", "folder", type=click.Path(), help="Folder to write into (default: ./zoo-NAME).")
+def plugins_new(name: str, folder: str | None) -> None:
+    """Write a new plugin package zoo-NAME: a model, its hooks, tests and a README."""
+    from zoo_core.scaffold import new_plugin, package_name
+
+    path = new_plugin(name, folder)
+    click.echo(f"wrote the plugin zoo-{name} (package {package_name(name)}) to {path}; next:")
+    click.echo(f"  zoo plugins install -e {path}")
+    click.echo(f"  zoo list '{name}*' && zoo train {name} && zoo plugins check {name}")
+    click.echo(f"  python -m pytest {path / 'tests'}")
+
+
+def _run_pip(command: str, args: tuple[str, ...]) -> None:
+    from zoo_core.scaffold import PipError, pip, zoo_entry_points
+
+    before = zoo_entry_points()
+    try:
+        pip(command, list(args))
+    except PipError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        click.get_current_context().exit(exc.returncode)
+    after = zoo_entry_points()
+    for name in sorted(after):
+        if before.get(name) != after[name]:
+            click.echo(f"plugin '{name}' ({after[name]}) installed")
+    for name in sorted(set(before) - set(after)):
+        click.echo(f"plugin '{name}' ({before[name]}) uninstalled")
+
+
+_PIP_ARGS = {"ignore_unknown_options": True}
+
+
+@plugins.command("install", context_settings=_PIP_ARGS)
+@click.argument("names", nargs=-1, type=click.UNPROCESSED)
+def plugins_install(names: tuple[str, ...]) -> None:
+    """pip install plugins (names, paths, wheels; pip's options pass through, e.g. -e, -U)
+    into the environment the zoo runs in."""
+    _run_pip("install", names)
+
+
+@plugins.command("uninstall", context_settings=_PIP_ARGS)
+@click.argument("names", nargs=-1, type=click.UNPROCESSED)
+def plugins_uninstall(names: tuple[str, ...]) -> None:
+    """pip uninstall plugin distributions (zoo-NAME) from the zoo's environment, without asking."""
+    _run_pip("uninstall", names)
+
+
+@plugins.command("check")
+@click.argument("name", required=False)
+def plugins_check(name: str | None) -> None:
+    """Contract checks (forward, backward, save/load, metadata) of every model a plugin registers.
+
+    NAME is a plugin or distribution name; without it, every plugin is checked.
+    """
+    from zoo_core.scaffold import check_plugins
+
+    reports = check_plugins(name)
+    passed = failed = 0
+    for report in reports:
+        status = "pass" if report.ok else "FAIL"
+        click.echo(f"{report.plugin} ({report.distribution} {report.version}): {status}")
+        for error in report.errors:
+            click.echo(f"  FAIL {error}")
+        for model, results in report.models.items():
+            bad = [r for r in results if not r.ok]
+            failed, passed = failed + bool(bad), passed + (not bad)
+            click.echo(f"  {'FAIL' if bad else 'pass'} {model}" + ("" if bad else f" ({len(results)} checks)"))
+            for r in bad:
+                click.echo(f"       {r.check}: {r.message.splitlines()[0] if r.message else ''}")
+    broken = sum(bool(r.errors) for r in reports)
+    click.echo(f"{passed} models passed, {failed} failed; {broken} plugins with errors")
+    if failed or broken:
+        click.get_current_context().exit(1)
+
+
+# -- the Hugging Face Hub --------------------------------------------------------------------------
+@cli.command()
+@click.argument("source")
+@click.option("--revision", help="Branch, tag or commit (default: main, or SOURCE's @REVISION).")
+def pull(source: str, revision: str | None) -> None:
+    """Download model SOURCE (ORG/NAME[@REVISION]) into the Hugging Face cache; print its folder."""
+    from zoo_core.hub import pull as hub_pull
+
+    click.echo(hub_pull(source, revision=revision))
+
+
+@cli.command()
+@click.argument("run", type=click.Path())
+@click.argument("repo_id")
+@click.option("--private", is_flag=True, help="Create the repo private (if it does not exist yet).")
+@click.option("--revision", help="Branch to push to, created if needed (default: main).")
+@click.option("--message", help="Commit message.")
+@click.option("--include-checkpoints", is_flag=True, help="Upload checkpoints/ too.")
+def push(run: str, repo_id: str, private: bool, revision: str | None, message: str | None,
+         include_checkpoints: bool) -> None:
+    """Upload run folder RUN to Hub repo REPO_ID (ORG/NAME), with a model card."""
+    from zoo_core.hub import push as hub_push
+
+    result = hub_push(run, repo_id, private=private, revision=revision, message=message,
+                      include_checkpoints=include_checkpoints)
+    click.echo(f"pushed {len(result.files)} files to {result.repo_url} ({result.revision})")
+    click.echo(result.commit_url)
 
 
 def main() -> None:

@@ -13,3 +13,10 @@ def register_tasks(register):
             "next-token language modelling on text (default: Python's pydoc topics)",
         )
     )
+    register(
+        TaskSpec(
+            "image-classification",
+            "zoo_core.tasks.image:ImageClassification",
+            "classify images: a folder of class sub-folders (default: generated coloured shapes)",
+        )
+    )

@@ -22,7 +22,7 @@ from torch import nn
 from zoo_core import artifacts
 from zoo_core.errors import ZooError
 from zoo_core.tasks.base import Task
-from zoo_core.training import checkpoint
+from zoo_core.training import checkpoint, distributed
 from zoo_core.training.config import TrainConfig
 from zoo_core.training.optim import lr_factor
 from zoo_core.training.progress import Progress
@@ -63,7 +63,10 @@ def to_device(batch: Any, device: torch.device) -> Any:
 
 
 class Trainer:
-    """Train ``model`` on ``task``; write metrics, checkpoints and weights under ``out``."""
+    """Train ``model`` on ``task``; write metrics, checkpoints and weights under ``out``.
+
+    Under torchrun every rank reads ``out`` (to resume) and only rank 0 writes to it.
+    """
 
     def __init__(
         self,
@@ -77,14 +80,20 @@ class Trainer:
     ):
         self.config = config
         self.task = task
-        self.out = Path(out) if out is not None else None
+        self.run_dir = Path(out) if out is not None else None
         self.metadata = metadata or {}
-        self.device = pick_device(config.device)
+        device = pick_device(config.device)
+        distributed.init(device.type)
+        self.device = distributed.local_device(device)
+        self.is_main = distributed.is_main()
+        self.world = distributed.world_size()
+        self.out = self.run_dir if self.is_main else None  # where this rank writes
         self.model = model.to(self.device)
-        self.show_progress = progress
+        self.show_progress = progress and self.is_main
         self._stop_requested = False
         self.history: list[dict[str, Any]] = []
         if self.device.type == "cuda":
+            torch.set_float32_matmul_precision("high")
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
         precision = config.precision
@@ -139,13 +148,15 @@ class Trainer:
             for group in opt.param_groups:
                 group.setdefault("initial_lr", group["lr"])
         step, elapsed_before, units_total = 0, 0.0, 0
-        checkpoints = self.out / artifacts.CHECKPOINTS_DIR if self.out is not None else None
+        checkpoints = self.run_dir / artifacts.CHECKPOINTS_DIR if self.run_dir is not None else None
         if resume:
             state = checkpoint.load_latest(checkpoints, self.model, optimizers, generator)
             step = state["step"]
             elapsed_before = state["trainer"]["elapsed"]
             units_total = state["trainer"]["units"]
-            self._truncate_metrics(step)
+            if self.is_main:
+                self._truncate_metrics(step)
+        distributed.broadcast_parameters(self.model)
 
         steps = cfg.steps
         eval_every = cfg.eval_interval or (max(1, steps // 5) if cfg.time is None else 500)
@@ -158,10 +169,17 @@ class Trainer:
             return {"elapsed": elapsed_before + (time.perf_counter() - start), "units": units_total}
 
         def save_checkpoint() -> None:
-            if checkpoints is not None:
+            if self.out is None:
+                return
+            try:
                 checkpoint.save(checkpoints, step, self.model, optimizers, generator,
                                 trainer_state(), keep=cfg.keep_checkpoints)
                 self.save_weights()
+            except OSError as exc:
+                raise ZooError(
+                    f"cannot write a checkpoint in '{checkpoints}': {exc.strerror or exc}; "
+                    "free some space or choose another --out (the previous checkpoint is intact)"
+                ) from None
 
         in_main_thread = threading.current_thread() is threading.main_thread()
         previous_handler = signal.signal(signal.SIGINT, self._request_stop) if in_main_thread else None
@@ -173,7 +191,12 @@ class Trainer:
             with progress:
                 while step < steps:
                     elapsed = elapsed_before + time.perf_counter() - start
-                    if cfg.time is not None and elapsed >= cfg.time:
+                    time_up = cfg.time is not None and elapsed >= cfg.time
+                    if self.world > 1:  # every rank stops at the same step
+                        flags = distributed.any_rank(time_up, self.device), distributed.any_rank(
+                            self._stop_requested, self.device)
+                        time_up, self._stop_requested = flags
+                    if time_up:
                         break
                     if self._stop_requested:
                         save_checkpoint()
@@ -188,12 +211,14 @@ class Trainer:
                         for group in opt.param_groups:
                             group["lr"] = group["initial_lr"] * factor
 
-                    batch = to_device(self.task.train_batch(cfg.batch_size, generator), self.device)
+                    batch = self.task.train_batch(cfg.batch_size, generator)
+                    batch = to_device(distributed.shard(batch, cfg.batch_size), self.device)
                     with self._autocast():
                         for name, loss in self.task.training_step(self.train_model, batch):
                             opt = optimizers[name]
                             opt.zero_grad(set_to_none=True)
                             loss.backward()
+                            distributed.average_gradients(params[name])
                             if cfg.grad_clip > 0:
                                 nn.utils.clip_grad_norm_(params[name], cfg.grad_clip)
                             opt.step()
@@ -201,12 +226,16 @@ class Trainer:
                     self.task.after_step(self.model, step)
                     step += 1
                     loss_count += 1
-                    n_units = self.task.units(batch)
+                    n_units = self.task.units(batch) * self.world
                     units_total += n_units
                     window_units += n_units
 
                     last = step >= steps
-                    if step % cfg.log_interval == 0 or last:
+                    evaluate = not last and step % eval_every == 0
+                    save = not last and step % ckpt_every == 0
+                    # Losses are read (a host sync) only at log steps, and always before a
+                    # checkpoint, so a non-finite loss never reaches a saved checkpoint.
+                    if step % cfg.log_interval == 0 or last or evaluate or save:
                         losses = {k: (v / loss_count).item() for k, v in loss_sums.items()}
                         for v in loss_sums.values():
                             v.zero_()
@@ -227,10 +256,12 @@ class Trainer:
                         record.update({"loss" if k == "model" else f"loss_{k}": v for k, v in losses.items()})
                         self._log(record)
                         progress.update(step, losses, throughput, elapsed_before + now - start)
-                    if not last and step % eval_every == 0:
+                    if evaluate and self.is_main:
                         progress.note(self._evaluate(step, cfg.eval_batches))
-                    if not last and step % ckpt_every == 0:
+                    if save:
                         save_checkpoint()
+            if not self.is_main:
+                return {}
             final = self._evaluate(step, None)
             save_checkpoint()
             return {"step": step, "elapsed": trainer_state()["elapsed"], **final}

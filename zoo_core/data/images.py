@@ -1,0 +1,83 @@
+"""Image folders: one sub-folder per class holding PNG and JPEG files, read with Pillow."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from zoo_core.errors import ZooError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+_MAX_WARNINGS = 20
+
+
+def scan_folder(folder: str | Path) -> tuple[list[str], list[Path], list[int]]:
+    """Class names (sorted sub-folder names), image files and their class indices."""
+    root = Path(folder)
+    if not root.exists():
+        raise ZooError(f"data path '{folder}' does not exist; give a folder with one sub-folder per class")
+    if not root.is_dir():
+        raise ZooError(f"data path '{folder}' is a file; give a folder with one sub-folder of images per class")
+    class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not class_dirs:
+        raise ZooError(
+            f"folder '{folder}' has no sub-folders; put each class's images in a sub-folder named "
+            "after the class (e.g. data/cat/1.png, data/dog/2.jpg)"
+        )
+    files: list[Path] = []
+    labels: list[int] = []
+    for index, class_dir in enumerate(class_dirs):
+        found = sorted(
+            f for f in class_dir.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS and f.is_file()
+        )
+        if not found:
+            raise ZooError(
+                f"class folder '{class_dir}' holds no PNG or JPEG images; add images or remove it"
+            )
+        files += found
+        labels += [index] * len(found)
+    return [d.name for d in class_dirs], files, labels
+
+
+def read_image(path: str | Path, size: int, channels: int) -> np.ndarray:
+    """One image ``(channels, size, size)`` as uint8: cropped to a square around its centre and
+    resized. Raises ZooError naming the file when Pillow cannot read it."""
+    from PIL import Image, ImageOps
+
+    try:
+        with Image.open(path) as image:
+            image = ImageOps.exif_transpose(image).convert("L" if channels == 1 else "RGB")
+            image = ImageOps.fit(image, (size, size), Image.Resampling.BILINEAR)
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
+        raise ZooError(f"cannot read image '{path}': {exc}") from None
+    array = np.asarray(image, dtype=np.uint8)
+    return array[None] if channels == 1 else array.transpose(2, 0, 1)
+
+
+def read_images(
+    files: list[Path], labels: list[int], size: int, channels: int, on_error: str = "skip"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Images ``(N, channels, size, size)`` (uint8) and labels ``(N,)``.
+
+    An unreadable file is skipped with a warning naming it (``on_error="skip"``) or stops the
+    read with an error naming it (``on_error="error"``).
+    """
+    images, kept, skipped = [], [], []
+    for path, label in zip(files, labels, strict=True):
+        try:
+            images.append(read_image(path, size, channels))
+        except ZooError as exc:
+            if on_error == "error":
+                raise ZooError(f"{exc}; fix or remove the file (or --set bad_images=skip)") from None
+            skipped.append(path)
+            if len(skipped) <= _MAX_WARNINGS:
+                print(f"zoo: warning: skipped unreadable image '{path}'", file=sys.stderr)
+            continue
+        kept.append(label)
+    if len(skipped) > _MAX_WARNINGS:
+        print(f"zoo: warning: skipped {len(skipped)} unreadable images in all", file=sys.stderr)
+    if not images:
+        return np.zeros((0, channels, size, size), np.uint8), np.zeros(0, np.int64)
+    return np.stack(images), np.asarray(kept, dtype=np.int64)

@@ -1,0 +1,387 @@
+"""Models on the Hugging Face Hub: pull, push, pinned pretrained weights, offline use.
+
+A Hub repo holds the files of a run folder (``zoo_core.artifacts.ARTIFACT_FILES``), so
+``zoo push RUN org/name`` and ``zoo pull org/name`` are symmetric. huggingface_hub does the work:
+its cache (``HF_HOME``, ``HF_HUB_CACHE``), its offline mode (``HF_HUB_OFFLINE=1``), tokens
+(``HF_TOKEN`` or ``hf auth login``) and ``HF_ENDPOINT`` for self-hosted mirrors.
+
+Safety: only ``model.safetensors`` is ever read as weights, and no code from a repo is imported
+or run. A model's code always comes from an installed plugin; a repo only names it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from zoo_core import artifacts
+from zoo_core.errors import ZooError
+
+if TYPE_CHECKING:
+    from zoo_core.api import Artifact
+    from zoo_core.registry import ModelSpec
+
+# What `zoo pull` fetches: the artifact format and nothing else (no checkpoints, no stray files).
+PULL_PATTERNS = list(artifacts.ARTIFACT_FILES)
+# Weights in these formats are unpickled to be read, which can run arbitrary code: never loaded.
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+
+
+# -- names -----------------------------------------------------------------------------------------
+def parse_source(source: str, revision: str | None = None) -> tuple[str, str]:
+    """``hf:org/name@rev`` or ``org/name[@rev]`` -> ``(repo_id, revision)`` (default ``main``)."""
+    text = source[3:] if source.startswith("hf:") else source
+    repo_id, at, rev = text.partition("@")
+    if at and not rev:
+        raise ZooError(f"'{source}' ends with '@' but names no revision (a branch, tag or commit)")
+    if rev and revision and rev != revision:
+        raise ZooError(f"'{source}' names revision '{rev}', but revision '{revision}' was also given")
+    check_repo_id(repo_id)
+    return repo_id, rev or revision or "main"
+
+
+def check_repo_id(repo_id: str) -> None:
+    if not _REPO_ID.match(repo_id) or ".." in repo_id:
+        raise ZooError(
+            f"'{repo_id}' is not a Hub repo id: write it as ORG/NAME (letters, digits, '.', '_', '-')"
+        )
+
+
+def endpoint() -> str:
+    """The Hub the client talks to: ``HF_ENDPOINT``, else huggingface.co."""
+    from huggingface_hub import constants
+
+    return constants.ENDPOINT.rstrip("/")
+
+
+def _offline() -> bool:
+    from huggingface_hub import constants
+
+    is_offline = getattr(constants, "is_offline_mode", None)
+    return bool(is_offline() if is_offline else constants.HF_HUB_OFFLINE)
+
+
+# -- errors ----------------------------------------------------------------------------------------
+def _connection_errors() -> tuple[type[BaseException], ...]:
+    """Transport failures of whichever HTTP library this huggingface_hub uses (httpx2 in 2.x,
+    httpx in 1.x, requests before). Looked up in ``sys.modules``: the one that raised is loaded."""
+    found: list[type[BaseException]] = [ConnectionError, TimeoutError]
+    for module, names in (
+        ("httpx2", ("TransportError",)),
+        ("httpx", ("TransportError",)),
+        ("requests", ("ConnectionError", "Timeout")),
+    ):
+        mod = sys.modules.get(module)
+        found += [getattr(mod, n) for n in names if mod is not None and hasattr(mod, n)]
+    return tuple(found)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _login_hint() -> str:
+    return "log in with `hf auth login` or set HF_TOKEN"
+
+
+def hub_error(exc: BaseException, repo_id: str, revision: str | None = None) -> ZooError | None:
+    """One clear line for a huggingface_hub failure, or None if ``exc`` is not a Hub failure."""
+    from huggingface_hub import errors as hf
+
+    where = endpoint()
+    rev = f" (revision '{revision}')" if revision and revision != "main" else ""
+    if isinstance(exc, hf.GatedRepoError):
+        return ZooError(
+            f"'{repo_id}' is a gated repo: request access on {where}/{repo_id}, then {_login_hint()}"
+        )
+    if isinstance(exc, hf.RepositoryNotFoundError):
+        return ZooError(
+            f"'{repo_id}'{rev} was not found at {where}: check the name and revision; if the repo is "
+            f"private, {_login_hint()} with a token that can read it"
+        )
+    if isinstance(exc, hf.RevisionNotFoundError):
+        return ZooError(
+            f"'{repo_id}' has no revision '{revision}' at {where}: name an existing branch, tag or commit"
+        )
+    if isinstance(exc, getattr(hf, "DisabledRepoError", ())):
+        return ZooError(f"'{repo_id}' has been disabled on {where} and cannot be downloaded")
+    if isinstance(exc, getattr(hf, "LocalEntryNotFoundError", ())):
+        return ZooError(
+            f"'{repo_id}'{rev} is not in the Hugging Face cache ({_cache_dir()}) and the Hub at "
+            f"{where} could not be reached: check the network or HF_ENDPOINT, then run "
+            f"`zoo pull {repo_id}@{revision or 'main'}`"
+        )
+    if isinstance(exc, hf.EntryNotFoundError):
+        return ZooError(f"'{repo_id}'{rev} at {where} is missing a file: {_first_line(exc)}")
+    if isinstance(exc, getattr(hf, "OfflineModeIsEnabled", ())):
+        return ZooError(f"HF_HUB_OFFLINE is set, so '{repo_id}' cannot be reached; unset it to go online")
+    if isinstance(exc, hf.HfHubHTTPError):
+        status = exc.response.status_code if getattr(exc, "response", None) is not None else None
+        if status == 401:
+            return ZooError(f"the Hub at {where} refused the request for '{repo_id}' (401): {_login_hint()}")
+        if status == 403:
+            return ZooError(
+                f"your token may not do this on '{repo_id}' at {where} (403): use a token with "
+                "write access to that namespace"
+            )
+        message = getattr(exc, "server_message", None) or _first_line(exc)
+        return ZooError(f"the Hub at {where} answered {status} for '{repo_id}': {message}")
+    if isinstance(exc, _connection_errors()):
+        return ZooError(
+            f"cannot reach the Hub at {where} ({_first_line(exc)}): check the network or HF_ENDPOINT"
+        )
+    return None
+
+
+def _raise(exc: BaseException, repo_id: str, revision: str | None) -> NoReturn:
+    error = hub_error(exc, repo_id, revision)
+    if error is None:
+        raise exc
+    raise error from None
+
+
+def _cache_dir() -> str:
+    from huggingface_hub import constants
+
+    return constants.HF_HUB_CACHE
+
+
+# -- pull ------------------------------------------------------------------------------------------
+def pull(
+    source: str,
+    revision: str | None = None,
+    *,
+    sha256: str | None = None,
+    token: str | None = None,
+    what: str | None = None,
+) -> Path:
+    """Download a model's files into the Hugging Face cache; return the snapshot folder.
+
+    ``source`` is ``hf:org/name@rev`` or ``org/name[@rev]``. With ``sha256`` the weights must
+    hash to it. Offline (``HF_HUB_OFFLINE=1``) or when the Hub cannot be reached, the cached
+    snapshot is used. Only the artifact files are fetched; a repo holding only pickle weights is
+    refused before anything is downloaded.
+    """
+    repo_id, rev = parse_source(source, revision)
+    where = f"{repo_id}@{rev}"
+    if _offline():
+        folder = _from_cache(repo_id, rev, "HF_HUB_OFFLINE is set", "unset HF_HUB_OFFLINE and ")
+    elif _COMMIT.match(rev) and (cached := _cached(repo_id, rev)) is not None:
+        folder = cached  # a commit never changes: no need to ask the Hub
+    else:
+        folder = _download(repo_id, rev, token)
+    _check_folder(folder, where)
+    if sha256:
+        verify_sha256(folder / artifacts.WEIGHTS_FILE, sha256, what or where)
+    return folder
+
+
+def _download(repo_id: str, rev: str, token: str | None) -> Path:
+    from huggingface_hub import HfApi, snapshot_download
+
+    try:
+        info = HfApi(token=token).model_info(repo_id, revision=rev)
+    except Exception as exc:
+        if isinstance(exc, _connection_errors()):
+            reason = f"the Hub at {endpoint()} cannot be reached ({_first_line(exc)})"
+            return _from_cache(repo_id, rev, reason, "check the network or HF_ENDPOINT, then ")
+        _raise(exc, repo_id, rev)
+    _check_listing([s.rfilename for s in info.siblings or []], f"{repo_id}@{rev}")
+    try:
+        return Path(
+            snapshot_download(repo_id, revision=rev, allow_patterns=PULL_PATTERNS, token=token)
+        )
+    except Exception as exc:
+        _raise(exc, repo_id, rev)
+
+
+def _cached(repo_id: str, rev: str) -> Path | None:
+    from huggingface_hub import snapshot_download
+
+    try:
+        folder = Path(
+            snapshot_download(
+                repo_id, revision=rev, allow_patterns=PULL_PATTERNS, local_files_only=True
+            )
+        )
+    except Exception:
+        return None
+    return folder if (folder / artifacts.WEIGHTS_FILE).is_file() else None
+
+
+def _from_cache(repo_id: str, rev: str, reason: str, todo: str) -> Path:
+    folder = _cached(repo_id, rev)
+    if folder is None:
+        raise ZooError(
+            f"'{repo_id}@{rev}' is not in the Hugging Face cache ({_cache_dir()}) and {reason}; "
+            f"{todo}run `zoo pull {repo_id}@{rev}` to download it"
+        )
+    return folder
+
+
+def _check_listing(files: list[str], where: str) -> None:
+    """Refuse a repo that is not a zoo model before downloading anything from it."""
+    if artifacts.WEIGHTS_FILE not in files:
+        pickles = [f for f in files if f.endswith(PICKLE_SUFFIXES)]
+        if pickles and not any(f.endswith(".safetensors") for f in files):
+            raise ZooError(
+                f"'{where}' holds its weights only in pickle files ({', '.join(pickles[:3])}); zoo "
+                "loads safetensors only, because unpickling can run arbitrary code. Ask its owner "
+                "for a model.safetensors"
+            )
+        raise ZooError(
+            f"'{where}' has no {artifacts.WEIGHTS_FILE} (it holds: {', '.join(files[:8]) or 'nothing'}); "
+            "zoo models are published with `zoo push`"
+        )
+    if artifacts.CONFIG_FILE not in files:
+        raise ZooError(
+            f"'{where}' has no {artifacts.CONFIG_FILE}, so it is not a zoo model (which model, task "
+            "and config it is cannot be known); zoo models are published with `zoo push`"
+        )
+
+
+def _check_folder(folder: Path, where: str) -> None:
+    for name in (artifacts.CONFIG_FILE, artifacts.WEIGHTS_FILE):
+        if not (folder / name).is_file():
+            raise ZooError(f"the downloaded copy of '{where}' has no {name} ({folder})")
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_sha256(path: Path, expected: str, what: str) -> None:
+    """Refuse weights whose sha256 is not the declared one (the file is left where it is)."""
+    actual = file_sha256(path)
+    if actual != expected.strip().lower():
+        raise ZooError(
+            f"the weights of {what} have sha256 {actual}, but {expected} is declared; refusing to "
+            "load them. The repo may have changed under that revision: pin a commit, or update the "
+            "declared sha256 if the new weights are trusted"
+        )
+
+
+# -- pretrained weights a spec declares ------------------------------------------------------------
+def load_pretrained(
+    spec: ModelSpec, pretrained: str | bool = True, device: str = "cpu", **overrides: Any
+) -> Artifact:
+    """Download (or reuse) the named weights ``spec`` declares, checked against their sha256.
+
+    ``overrides`` change config fields that leave the weights' shapes alone (``dropout=0``).
+    """
+    from zoo_core import _config
+    from zoo_core.api import Artifact, build_task, load_local, model_class
+
+    if not spec.pretrained:
+        raise ZooError(
+            f"model '{spec.name}' declares no pretrained weights; train it (`zoo train {spec.name}`) "
+            "or load a run folder or Hub repo with zoo_core.load"
+        )
+    name = next(iter(spec.pretrained)) if pretrained is True else str(pretrained)
+    if name not in spec.pretrained:
+        raise ZooError(
+            f"model '{spec.name}' has no pretrained weights '{name}'; it has: "
+            f"{', '.join(spec.pretrained)} (see `zoo list --pretrained`)"
+        )
+    weights = spec.pretrained[name]
+    what = f"pretrained weights '{name}' of model '{spec.name}' ({weights.repo}@{weights.revision})"
+    folder = pull(weights.repo, revision=weights.revision, sha256=weights.sha256, what=what)
+    if not overrides:
+        artifact = load_local(folder, device)
+        if artifact.spec.model != spec.model:
+            raise ZooError(f"{what} are for model '{artifact.spec.name}', not '{spec.name}'")
+        return artifact
+    config = artifacts.read_json(folder / artifacts.CONFIG_FILE, "config")
+    cls = model_class(spec)
+    saved = _config.from_json(cls.config_class, config["model_config"])
+    unknown = sorted(set(overrides) - set(_config.field_types(cls.config_class)))
+    if unknown:
+        raise ZooError(f"model '{spec.name}' config has no field {', '.join(unknown)}")
+    try:
+        model_cfg = dataclasses.replace(saved, **overrides)
+    except (TypeError, ValueError) as exc:
+        raise ZooError(f"model '{spec.name}' config: {exc}") from None
+    model = cls(model_cfg)
+    artifacts.load_weights(model, folder / artifacts.WEIGHTS_FILE)
+    model.eval()
+    if device != "cpu":
+        from zoo_core.training.trainer import pick_device
+
+        model.to(pick_device(device))
+    return Artifact(folder, config, spec, model, build_task(config, folder))
+
+
+# -- push ------------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class PushResult:
+    repo_url: str
+    commit_url: str
+    revision: str
+    files: list[str]
+
+
+def push(
+    run: str | Path,
+    repo_id: str,
+    *,
+    private: bool = False,
+    revision: str | None = None,
+    message: str | None = None,
+    include_checkpoints: bool = False,
+    token: str | None = None,
+) -> PushResult:
+    """Upload a run folder to a Hub repo (created if needed) in one commit.
+
+    Uploads config.json, model.safetensors, tokenizer.json, metrics.jsonl and a model card
+    regenerated for ``repo_id``; ``checkpoints/`` only with ``include_checkpoints``.
+    """
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    from zoo_core.card import render_card
+
+    folder = Path(run)
+    check_repo_id(repo_id)
+    if not folder.is_dir():
+        raise ZooError(f"'{run}' is not a run folder")
+    config = artifacts.read_json(folder / artifacts.CONFIG_FILE, "run config")
+    if not (folder / artifacts.WEIGHTS_FILE).is_file():
+        raise ZooError(f"'{run}' has no {artifacts.WEIGHTS_FILE}: has its training finished?")
+    if _offline():
+        raise ZooError("HF_HUB_OFFLINE is set, and pushing needs the network; unset it")
+    files = [
+        name
+        for name in artifacts.ARTIFACT_FILES
+        if name != artifacts.CARD_FILE and (folder / name).is_file()
+    ]
+    checkpoints = folder / artifacts.CHECKPOINTS_DIR
+    if include_checkpoints and checkpoints.is_dir():
+        files += sorted(p.relative_to(folder).as_posix() for p in checkpoints.rglob("*") if p.is_file())
+    card = render_card(folder, config, repo_id).encode("utf-8")
+    operations = [CommitOperationAdd(path_in_repo=f, path_or_fileobj=str(folder / f)) for f in files]
+    operations.append(CommitOperationAdd(path_in_repo=artifacts.CARD_FILE, path_or_fileobj=card))
+    branch = revision or "main"
+    api = HfApi(token=token)
+    try:
+        repo_url = api.create_repo(repo_id, private=private, exist_ok=True)
+        if branch != "main":
+            api.create_branch(repo_id, branch=branch, exist_ok=True)
+        info = api.create_commit(
+            repo_id,
+            operations,
+            commit_message=message or f"Upload {config.get('model', 'model')} with zoo",
+            revision=branch,
+        )
+    except Exception as exc:
+        _raise(exc, repo_id, branch)
+    return PushResult(str(repo_url), info.commit_url, branch, [*files, artifacts.CARD_FILE])

@@ -1,0 +1,341 @@
+"""Image classification: an image folder (one sub-folder per class) or the embedded shapes.
+
+A model for this task maps images ``(B, in_channels, image_size, image_size)`` to class logits
+``(B, num_classes)``. The task reads ``image_size`` and ``in_channels`` from the model's config
+and resizes (and centre-crops) every image to that size. Per-channel normalisation statistics
+come from the training images and are saved with the class names in the task's state, so a loaded
+model predicts on new files with the same preprocessing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from zoo_core.data import images as image_data
+from zoo_core.data import shapes
+from zoo_core.errors import ZooError
+from zoo_core.tasks.base import Task
+
+CONFUSION_FILE = "confusion.png"
+_MAX_GENERATED_SIZE = 64  # larger models get the shapes upsampled per batch, not stored large
+
+
+@dataclass
+class ImageOptions:
+    val_fraction: float = 0.1  # held out (seeded) for validation when no --val-data is given
+    num_images: int = shapes.DEFAULT_NUM  # size of the generated default data set
+    pad: int = 4  # training augmentation: random crop after padding by this many pixels (0: off)
+    flip: bool = True  # training augmentation: random horizontal flips
+    bad_images: Literal["skip", "error"] = "skip"  # an unreadable file: warn and skip, or stop
+
+
+class ImageClassification(Task):
+    name = "image-classification"
+    Options = ImageOptions
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.data_name = state.get("data", "")
+        self.source = state.get("source")  # the training folder; None for the default data
+        self.val_source = state.get("val_source")
+        self.seed = state.get("seed", 0)
+        self.classes: list[str] = list(state.get("classes", []))
+        self.image_size = state.get("image_size")
+        self.channels = state.get("channels", 3)
+        self.mean = state.get("mean")
+        self.std = state.get("std")
+        self.confusion: list[list[int]] | None = None
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "data": self.data_name,
+            "source": self.source,
+            "val_source": self.val_source,
+            "seed": self.seed,
+            "classes": self.classes,
+            "image_size": self.image_size,
+            "channels": self.channels,
+            "mean": self.mean,
+            "std": self.std,
+        }
+
+    # -- data ----------------------------------------------------------------------------------
+    def setup(self, data: str | None, val_data: str | None = None, seed: int = 0) -> None:
+        """Find the classes and files; images are read in ``bind``, at the model's input size."""
+        if not 0 < self.options.val_fraction < 1 and val_data is None:
+            raise ZooError(f"val_fraction must be between 0 and 1, not {self.options.val_fraction}")
+        self.source, self.val_source, self.seed = data, val_data, seed
+        if data is None:
+            self.data_name = shapes.DEFAULT_DATA_NAME
+            self.classes = list(shapes.CLASSES)
+            self._files = None
+        else:
+            self.data_name = str(data)
+            self.classes, files, labels = image_data.scan_folder(data)
+            self._files = (files, labels)
+        self._val_files = None
+        if val_data is not None:
+            val_classes, files, labels = image_data.scan_folder(val_data)
+            self._val_files = (files, self._relabel(val_classes, labels, val_data))
+        if len(self.classes) < 2:
+            raise ZooError(
+                f"'{data}' has one class folder only ({self.classes[0]}); classification needs two or more"
+            )
+
+    def _relabel(self, found: list[str], labels: list[int], where: str) -> list[int]:
+        unknown = sorted(set(found) - set(self.classes))
+        if unknown:
+            raise ZooError(
+                f"'{where}' has classes the model was not trained on: {', '.join(unknown)}; "
+                f"its classes are: {', '.join(self.classes)}"
+            )
+        return [self.classes.index(found[i]) for i in labels]
+
+    def model_config(self) -> dict[str, Any]:
+        return {"num_classes": len(self.classes)}
+
+    def bind(self, model_config: Any) -> None:
+        """Read the images at the model's input size; fit the normalisation statistics."""
+        self.image_size = int(model_config.image_size)
+        self.channels = int(getattr(model_config, "in_channels", 3))
+        if self.channels not in (1, 3):
+            raise ZooError(f"images are read as grey (in_channels=1) or RGB (3), not {self.channels}")
+        if getattr(model_config, "num_classes", len(self.classes)) != len(self.classes):
+            raise ZooError(
+                f"the data has {len(self.classes)} classes but the model's num_classes is "
+                f"{model_config.num_classes}; leave num_classes unset to take it from the data"
+            )
+        if not hasattr(self, "_files"):
+            return  # a loaded task: inference only
+        train, val = self._read_splits(self.source, self._files, self._val_files)
+        self.train_x, self.train_y = train
+        self.val_x, self.val_y = val
+        pixels = self.train_x.float().div_(255).transpose(0, 1).reshape(self.channels, -1)
+        self.mean = pixels.mean(dim=1).tolist()
+        self.std = pixels.std(dim=1).clamp_min(1e-3).tolist()
+
+    def _read_splits(self, source, files, val_files):
+        """((train images, labels), (val images, labels)) as tensors; val sorted by class."""
+        if source is None:
+            size = min(self.image_size, _MAX_GENERATED_SIZE)
+            x, y = shapes.generate(self.options.num_images, seed=0, size=size)
+            if self.channels == 1:
+                x = _grey(x)
+        else:
+            x, y = image_data.read_images(*files, self.image_size, self.channels, self.options.bad_images)
+        self._check_classes(y, source)
+        if val_files is not None:
+            val = image_data.read_images(*val_files, self.image_size, self.channels, self.options.bad_images)
+            if len(val[1]) == 0:
+                raise ZooError(f"the validation folder '{self.val_source}' has no readable images")
+            train = (x, y)
+        else:
+            if len(y) < 2:
+                raise ZooError(f"'{source}' has {len(y)} readable image(s); a split needs at least two")
+            order = np.random.default_rng(self.seed).permutation(len(y))
+            n_val = min(len(y) - 1, max(1, round(len(y) * self.options.val_fraction)))
+            train = (x[order[n_val:]], y[order[n_val:]])
+            val = (x[order[:n_val]], y[order[:n_val]])
+        by_class = np.argsort(val[1], kind="stable")  # an evenly spread subset covers every class
+        val = (val[0][by_class], val[1][by_class])
+        return tuple((torch.from_numpy(a), torch.from_numpy(b)) for a, b in (train, val))
+
+    def _check_classes(self, labels: np.ndarray, source: str | None) -> None:
+        counts = np.bincount(labels, minlength=len(self.classes))
+        empty = [self.classes[i] for i in np.nonzero(counts == 0)[0]]
+        if empty:
+            raise ZooError(
+                f"class folder(s) {', '.join(empty)} of '{source}' have no readable images; "
+                "add images or remove the folder"
+            )
+
+    def setup_eval(self, data: str | None) -> None:
+        if data is None and self.val_source is not None:
+            data = self.val_source
+        if data is None:  # the held-out part of what it was trained on
+            files = None
+            if self.source is not None:
+                classes, found, labels = image_data.scan_folder(self.source)
+                files = (found, self._relabel(classes, labels, self.source))
+            _, (self.val_x, self.val_y) = self._read_splits(self.source, files, None)
+        else:
+            classes, found, labels = image_data.scan_folder(data)
+            self.val_source = data
+            x, y = image_data.read_images(
+                found, self._relabel(classes, labels, data), self.image_size, self.channels,
+                self.options.bad_images,
+            )
+            if len(y) == 0:
+                raise ZooError(f"'{data}' has no readable images")
+            order = np.argsort(y, kind="stable")
+            self.val_x, self.val_y = torch.from_numpy(x[order]), torch.from_numpy(y[order])
+
+    def _normalise(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 ``(B, C, h, w)`` to normalised floats ``(B, C, image_size, image_size)``."""
+        x = images.float().div_(255)
+        if x.shape[-1] != self.image_size or x.shape[-2] != self.image_size:
+            x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear",
+                              align_corners=False, antialias=True)
+        mean = torch.tensor(self.mean, dtype=x.dtype).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, dtype=x.dtype).view(1, -1, 1, 1)
+        return (x - mean) / std
+
+    def train_batch(self, batch_size: int, generator: torch.Generator) -> tuple:
+        idx = torch.randint(len(self.train_y), (batch_size,), generator=generator)
+        x = self._normalise(self.train_x[idx])  # (B, C, S, S)
+        B, C, H, W = x.shape
+        pad = self.options.pad
+        if pad > 0:  # a random S x S window of the zero-padded (mean-coloured) image
+            padded = F.pad(x, (pad, pad, pad, pad))  # (B, C, S + 2p, S + 2p)
+            dy = torch.randint(2 * pad + 1, (B,), generator=generator)
+            dx = torch.randint(2 * pad + 1, (B,), generator=generator)
+            rows = (dy[:, None] + torch.arange(H))[:, None, :, None]  # (B, 1, S, 1)
+            cols = (dx[:, None] + torch.arange(W))[:, None, None, :]  # (B, 1, 1, S)
+            x = padded[torch.arange(B)[:, None, None, None], torch.arange(C)[None, :, None, None], rows, cols]
+        if self.options.flip:
+            flip = torch.rand(B, generator=generator) < 0.5
+            x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+        return x.contiguous(), self.train_y[idx]
+
+    def describe_data(self) -> str:
+        n = len(getattr(self, "train_y", ()))
+        return f"{self.data_name} ({n} training images, {len(self.classes)} classes)"
+
+    # -- loss and metrics ----------------------------------------------------------------------
+    def loss(self, model: nn.Module, batch: tuple) -> torch.Tensor:
+        x, y = batch
+        return F.cross_entropy(model(x), y)  # logits (B, K)
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, batch_size: int, limit: int | None = None) -> dict[str, float]:
+        """Loss, accuracy, top-5 accuracy (more than five classes) and accuracy per class."""
+        x_all, y_all = self.val_x, self.val_y
+        if limit is not None and limit * batch_size < len(y_all):
+            pick = torch.linspace(0, len(y_all) - 1, limit * batch_size).long()
+            x_all, y_all = x_all[pick], y_all[pick]
+        K = len(self.classes)
+        device = next(model.parameters()).device
+        was_training = model.training
+        model.eval()
+        loss, top5 = 0.0, 0
+        confusion = torch.zeros(K, K, dtype=torch.long)  # (true, predicted)
+        for i in range(0, len(y_all), batch_size):
+            x = self._normalise(x_all[i : i + batch_size]).to(device)
+            y = y_all[i : i + batch_size]
+            logits = model(x).float().cpu()  # (B, K)
+            loss += F.cross_entropy(logits, y, reduction="sum").item()
+            confusion += torch.bincount(y * K + logits.argmax(1), minlength=K * K).view(K, K)
+            if K > 5:
+                top5 += (logits.topk(5, dim=1).indices == y[:, None]).any(1).sum().item()
+        model.train(was_training)
+        n = len(y_all)
+        metrics = {"val_loss": loss / n, "val_accuracy": confusion.trace().item() / n}
+        if K > 5:
+            metrics["val_top5"] = top5 / n
+        support = confusion.sum(1)
+        for k, name in enumerate(self.classes):
+            if support[k] > 0:
+                metrics[f"val_acc_{name}"] = confusion[k, k].item() / support[k].item()
+        if limit is None or limit * batch_size >= len(self.val_y):
+            self.confusion = confusion.tolist()
+        return metrics
+
+    def save_extras(self, run_dir: str | Path) -> None:
+        """Write the last full evaluation's confusion matrix as a PNG in the run folder."""
+        if self.confusion is None:
+            return
+        from zoo_core.artifacts import atomic_write
+
+        image = draw_confusion(self.confusion, self.classes)
+        atomic_write(Path(run_dir) / CONFUSION_FILE, lambda p: image.save(p, format="PNG"))
+
+    def example_batch(self, model_config: Any, batch_size: int = 2) -> tuple:
+        g = torch.Generator().manual_seed(0)
+        C, S = model_config.in_channels, model_config.image_size
+        x = torch.randn(batch_size, C, S, S, generator=g)
+        return x, torch.randint(model_config.num_classes, (batch_size,), generator=g)
+
+    def outputs(self, model: nn.Module, batch: tuple) -> torch.Tensor:
+        return model(batch[0])
+
+    # -- inference -----------------------------------------------------------------------------
+    @torch.no_grad()
+    def predict(
+        self, model: nn.Module, images: list[str | Path], top_k: int = 5, batch_size: int = 64
+    ) -> list[dict[str, Any]]:
+        """The ``top_k`` likeliest classes of each image file, with probabilities, likeliest first."""
+        if top_k < 1:
+            raise ZooError(f"top-k must be at least 1, not {top_k}")
+        if not images:
+            raise ZooError("give at least one image to classify")
+        for path in images:
+            if not Path(path).is_file():
+                raise ZooError(f"image '{path}' does not exist")
+        k = min(top_k, len(self.classes))
+        device = next(model.parameters()).device
+        model.eval()
+        results = []
+        for i in range(0, len(images), batch_size):
+            paths = images[i : i + batch_size]
+            raw = np.stack([image_data.read_image(p, self.image_size, self.channels) for p in paths])
+            probs = torch.softmax(model(self._normalise(torch.from_numpy(raw)).to(device)).float(), 1)
+            top = probs.cpu().topk(k, dim=1)  # sorted, likeliest first
+            for path, values, indices in zip(paths, top.values, top.indices, strict=True):
+                results.append({
+                    "image": str(path),
+                    "predictions": [
+                        {"class": self.classes[j], "probability": float(p)}
+                        for p, j in zip(values.tolist(), indices.tolist(), strict=True)
+                    ],
+                })
+        return results
+
+
+def _grey(images: np.ndarray) -> np.ndarray:
+    """RGB uint8 ``(N, 3, H, W)`` to luminance ``(N, 1, H, W)`` (ITU-R 601, as Pillow's "L")."""
+    weights = np.array([0.299, 0.587, 0.114], dtype=np.float32).reshape(1, 3, 1, 1)
+    return np.round((images * weights).sum(1, keepdims=True)).astype(np.uint8)
+
+
+def draw_confusion(confusion: list[list[int]], classes: list[str]):
+    """A PIL image of a confusion matrix: rows true classes, columns predictions, counts in cells,
+    each cell shaded by its share of the row."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default()
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+
+    def text_size(text: str) -> tuple[int, int]:
+        left, top, right, bottom = measure.textbbox((0, 0), text, font=font)
+        return right - left, bottom - top
+
+    K, cell = len(classes), 34
+    label_w = max(text_size(c)[0] for c in classes) + 12
+    left, top = label_w + 16, label_w + 16
+    image = Image.new("RGB", (left + K * cell + 10, top + K * cell + 10), "white")
+    draw = ImageDraw.Draw(image)
+    draw.text((4, 2), "true \u2193  predicted \u2192", fill="black", font=font)
+    for k, name in enumerate(classes):
+        w, h = text_size(name)
+        draw.text((left - w - 6, top + k * cell + (cell - h) // 2), name, fill="black", font=font)
+        column = Image.new("RGB", (w + 2, h + 4), "white")  # the column label, turned upright
+        ImageDraw.Draw(column).text((0, 0), name, fill="black", font=font)
+        column = column.rotate(90, expand=True)
+        image.paste(column, (left + k * cell + (cell - column.width) // 2, top - column.height - 6))
+    for t, row in enumerate(confusion):
+        total = max(1, sum(row))
+        for p, count in enumerate(row):
+            share = count / total
+            shade = (int(255 - 215 * share), int(255 - 165 * share), 255)  # white to blue
+            x0, y0 = left + p * cell, top + t * cell
+            draw.rectangle((x0, y0, x0 + cell - 1, y0 + cell - 1), fill=shade, outline=(200, 200, 200))
+            w, h = text_size(str(count))
+            draw.text((x0 + (cell - w) // 2, y0 + (cell - h) // 2), str(count),
+                      fill="white" if share > 0.6 else "black", font=font)
+    return image
