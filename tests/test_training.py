@@ -1,0 +1,139 @@
+"""The Trainer under faults: Ctrl-C, SIGKILL, damaged checkpoints, divergence, torchrun."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from zoo_testutil import TINY, run_zoo
+
+import zoo_core
+
+STEPS = "600"
+FAST = [*TINY, "--set", "checkpoint_interval=25", "--set", "log_interval=5", "--quiet"]
+
+
+def _weights(folder):
+    return load_file(str(folder / "model.safetensors"))
+
+
+def _same(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _steps(folder):
+    lines = (folder / "metrics.jsonl").read_text().splitlines()
+    return [json.loads(line)["step"] for line in lines if "loss" in json.loads(line)]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    out = tmp_path_factory.mktemp("full") / "run"
+    run_zoo("train", "lstm", "--steps", STEPS, "--out", out, *FAST)
+    return out
+
+
+def _start(out):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "zoo_core", "train", "lstm", "--steps", STEPS, "--out", str(out), *FAST],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def _wait_for_checkpoints(out, n=2, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        folder = out / "checkpoints"
+        if folder.is_dir() and len([p for p in folder.iterdir() if p.name.startswith("step-")]) >= n:
+            return
+        time.sleep(0.05)
+    raise AssertionError("no checkpoint appeared")
+
+
+def test_same_seed_same_loss_curve(tmp_path):
+    overrides = {"hidden_size": 16, "embed_dim": 16, "seq_len": 16, "log_interval": 5}
+    runs = [
+        zoo_core.train("lstm", steps=20, batch_size=4, out=tmp_path / f"r{i}", overrides=overrides,
+                       progress=False)
+        for i in range(2)
+    ]
+    curves = [[(r["step"], r["loss"]) for r in map(json.loads, (a.path / "metrics.jsonl").open())
+               if "loss" in r] for a, _ in runs]
+    assert curves[0] == curves[1] and {5, 10, 15, 20} <= {s for s, _ in curves[0]}
+    other = zoo_core.train("lstm", steps=20, batch_size=4, out=tmp_path / "other", seed=1,
+                           overrides=overrides, progress=False)[0]
+    assert not _same(_weights(other.path), _weights(runs[0][0].path))
+
+
+def test_ctrl_c_saves_and_resume_continues_the_run(tmp_path, uninterrupted):
+    out = tmp_path / "run"
+    proc = _start(out)
+    _wait_for_checkpoints(out, 1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted at step" in err and "--resume" in err and "Traceback" not in err
+    stopped_at = int(err.split("interrupted at step ")[1].split(";")[0])
+    assert 0 < stopped_at < int(STEPS)
+    run_zoo("train", "--resume", out, "--quiet")
+    steps = _steps(out)
+    assert steps == sorted(set(steps)) and steps[-1] == int(STEPS)  # one curve, no repeats
+    assert _same(_weights(out), _weights(uninterrupted))
+
+
+def test_sigkill_then_resume_is_bit_identical(tmp_path, uninterrupted):
+    out = tmp_path / "run"
+    proc = _start(out)
+    _wait_for_checkpoints(out, 2)
+    time.sleep(0.3)  # somewhere between checkpoints
+    proc.kill()
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    run_zoo("train", "--resume", out, "--quiet")
+    assert _same(_weights(out), _weights(uninterrupted))
+    assert _steps(out) == _steps(uninterrupted)
+
+
+def test_a_damaged_latest_checkpoint_falls_back_to_the_previous(tmp_path):
+    out = tmp_path / "run"
+    run_zoo("train", "lstm", "--steps", "50", "--out", out, *FAST)
+    checkpoints = sorted((out / "checkpoints").iterdir())
+    assert [p.name for p in checkpoints] == ["step-00000025", "step-00000050"]
+    latest = checkpoints[-1] / "model.safetensors"
+    data = latest.read_bytes()
+    latest.write_bytes(data[: len(data) // 2])  # truncated, as by a crash or a full disk
+    proc = run_zoo("train", "--resume", out, "--steps", "60", "--quiet")
+    assert "step-00000050" in proc.stderr and "damaged" in proc.stderr
+    assert _steps(out)[-1] == 60
+    assert sorted(p.name for p in (out / "checkpoints").iterdir())[-1] == "step-00000060"
+
+
+def test_a_non_finite_loss_stops_cleanly_and_keeps_good_checkpoints(tmp_path):
+    out = tmp_path / "run"
+    proc = run_zoo("train", "lstm", "--steps", "200", "--out", out, *FAST, "--lr", "1e30",
+                   "--set", "warmup=0", check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "became nan" in proc.stderr.lower() or "became inf" in proc.stderr.lower()
+    for ckpt in (out / "checkpoints").glob("step-*"):
+        weights = load_file(str(ckpt / "model.safetensors"))
+        assert all(torch.isfinite(t).all() for t in weights.values())
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_match_one_process(tmp_path):
+    args = ["--steps", "12", *TINY, "--set", "dropout=0", "--quiet"]
+    run_zoo("train", "lstm", "--out", tmp_path / "one", *args, cwd=tmp_path)
+    two = run_zoo("train", "lstm", "--nproc", "2", "--out", tmp_path / "two", *args, cwd=tmp_path)
+    assert two.stdout.count("saved to") == 1  # rank 0 alone reports
+    a, b = _weights(tmp_path / "one"), _weights(tmp_path / "two")
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
+    assert _steps(tmp_path / "two") == _steps(tmp_path / "one")  # one writer: no duplicate lines
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "two"]
