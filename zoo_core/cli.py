@@ -134,12 +134,13 @@ def plugins(ctx: click.Context, as_json: bool) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from zoo_core.plugins import get_catalog
+    from zoo_core.scaffold import unloaded_plugins
 
-    infos = list(get_catalog().plugins.values())
+    infos, skipped = list(get_catalog().plugins.values()), unloaded_plugins()
     if as_json:
-        _json([vars(i) for i in infos])
+        _json([{**vars(i), "loaded": True} for i in infos] + [{**vars(i), "loaded": False} for i in skipped])
         return
-    rows = []
+    rows = [[i.name, i.distribution, i.version, "-", "not loaded (ZOO_LOAD_PLUGINS)"] for i in skipped]
     for i in infos:
         registers = "; ".join(
             f"{kind}: {', '.join(names)}"
@@ -149,6 +150,7 @@ def plugins(ctx: click.Context, as_json: bool) -> None:
         )
         rows.append([i.name, i.distribution, i.version, registers or "-",
                      "; ".join(i.errors) or "ok"])
+    rows.sort(key=lambda row: (row[1] != "zoo-core", row[0]))  # built-ins first
     _table(["plugin", "distribution", "version", "registers", "status"], rows)
 
 

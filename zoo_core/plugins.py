@@ -88,7 +88,12 @@ def load_plugins() -> None:
             _load_errors.append(info)
             _report(info, f"failed to import: {_error_line(exc)}")
             continue
-        pm.register(plugin, name=ep.name)
+        try:  # pluggy refuses hooks whose arguments the spec lacks, and a name taken twice
+            pm.register(plugin, name=ep.name)
+        except Exception as exc:
+            _load_errors.append(info)
+            _report(info, f"cannot be registered: {_error_line(exc)}")
+            continue
         _infos[ep.name] = info
     for name in sorted((wanted or set()) - seen):
         print(f"zoo: warning: ZOO_LOAD_PLUGINS names '{name}', which is not installed", file=sys.stderr)

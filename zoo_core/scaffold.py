@@ -18,6 +18,7 @@ from string import Template
 
 from zoo_core._version import __version__
 from zoo_core.errors import ZooError
+from zoo_core.registry import PluginInfo
 
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")
 _TEMPLATES = Path(__file__).parent / "templates" / "plugin"
@@ -133,6 +134,20 @@ def zoo_entry_points() -> dict[str, str]:
         dist = getattr(ep, "dist", None)
         out.setdefault(ep.name, f"{dist.name} {dist.version}" if dist else ep.value)
     return out
+
+
+def unloaded_plugins() -> list[PluginInfo]:
+    """Installed plugins that ``ZOO_LOAD_PLUGINS`` left out of the catalog."""
+    from zoo_core.plugins import get_catalog
+
+    loaded = get_catalog().plugins
+    out: dict[str, PluginInfo] = {}
+    for ep in sorted(metadata.entry_points(group="zoo"), key=lambda e: e.name):
+        if ep.name not in loaded and ep.name not in out:
+            dist = getattr(ep, "dist", None)
+            version = dist.version if dist else "unknown"
+            out[ep.name] = PluginInfo(ep.name, dist.name if dist else ep.value, version)
+    return list(out.values())
 
 
 def pip(command: str, args: list[str]) -> None:

@@ -1,0 +1,74 @@
+"""The documentation cannot drift from the code: every hook, argument and spec field is in it."""
+
+import dataclasses
+import inspect
+import re
+from pathlib import Path
+
+import pytest
+
+from zoo_core import hookspecs
+from zoo_core.registry import ModelSpec, TaskSpec, TokenizerSpec
+
+ROOT = Path(__file__).resolve().parents[1]
+HOOKS_DOC = ROOT / "docs" / "hooks.md"
+
+HOOKS = sorted(
+    name
+    for name, fn in inspect.getmembers(hookspecs, inspect.isfunction)
+    if hasattr(fn, "zoo_spec")
+)
+
+
+def sections(path: Path) -> dict[str, str]:
+    """Heading text -> the text under it, up to the next heading."""
+    out, current, in_code = {}, None, False
+    for line in path.read_text().splitlines():
+        in_code ^= line.startswith("```")
+        heading = None if in_code else re.match(r"#+ (.*)", line)
+        if heading:
+            current = heading.group(1).strip()
+            out[current] = ""
+        elif current is not None:
+            out[current] += line + "\n"
+    return out
+
+
+def test_the_hookspecs_are_found():
+    assert {"register_models", "register_tasks", "register_tokenizers"} <= set(HOOKS)
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_every_hook_and_argument_is_documented(hook):
+    params = list(inspect.signature(getattr(hookspecs, hook)).parameters)
+    titles = {re.sub(r"[`(].*", "", title.strip("`")): title for title in sections(HOOKS_DOC)}
+    assert hook in titles, f"docs/hooks.md has no section for the hook {hook}"
+    title = titles[hook]
+    assert title == f"`{hook}({', '.join(params)})`", f"the heading of {hook} shows other arguments"
+    body = sections(HOOKS_DOC)[title]
+    for param in params:
+        assert re.search(rf"\b{param}\b", body), f"{hook}: argument {param} is not described"
+    for part in ("**When:**", "**What to pass:**", "**Example:**", f"def {hook}("):
+        assert part in body, f"the section of {hook} lacks {part}"
+
+
+@pytest.mark.parametrize("spec", [ModelSpec, TaskSpec, TokenizerSpec])
+def test_every_spec_field_is_documented(spec):
+    text = HOOKS_DOC.read_text()
+    for field in dataclasses.fields(spec):
+        assert f"| `{field.name}` |" in text, (
+            f"docs/hooks.md does not describe {spec.__name__}.{field.name}"
+        )
+
+
+def test_contributing_has_its_sections():
+    titles = set(sections(ROOT / "CONTRIBUTING.md"))
+    for title in (
+        "Set-up",
+        "Tests",
+        "Lint",
+        "Layout of the repository",
+        "Writing a plugin",
+        "How a task plugs into the Trainer",
+    ):
+        assert title in titles, f"CONTRIBUTING.md has no section '{title}'"

@@ -1,0 +1,366 @@
+"""Plugins that misbehave are reported clearly, and the rest of the zoo keeps working.
+
+Import failures, strictness and the allow-list go through the real path: installed distributions
+(a ``*.dist-info`` with an ``entry_points.txt``) on ``sys.path`` of a ``zoo`` subprocess. Plugins
+that load but then misbehave are plugin objects registered on the plugin manager in-process.
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from zoo_core import ModelSpec, TokenizerSpec, ZooError, create_model, hookimpl, plugins
+from zoo_core.scaffold import check_plugins
+from zoo_core.testing import run_checks
+
+
+# -- installed distributions, run in a `zoo` subprocess --------------------------------------------
+def install_fake(site: Path, name: str, code: str, dist: str | None = None) -> None:
+    """Make ``site`` hold a distribution (zoo-NAME 1.0) whose entry point ``name`` runs ``code``."""
+    dist = dist or f"zoo-{name}"
+    module = dist.replace("-", "_")
+    (site / module).mkdir(parents=True)
+    (site / module / "__init__.py").write_text(textwrap.dedent(code))
+    meta = site / f"{module}-1.0.dist-info"
+    meta.mkdir()
+    (meta / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
+    (meta / "entry_points.txt").write_text(f"[zoo]\n{name} = {module}\n")
+
+
+def zoo(site: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("ZOO_", "PYTHONPATH"))}
+    return subprocess.run(
+        [sys.executable, "-m", "zoo_core", *args],
+        env={**clean, "PYTHONPATH": str(site), "OMP_NUM_THREADS": "1", **env},
+        cwd=site,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip()]
+
+
+BROKEN_IMPORT = "import zoo_core\nimport a_module_nobody_has  # noqa\n"
+
+DUPLICATE = """
+from zoo_core import ModelSpec, hookimpl
+
+@hookimpl
+def register_models(register):
+    register(ModelSpec("dup-model", "zoo_lstm.model:LSTMLanguageModel", ("lm",), "a copy"))
+"""
+
+
+@pytest.fixture
+def site(tmp_path):
+    path = tmp_path / "site"
+    path.mkdir()
+    return path
+
+
+def test_a_plugin_that_fails_to_import_is_reported_and_skipped(site):
+    install_fake(site, "broken", BROKEN_IMPORT)
+    listed = zoo(site, "list")
+    assert listed.returncode == 0
+    assert "lstm" in listed.stdout.split()  # the rest of the zoo works
+    (warning,) = lines(listed.stderr)  # one line, no traceback
+    assert "plugin 'broken' (zoo-broken)" in warning
+    assert "failed to import: ModuleNotFoundError" in warning and "a_module_nobody_has" in warning
+
+    table = zoo(site, "plugins")
+    assert "zoo-broken" in table.stdout and "failed to import" in table.stdout
+
+    checked = zoo(site, "plugins", "check", "zoo-broken")
+    assert checked.returncode == 1
+    assert "broken (zoo-broken 1.0): FAIL" in checked.stdout
+    assert "FAIL failed to import: ModuleNotFoundError" in checked.stdout
+
+
+def test_strict_mode_turns_a_broken_plugin_into_an_error(site):
+    install_fake(site, "broken", BROKEN_IMPORT)
+    result = zoo(site, "list", ZOO_STRICT_PLUGINS="1")
+    assert result.returncode != 0
+    assert result.stdout == ""
+    (error,) = lines(result.stderr)
+    assert error.startswith("Error: plugin 'broken' (zoo-broken): failed to import")
+
+
+def test_strict_mode_also_covers_a_plugin_that_raises_in_a_hook(site):
+    install_fake(
+        site,
+        "raiser",
+        "from zoo_core import hookimpl\n\n@hookimpl\n"
+        "def register_models(register):\n    raise RuntimeError('no models today')\n",
+    )
+    assert zoo(site, "list").returncode == 0
+    result = zoo(site, "list", ZOO_STRICT_PLUGINS="1")
+    assert result.returncode == 1
+    (error,) = lines(result.stderr)
+    assert "plugin 'raiser'" in error and "RuntimeError: no models today" in error
+
+
+def test_the_allow_list_loads_only_the_named_plugins(site):
+    install_fake(site, "broken", BROKEN_IMPORT)
+    builtins_only = zoo(site, "list", ZOO_LOAD_PLUGINS="")
+    assert builtins_only.returncode == 0 and builtins_only.stderr == ""
+    assert "lstm" not in builtins_only.stdout.split()
+    assert "No models" in builtins_only.stdout
+
+    only_lstm = zoo(site, "list", ZOO_LOAD_PLUGINS="lstm")
+    assert "lstm" in only_lstm.stdout.split()
+    assert only_lstm.stderr == ""  # the broken plugin is not even imported
+
+    # `zoo plugins` says which installed plugins the allow-list left out.
+    table = zoo(site, "plugins", ZOO_LOAD_PLUGINS="lstm")
+    assert "zoo-broken" in table.stdout and "not loaded (ZOO_LOAD_PLUGINS)" in table.stdout
+
+
+def test_two_plugins_registering_one_name_is_an_error_naming_both(site):
+    install_fake(site, "first", DUPLICATE)
+    install_fake(site, "second", DUPLICATE)
+    listed = zoo(site, "list")
+    assert listed.returncode == 0 and "lstm" in listed.stdout.split()
+    assert "dup-model" not in listed.stdout  # neither copy can be used
+    (warning,) = lines(listed.stderr)
+    assert "'second' (zoo-second)" in warning and "'first' (zoo-first)" in warning
+    assert "dup-model" in warning
+
+    used = zoo(site, "info", "dup-model")
+    assert used.returncode == 1
+    warning_again, error = lines(used.stderr)  # every run warns; then the error, one line
+    assert warning_again == warning
+    assert "plugin 'first'" in error and "plugin 'second'" in error and "uninstall one" in error
+
+
+def test_a_spec_pointing_at_a_missing_module_fails_when_used_and_in_check(site):
+    install_fake(
+        site,
+        "ghost",
+        """
+        from zoo_core import ModelSpec, hookimpl
+
+        @hookimpl
+        def register_models(register):
+            register(ModelSpec("ghost", "zoo_ghost_code:Model", ("lm",), "code that is not there"))
+    """,
+    )
+    listed = zoo(site, "list")
+    assert "ghost" in listed.stdout.split() and listed.stderr == ""  # specs are light data
+
+    trained = zoo(site, "train", "ghost", "--steps", "1", "--quiet")
+    assert trained.returncode == 1
+    (error,) = lines(trained.stderr)
+    assert "model 'ghost' of plugin 'ghost'" in error and "'zoo_ghost_code'" in error
+    assert not (site / "runs").exists()  # nothing half-written
+
+    checked = zoo(site, "plugins", "check", "ghost")
+    assert checked.returncode == 1
+    assert "FAIL ghost" in checked.stdout and "import: ZooError" in checked.stdout
+
+
+def test_a_plugin_with_a_hook_of_wrong_arguments_is_reported_not_fatal(site):
+    # pluggy refuses the registration of such a plugin; the zoo reports it like an import failure.
+    install_fake(
+        site,
+        "wrongargs",
+        "from zoo_core import hookimpl\n\n@hookimpl\ndef register_models(reg):\n    pass\n",
+    )
+    listed = zoo(site, "list")
+    assert listed.returncode == 0 and "lstm" in listed.stdout.split()
+    (warning,) = lines(listed.stderr)
+    assert "plugin 'wrongargs'" in warning and "reg" in warning
+
+
+def test_lazy_import_listing_models_imports_no_torch(site):
+    install_fake(
+        site,
+        "ghost",
+        """
+        from zoo_core import ModelSpec, hookimpl
+
+        @hookimpl
+        def register_models(register):
+            register(ModelSpec("ghost", "zoo_ghost_code:Model", ("lm",), "never imported"))
+    """,
+    )
+    code = (
+        "import sys, zoo_core\n"
+        "names = [s.name for s in zoo_core.list_models()]\n"
+        "assert 'lstm' in names and 'ghost' in names, names\n"
+        "print('torch' in sys.modules, 'zoo_lstm.model' in sys.modules)\n"
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("ZOO_", "PYTHONPATH"))}
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**clean, "PYTHONPATH": str(site)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "False"]
+
+
+def test_an_unknown_model_name_suggests_the_closest(site):
+    result = zoo(site, "train", "lstn")
+    assert result.returncode == 1
+    (error,) = lines(result.stderr)
+    assert "unknown model 'lstn'" in error and "Did you mean: lstm" in error
+
+
+# -- plugin objects registered in-process ----------------------------------------------------------
+@pytest.fixture
+def register_plugin():
+    """Register plugin objects on the plugin manager for one test; the catalog is rebuilt."""
+    names = []
+
+    def register(plugin, name):
+        plugins.load_plugins()
+        plugins.pm.register(plugin, name=name)
+        names.append(name)
+        plugins.reset_catalog()
+        return plugins.get_catalog()
+
+    try:
+        yield register
+    finally:
+        for name in names:
+            plugins.pm.unregister(name=name)
+        plugins.reset_catalog()
+
+
+MODELS = '''
+from dataclasses import dataclass
+
+from torch import nn
+
+
+@dataclass
+class Config:
+    vocab_size: int = 32
+    width: int = 8
+
+
+class WrongShapes(nn.Module):
+    """Its head does not fit its embedding: forward fails."""
+
+    config_class = Config
+
+    def __init__(self, config):
+        super().__init__()
+        self.embed = nn.Embedding(config.vocab_size, config.width)
+        self.head = nn.Linear(config.width + 1, config.vocab_size)
+
+    def forward(self, idx):
+        return self.head(self.embed(idx))
+
+
+class Fine(WrongShapes):
+    def __init__(self, config):
+        super().__init__(config)
+        self.head = nn.Linear(config.width, config.vocab_size)
+'''
+
+
+@pytest.fixture
+def model_module(tmp_path, monkeypatch):
+    (tmp_path / "zoo_misbehaving_models.py").write_text(MODELS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return "zoo_misbehaving_models"
+
+
+def test_a_plugin_that_raises_in_a_hook_is_skipped_whole(register_plugin, capsys):
+    class Raises:
+        @hookimpl
+        def register_tokenizers(self, register):
+            register(TokenizerSpec("half-tok", "zoo_core.tokenizers.simple:CharTokenizer", "x"))
+
+        @hookimpl
+        def register_models(self, register):
+            raise RuntimeError("cannot count")
+
+    catalog = register_plugin(Raises(), "raises-in-hook")
+    (warning,) = lines(capsys.readouterr().err)
+    assert "plugin 'raises-in-hook'" in warning
+    assert "raised in register_models: RuntimeError: cannot count" in warning
+    assert "half-tok" not in catalog.tokenizers  # nothing of a plugin that raised is half-used
+    assert "lstm" in catalog.models and "char" in catalog.tokenizers
+
+    (report,) = check_plugins("raises-in-hook")
+    assert not report.ok and "RuntimeError: cannot count" in report.errors[0]
+
+
+def test_registering_a_taken_name_makes_both_unusable_and_names_both(register_plugin, capsys):
+    class Copycat:
+        @hookimpl
+        def register_models(self, register):
+            register(ModelSpec("lstm", "zoo_lstm.model:LSTMLanguageModel", ("lm",), "mine now"))
+
+    catalog = register_plugin(Copycat(), "copycat")
+    assert "plugin 'copycat'" in capsys.readouterr().err
+    with pytest.raises(ZooError, match="both plugin 'lstm' and plugin 'copycat'"):
+        catalog.get("model", "lstm")
+    assert "lstm-large" in catalog.models  # the rest of the lstm plugin still works
+    assert not check_plugins("copycat")[0].ok
+
+
+def test_a_missing_attribute_fails_when_used_and_in_check(register_plugin):
+    class Typo:
+        @hookimpl
+        def register_models(self, register):
+            register(ModelSpec("typo", "zoo_core.tasks.lm:LanguageModle", ("lm",), "a typo"))
+
+    register_plugin(Typo(), "typo-plugin")
+    with pytest.raises(ZooError, match="has no attribute 'LanguageModle'"):
+        create_model("typo")
+    (report,) = check_plugins("typo-plugin")
+    spec, imported = report.models["typo"]  # the checks stop at the import
+    assert spec.ok and not imported.ok
+    assert imported.check == "import" and "LanguageModle" in imported.message
+
+
+def test_a_model_that_does_not_match_its_config_fails_the_checks(register_plugin, model_module):
+    class Mismatched:
+        @hookimpl
+        def register_models(self, register):
+            register(ModelSpec("bad-forward", f"{model_module}:WrongShapes", ("lm",), "x"))
+            register(
+                ModelSpec(
+                    "bad-defaults", f"{model_module}:Fine", ("lm",), "x", defaults={"depth": 3}
+                )
+            )
+            register(ModelSpec("good", f"{model_module}:Fine", ("lm",), "x"))
+
+    register_plugin(Mismatched(), "mismatched")
+    (report,) = check_plugins("mismatched")
+    failed = {m: {r.check for r in rs if not r.ok} for m, rs in report.models.items()}
+    assert failed == {
+        "bad-forward": {"lm: forward/backward", "lm: save/load"},
+        "bad-defaults": {"metadata"},
+        "good": set(),
+    }
+    assert not report.ok
+    messages = [r.message for r in report.models["bad-forward"] if not r.ok]
+    assert all("RuntimeError" in m for m in messages)
+    with pytest.raises(ZooError, match="has no field 'depth'"):
+        create_model("bad-defaults")
+    assert all(r.ok for r in run_checks("lstm"))  # other plugins' models are unaffected
+
+
+def test_a_hook_with_a_misspelt_name_is_reported_by_check(register_plugin):
+    class Misspelt:
+        @hookimpl
+        def register_model(self, register):  # not a hook: pluggy would ignore it silently
+            register(ModelSpec("never", "x:y", ("lm",), "x"))
+
+    register_plugin(Misspelt(), "misspelt")
+    (report,) = check_plugins("misspelt")
+    assert not report.ok
+    assert "implements 'register_model', which is not a zoo hook" in report.errors[0]
