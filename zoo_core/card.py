@@ -13,7 +13,9 @@ def _curve(folder: Path) -> list[dict[str, Any]]:
     path = folder / artifacts.METRICS_FILE
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [
+        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
 
 
 # The Hub's pipeline tag (and model-index task type) of each zoo task, where one fits.
@@ -57,7 +59,9 @@ def card_data(config: dict[str, Any], repo_id: str | None = None) -> Any:
 
 def _use(config: dict[str, Any], source: str, distribution: str, hub: bool) -> str:
     pull = f"zoo pull {source}\n" if hub else ""
-    run = f"zoo generate {source} --prompt 'The '" if config["task"] == "lm" else f"zoo eval {source}"
+    run = (
+        f"zoo generate {source} --prompt 'The '" if config["task"] == "lm" else f"zoo eval {source}"
+    )
     load = f"hf:{source}" if hub else source
     return f"""```bash
 pip install zoo-core {distribution}
@@ -84,7 +88,9 @@ def render_card(folder: Path, config: dict[str, Any], repo_id: str | None = None
     source = repo_id or str(folder)
     evals = [r for r in _curve(folder) if any(k.startswith("val_") for k in r)]
     curve = "\n".join(
-        f"| {r['step']} | " + " | ".join(f"{r[k]:.4f}" for k in sorted(r) if k.startswith("val_")) + " |"
+        f"| {r['step']} | "
+        + " | ".join(f"{r[k]:.4f}" for k in sorted(r) if k.startswith("val_"))
+        + " |"
         for r in evals
     )
     header = ""
@@ -92,7 +98,9 @@ def render_card(folder: Path, config: dict[str, Any], repo_id: str | None = None
         keys = sorted(k for k in evals[-1] if k.startswith("val_"))
         header = "| step | " + " | ".join(keys) + " |\n|" + "---|" * (len(keys) + 1) + "\n"
     results = "\n".join(f"- {k}: {v:.4f}" for k, v in sorted(metrics.items()))
-    settings = {k: config[k] for k in ("model_config", "task_config", "train_config") if k in config}
+    settings = {
+        k: config[k] for k in ("model_config", "task_config", "train_config") if k in config
+    }
     content = f"""---
 {card_data(config, repo_id).to_yaml()}
 ---
@@ -126,4 +134,6 @@ on `{_dataset_name(config)}` with [zoo](https://pypi.org/project/zoo-core/). Its
 
 def write_card(folder: Path, config: dict[str, Any], repo_id: str | None = None) -> None:
     text = render_card(folder, config, repo_id)
-    artifacts.atomic_write(folder / artifacts.CARD_FILE, lambda p: p.write_text(text, encoding="utf-8"))
+    artifacts.atomic_write(
+        folder / artifacts.CARD_FILE, lambda p: p.write_text(text, encoding="utf-8")
+    )

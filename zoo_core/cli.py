@@ -19,10 +19,11 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except ZooError as exc:
-            from zoo_core.training.trainer import TrainingInterrupted
-
+            # Only a loaded trainer can have raised TrainingInterrupted: don't import torch to ask.
+            trainer = sys.modules.get("zoo_core.training.trainer")
+            interrupted = trainer is not None and isinstance(exc, trainer.TrainingInterrupted)
             click.echo(f"Error: {exc}", err=True)
-            ctx.exit(130 if isinstance(exc, TrainingInterrupted) else 1)
+            ctx.exit(130 if interrupted else 1)
 
 
 def _console():

@@ -41,7 +41,9 @@ def parse_source(source: str, revision: str | None = None) -> tuple[str, str]:
     if at and not rev:
         raise ZooError(f"'{source}' ends with '@' but names no revision (a branch, tag or commit)")
     if rev and revision and rev != revision:
-        raise ZooError(f"'{source}' names revision '{rev}', but revision '{revision}' was also given")
+        raise ZooError(
+            f"'{source}' names revision '{rev}', but revision '{revision}' was also given"
+        )
     check_repo_id(repo_id)
     return repo_id, rev or revision or "main"
 
@@ -121,11 +123,15 @@ def hub_error(exc: BaseException, repo_id: str, revision: str | None = None) -> 
     if isinstance(exc, hf.EntryNotFoundError):
         return ZooError(f"'{repo_id}'{rev} at {where} is missing a file: {_first_line(exc)}")
     if isinstance(exc, getattr(hf, "OfflineModeIsEnabled", ())):
-        return ZooError(f"HF_HUB_OFFLINE is set, so '{repo_id}' cannot be reached; unset it to go online")
+        return ZooError(
+            f"HF_HUB_OFFLINE is set, so '{repo_id}' cannot be reached; unset it to go online"
+        )
     if isinstance(exc, hf.HfHubHTTPError):
         status = exc.response.status_code if getattr(exc, "response", None) is not None else None
         if status == 401:
-            return ZooError(f"the Hub at {where} refused the request for '{repo_id}' (401): {_login_hint()}")
+            return ZooError(
+                f"the Hub at {where} refused the request for '{repo_id}' (401): {_login_hint()}"
+            )
         if status == 403:
             return ZooError(
                 f"your token may not do this on '{repo_id}' at {where} (403): use a token with "
@@ -366,9 +372,13 @@ def push(
     ]
     checkpoints = folder / artifacts.CHECKPOINTS_DIR
     if include_checkpoints and checkpoints.is_dir():
-        files += sorted(p.relative_to(folder).as_posix() for p in checkpoints.rglob("*") if p.is_file())
+        files += sorted(
+            p.relative_to(folder).as_posix() for p in checkpoints.rglob("*") if p.is_file()
+        )
     card = render_card(folder, config, repo_id).encode("utf-8")
-    operations = [CommitOperationAdd(path_in_repo=f, path_or_fileobj=str(folder / f)) for f in files]
+    operations = [
+        CommitOperationAdd(path_in_repo=f, path_or_fileobj=str(folder / f)) for f in files
+    ]
     operations.append(CommitOperationAdd(path_in_repo=artifacts.CARD_FILE, path_or_fileobj=card))
     branch = revision or "main"
     api = HfApi(token=token)

@@ -1,0 +1,104 @@
+"""Uploads through the project's own Hub-compatible server, and downloads of what was pushed."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from zoo_core import artifacts
+
+
+@pytest.fixture
+def client(hub_server, tmp_path, make_client):
+    return make_client(hub_server.endpoint, tmp_path / "hf-home")
+
+
+def tree(hub_server, repo: str, revision: str) -> list[str]:
+    request = urllib.request.Request(
+        f"{hub_server.endpoint}/api/models/{repo}/tree/{revision}?recursive=true",
+        headers={"Authorization": f"Bearer {hub_server.token}"},
+    )
+    with urllib.request.urlopen(request) as response:
+        return sorted(entry["path"] for entry in json.load(response))
+
+
+def test_push_then_pull_gives_the_same_model_and_a_card(client, hub_server, hub_runs):
+    from huggingface_hub import ModelCard
+
+    run = hub_runs["a"]
+    card_before = (run / artifacts.CARD_FILE).read_bytes()
+    out = client.zoo("push", run, "acme/round-trip", HF_TOKEN=hub_server.token).stdout
+    assert f"{hub_server.endpoint}/acme/round-trip (main)" in out
+    assert tree(hub_server, "acme/round-trip", "main") == sorted(artifacts.ARTIFACT_FILES)
+    assert (run / artifacts.CARD_FILE).read_bytes() == card_before  # the run folder is untouched
+
+    path = Path(client.zoo("pull", "acme/round-trip").stdout.strip())  # public: no token needed
+    for name in (artifacts.CONFIG_FILE, artifacts.WEIGHTS_FILE, artifacts.TOKENIZER_FILE):
+        assert (path / name).read_bytes() == (run / name).read_bytes()
+    assert client.same_outputs("hf:acme/round-trip", run) == [True]
+
+    card = ModelCard.load(path / artifacts.CARD_FILE)
+    config = json.loads((run / artifacts.CONFIG_FILE).read_text())
+    assert card.data.library_name == "zoo"
+    assert {"lstm", "lm"} <= set(card.data.tags)
+    assert card.data.datasets == ["pydoc-topics"]
+    assert card.data.model_name == "acme/round-trip"
+    results = {r.metric_type: r.metric_value for r in card.data.eval_results}
+    assert results == pytest.approx(config["metrics"]) and "val_loss" in results
+    assert (
+        "zoo pull acme/round-trip" in card.text
+        and 'zoo_core.load("hf:acme/round-trip")' in card.text
+    )
+    assert "| step |" in card.text  # the training curve
+
+
+def test_push_to_a_private_branch_with_checkpoints(client, hub_server, hub_runs):
+    run = hub_runs["b"]
+    client.zoo(
+        "push",
+        run,
+        "acme/private",
+        "--private",
+        "--revision",
+        "dev",
+        "--include-checkpoints",
+        "--message",
+        "dev weights",
+        HF_TOKEN=hub_server.token,
+    )
+    files = tree(hub_server, "acme/private", "dev")
+    checkpoints = sorted(
+        p.relative_to(run).as_posix() for p in run.glob("checkpoints/**/*") if p.is_file()
+    )
+    assert checkpoints and files == sorted([*artifacts.ARTIFACT_FILES, *checkpoints])
+
+    error = client.error("pull", "acme/private@dev")  # private: anonymous users see nothing
+    assert "was not found" in error and "HF_TOKEN" in error
+    path = Path(client.zoo("pull", "acme/private@dev", HF_TOKEN=hub_server.token).stdout.strip())
+    assert sorted(p.name for p in path.iterdir()) == sorted(artifacts.ARTIFACT_FILES)
+    assert (path / artifacts.WEIGHTS_FILE).read_bytes() == (
+        run / artifacts.WEIGHTS_FILE
+    ).read_bytes()
+
+
+def test_push_without_a_token_is_refused(client, hub_runs):
+    error = client.error("push", hub_runs["a"], "acme/no-token")
+    assert "(401)" in error and "hf auth login" in error and "HF_TOKEN" in error
+
+
+def test_hub_errors_are_one_clear_line(client, hub_server, hub_runs):
+    client.zoo("push", hub_runs["a"], "acme/errors", HF_TOKEN=hub_server.token)
+    error = client.error("pull", "acme/errors@no-such-branch")
+    assert "has no revision 'no-such-branch'" in error
+    urllib.request.urlopen(
+        urllib.request.Request(f"{hub_server.endpoint}/_test/gate/acme/errors", method="POST")
+    ).close()
+    error = client.error("pull", "acme/errors")
+    assert "gated repo" in error and "request access" in error
+    error = client.error("push", hub_runs["a"], "not a repo id")
+    assert "ORG/NAME" in error
+    error = client.error("pull", "acme/errors", HF_ENDPOINT="http://127.0.0.1:9")  # nothing listens
+    assert "cannot be reached" in error and "http://127.0.0.1:9" in error
