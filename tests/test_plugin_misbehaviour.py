@@ -326,6 +326,24 @@ def test_a_missing_attribute_fails_when_used_and_in_check(register_plugin):
     assert imported.check == "import" and "LanguageModle" in imported.message
 
 
+def test_model_code_that_fails_as_it_is_imported_is_a_one_line_error(
+    register_plugin, tmp_path, monkeypatch
+):
+    (tmp_path / "zoo_fails_at_import.py").write_text("raise RuntimeError('needs a driver')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    class FailsAtImport:
+        @hookimpl
+        def register_models(self, register):
+            register(ModelSpec("fragile", "zoo_fails_at_import:Model", ("lm",), "x"))
+
+    register_plugin(FailsAtImport(), "fragile-plugin")
+    with pytest.raises(ZooError, match="cannot be imported: RuntimeError: needs a driver"):
+        create_model("fragile")
+    (report,) = check_plugins("fragile-plugin")
+    assert [r.check for r in report.models["fragile"] if not r.ok] == ["import"]
+
+
 def test_a_model_that_does_not_match_its_config_fails_the_checks(register_plugin, model_module):
     class Mismatched:
         @hookimpl

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from zoo_core import ZooError, create_model, plugins
+from zoo_core import ModelSpec, ZooError, create_model, hookimpl, plugins
 from zoo_core.scaffold import check_plugins, new_plugin, package_name
 
 
@@ -37,6 +37,24 @@ def test_names_that_are_taken_are_refused(tmp_path):
         new_plugin("core", tmp_path / "a")
     with pytest.raises(ZooError, match="zoo-lstm is already installed"):
         new_plugin("lstm", tmp_path / "b")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_name_whose_models_another_plugin_registers_is_refused(tmp_path):
+    class Taken:
+        @hookimpl
+        def register_models(self, register):
+            register(ModelSpec("taken-large", "x:y", ("lm",), "the variant's name is taken"))
+
+    plugins.load_plugins()
+    plugins.pm.register(Taken(), name="taken-names")
+    plugins.reset_catalog()
+    try:
+        with pytest.raises(ZooError, match="'taken-large' is already registered by plugin 'taken"):
+            new_plugin("taken", tmp_path / "zoo-taken")
+    finally:
+        plugins.pm.unregister(name="taken-names")
+        plugins.reset_catalog()
     assert list(tmp_path.iterdir()) == []
 
 

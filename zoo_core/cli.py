@@ -278,9 +278,10 @@ def plugins_new(name: str, folder: str | None) -> None:
 
     path = new_plugin(name, folder)
     click.echo(f"wrote the plugin zoo-{name} (package {package_name(name)}) to {path}; next:")
-    click.echo(f"  zoo plugins install -e {path}")
+    shown = path if path.is_absolute() else f"./{path}"  # pip reads a bare word as a project name
+    click.echo(f"  zoo plugins install -e {shown}")
     click.echo(f"  zoo list '{name}*' && zoo train {name} && zoo plugins check {name}")
-    click.echo(f"  python -m pytest {path / 'tests'}")
+    click.echo(f"  python -m pytest {shown}/tests")
 
 
 def _run_pip(command: str, args: tuple[str, ...]) -> None:

@@ -142,8 +142,11 @@ def resolve(ref: str, what: str) -> Any:
         raise ZooError(f"{what} names its code as '{ref}', which is not of the form 'module:attr'")
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ZooError(f"{what} points at module '{module_name}', which cannot be imported: {exc}")
+    except Exception as exc:  # a missing module, or one that fails as it runs: a one-line error
+        raise ZooError(
+            f"{what} points at module '{module_name}', which cannot be imported: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
     obj: Any = module
     for part in attr.split("."):
         try:

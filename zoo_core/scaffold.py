@@ -43,25 +43,28 @@ def package_name(name: str) -> str:
     return "zoo_" + name.replace("-", "_")
 
 
-def _files(name: str) -> dict[str, tuple[str, dict[str, str]]]:
-    """Output path -> (template file, values) of a new plugin's files."""
-    package = package_name(name)
+def _values(name: str) -> dict[str, str]:
+    """What the templates fill in for plugin ``name``."""
     prefix = "".join(part.capitalize() for part in name.split("-"))
-    values = {
+    return {
         "name": name,
         "dist": f"zoo-{name}",
-        "package": package,
+        "package": package_name(name),
         "cls": f"{prefix}LanguageModel",
         "config": f"{prefix}Config",
         "core_version": __version__,
     }
+
+
+def _files(package: str) -> dict[str, str]:
+    """Each file of a new plugin -> the template it is written from."""
     return {
-        "pyproject.toml": ("pyproject.toml.tmpl", values),
-        "README.md": ("README.md.tmpl", values),
-        f"{package}/__init__.py": ("__init__.py.tmpl", values),
-        f"{package}/model.py": ("model.py.tmpl", values),
+        "pyproject.toml": "pyproject.toml.tmpl",
+        "README.md": "README.md.tmpl",
+        f"{package}/__init__.py": "__init__.py.tmpl",
+        f"{package}/model.py": "model.py.tmpl",
         # A file name of its own, so the tests of several plugins can run in one pytest session.
-        f"tests/test_{package}.py": ("test.py.tmpl", values),
+        f"tests/test_{package}.py": "test.py.tmpl",
     }
 
 
@@ -84,9 +87,10 @@ def new_plugin(name: str, folder: str | Path | None = None) -> Path:
             f"name, or uninstall it first (zoo plugins uninstall zoo-{name})"
         )
     _check_model_names_free(name)
+    values = _values(name)
     rendered = {
         path: Template((_TEMPLATES / template).read_text(encoding="utf-8")).substitute(values)
-        for path, (template, values) in _files(name).items()
+        for path, template in _files(values["package"]).items()
     }
     parent = target.resolve().parent
     try:
