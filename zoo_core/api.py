@@ -233,7 +233,10 @@ def _split_overrides(
     )
     out: tuple[dict, dict, dict] = ({}, {}, {})
     for key, value in overrides.items():
-        for table, target in zip(tables, out, strict=True):
+        # A key both the task and the model know (vocab_size) is the task's: the task fits its
+        # tokenizer with it and then fills the model's field from the data.
+        for i in (1, 0, 2):
+            table, target = tables[i], out[i]
             if key in table:
                 target[key] = value
                 break

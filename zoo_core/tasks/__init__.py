@@ -20,3 +20,10 @@ def register_tasks(register):
             "classify images: a folder of class sub-folders (default: generated coloured shapes)",
         )
     )
+    register(
+        TaskSpec(
+            "sequence-classification",
+            "zoo_core.tasks.seqcls:SequenceClassification",
+            "one label per text (default: synthetic balanced-brackets strings)",
+        )
+    )

@@ -83,6 +83,12 @@ class LanguageModeling(Task):
         return {"vocab_size": self.tokenizer.vocab_size}
 
     def bind(self, model_config: Any) -> None:
+        vocab = getattr(model_config, "vocab_size", None)
+        if self.tokenizer is not None and vocab is not None and vocab < self.tokenizer.vocab_size:
+            raise ZooError(
+                f"the model's vocab_size {vocab} is smaller than the tokenizer's "
+                f"{self.tokenizer.vocab_size}; leave vocab_size to the tokenizer"
+            )
         if self.options.seq_len is None:
             self.options.seq_len = getattr(model_config, "context_length", None) or 128
         context = getattr(model_config, "context_length", None)

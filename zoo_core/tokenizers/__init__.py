@@ -23,3 +23,10 @@ def register_tokenizers(register):
             "the 256 byte values of UTF-8 text; nothing to learn, nothing unknown",
         )
     )
+    register(
+        TokenizerSpec(
+            "bpe",
+            "zoo_core.tokenizers.bpe:BPETokenizer",
+            "byte-level BPE learned from the training text (vocab_size; needs zoo-core[bpe])",
+        )
+    )

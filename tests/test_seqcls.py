@@ -1,0 +1,165 @@
+"""Sequence classification: the embedded default end to end, the folder/JSONL/CSV readers, errors."""
+
+import json
+import math
+
+import pytest
+
+import zoo_core
+from zoo_core.data import brackets
+from zoo_core.data.labelled import read_labelled
+from zoo_core.errors import ZooError
+
+ENCODER = ["--set", "n_layer=1", "--set", "n_embd=16", "--set", "n_head=2", "--batch-size", "8"]
+TINY = {"n_layer": 1, "n_embd": 16, "n_head": 2}
+
+
+def test_the_synthetic_default_is_seeded_and_labelled_right():
+    train, val = brackets.default_splits()
+    assert train == brackets.default_splits()[0] and train != val
+    assert all(brackets.is_balanced(t) == (label == "balanced") for t, label in train + val)
+    labels = [label for _, label in train]
+    assert 0.4 < labels.count("balanced") / len(labels) < 0.6
+    # Counting is not enough: some unbalanced strings have as many ')' as '('.
+    assert any(t.count("(") == t.count(")") for t, label in train if label == "unbalanced")
+
+
+def test_cli_trains_the_embedded_default(zoo, tmp_path):
+    out = tmp_path / "run"
+    proc = zoo("train", "transformer-encoder", "--steps", "5", "--out", out, "--quiet", *ENCODER)
+    assert "val_accuracy" in proc.stdout
+    config = json.loads((out / "config.json").read_text())
+    assert config["task"] == "sequence-classification" and config["tokenizer"] == "char"
+    assert config["task_state"]["classes"] == ["balanced", "unbalanced"]
+    assert config["model_config"]["num_classes"] == 2
+    artifact = zoo_core.load(out)
+    assert config["model_config"]["vocab_size"] == artifact.tokenizer.vocab_size <= 4
+    assert artifact.tokenizer.decode(artifact.tokenizer.encode("(()")) == "(()"
+    metrics = artifact.evaluate()
+    assert set(metrics) >= {"val_loss", "val_accuracy", "val_acc_balanced", "val_acc_unbalanced"}
+    assert 0 <= metrics["val_accuracy"] <= 1 and math.isfinite(metrics["val_loss"])
+    probs = artifact.task.classify(artifact.model, ["(())", "))(("])
+    assert [sorted(p) for p in probs] == [["balanced", "unbalanced"]] * 2
+    assert all(abs(sum(p.values()) - 1) < 1e-5 for p in probs)
+
+
+def _folder(root, examples):
+    for i, (text, label) in enumerate(examples):
+        (root / label).mkdir(parents=True, exist_ok=True)
+        (root / label / f"{i}.txt").write_text(text, encoding="utf-8")
+    return root
+
+
+EXAMPLES = [
+    ("a lovely film", "pos"),
+    ("great fun", "pos"),
+    ("dull and long", "neg"),
+    ("awful plot", "neg"),
+    ("superb", "pos"),
+    ("boring", "neg"),
+    ("héllo 🦒", "pos"),
+]
+
+
+def test_folder_reader(tmp_path):
+    root = _folder(tmp_path / "data", EXAMPLES)
+    (root / "pos" / "notes.md").write_text("not an example")
+    assert sorted(read_labelled(root)) == sorted(EXAMPLES)
+
+
+def test_jsonl_and_csv_readers(tmp_path):
+    jsonl = tmp_path / "data.jsonl"
+    jsonl.write_text("\n".join(json.dumps({"text": t, "label": y}) for t, y in EXAMPLES) + "\n\n")
+    assert read_labelled(jsonl) == EXAMPLES
+    csv_file = tmp_path / "data.csv"
+    csv_file.write_text(
+        "text,label\n" + "".join(f'"{t}",{y}\n' for t, y in EXAMPLES), encoding="utf-8"
+    )
+    assert read_labelled(csv_file) == EXAMPLES
+    numbers = tmp_path / "numbers.jsonl"
+    numbers.write_text(
+        "".join(json.dumps({"text": "x" * i, "label": i % 11}) + "\n" for i in range(30))
+    )
+    assert {y for _, y in read_labelled(numbers)} == {str(i) for i in range(11)}
+
+
+@pytest.mark.parametrize("kind", ["folder", "jsonl"])
+def test_trains_on_user_data(kind, tmp_path):
+    if kind == "folder":
+        data = _folder(tmp_path / "data", EXAMPLES * 3)
+    else:
+        data = tmp_path / "data.jsonl"
+        data.write_text(
+            "".join(json.dumps({"text": t, "label": y}) + "\n" for t, y in EXAMPLES * 3)
+        )
+    artifact, metrics = zoo_core.train(
+        "transformer-encoder",
+        data=data,
+        out=tmp_path / "run",
+        progress=False,
+        steps=3,
+        batch_size=4,
+        overrides=TINY,
+    )
+    assert artifact.task.classes == ["neg", "pos"]
+    per_class = {k for k in metrics if k.startswith("val_acc_")}
+    assert "val_accuracy" in metrics and per_class and per_class <= {"val_acc_neg", "val_acc_pos"}
+    loaded = zoo_core.load(tmp_path / "run")
+    assert loaded.tokenizer.encode("héllo") == artifact.tokenizer.encode("héllo")
+    assert loaded.task.classes == ["neg", "pos"]
+
+
+def test_empty_or_invalid_data_is_a_clear_error(zoo, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ZooError, match="no class sub-folders"):
+        read_labelled(empty)
+    (empty / "pos").mkdir()
+    with pytest.raises(ZooError, match=r"hold no \.txt files"):
+        read_labelled(empty)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "fine", "label": "a"}\n{"text": "no label"}\n')
+    with pytest.raises(ZooError, match="line 2"):
+        read_labelled(bad)
+    bad.write_text('{"text": "fine", "label": "a"}\nnot json\n')
+    with pytest.raises(ZooError, match="line 2: not valid JSON"):
+        read_labelled(bad)
+    one_class = _folder(tmp_path / "one", [("a", "pos"), ("b", "pos")])
+    with pytest.raises(ZooError, match="at least two classes"):
+        zoo_core.train(
+            "transformer-encoder",
+            data=one_class,
+            out=tmp_path / "r1",
+            progress=False,
+            steps=1,
+            overrides=TINY,
+        )
+    assert not (tmp_path / "r1").exists()  # nothing half-written
+    proc = zoo(
+        "train",
+        "transformer-encoder",
+        "--data",
+        empty,
+        "--steps",
+        "1",
+        "--out",
+        tmp_path / "r2",
+        check=False,
+    )
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "class sub-folders" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_validation_labels_must_be_known(tmp_path):
+    train = _folder(tmp_path / "train", EXAMPLES)
+    val = _folder(tmp_path / "val", [("meh", "neutral")])
+    with pytest.raises(ZooError, match="'neutral' are not among the classes"):
+        zoo_core.train(
+            "transformer-encoder",
+            data=train,
+            val_data=val,
+            out=tmp_path / "r",
+            progress=False,
+            steps=1,
+            overrides=TINY,
+        )

@@ -1,0 +1,220 @@
+"""Sequence classification: one label per text.
+
+A model for this task maps ids ``(B, T)`` and a mask ``(B, T)`` (True on real tokens, False on
+padding) to class logits ``(B, num_classes)``. Texts are tokenized like ``lm``'s (a tokenizer
+fitted on the training texts, saved with the weights) and cut to ``max_len`` tokens.
+
+Data: a folder with one sub-folder per class holding one ``.txt`` file per example, or a JSONL or
+CSV file with ``text`` and ``label``. The embedded default is a seeded synthetic set (is a string
+of brackets balanced?) that needs the whole string to be solved.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from zoo_core.data import brackets
+from zoo_core.data.labelled import read_labelled, sort_labels
+from zoo_core.errors import ZooError
+from zoo_core.tasks.base import Task
+
+
+@dataclass
+class SeqClsOptions:
+    tokenizer: str = "char"  # a registered tokenizer (`zoo tokenizers`)
+    vocab_size: int | None = None  # for tokenizers that learn a vocabulary of a chosen size
+    max_len: int | None = None  # tokens per text (longer are cut); default: context_length
+    val_fraction: float = 0.1  # held out for validation when no --val-data is given
+
+
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # ids (B, T), mask (B, T), labels (B,)
+
+
+class SequenceClassification(Task):
+    name = "sequence-classification"
+    Options = SeqClsOptions
+    metric = "val_accuracy"
+    unit = "samples"
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.data_name = state.get("data", "")
+        self.classes: list[str] = list(state.get("classes", []))
+        if state.get("max_len"):
+            self.options.max_len = state["max_len"]
+
+    def state(self) -> dict[str, Any]:
+        return {"data": self.data_name, "classes": self.classes, "max_len": self.options.max_len}
+
+    # -- data ----------------------------------------------------------------------------------
+    def setup(self, data: str | None, val_data: str | None = None, seed: int = 0) -> None:
+        if data is None:
+            train, val = brackets.default_splits()
+            self.data_name = brackets.NAME
+        else:
+            train = read_labelled(data)
+            self.data_name = str(data)
+            if val_data is not None:
+                val = read_labelled(val_data)
+            else:
+                train, val = _split(train, self.options.val_fraction)
+        labels = {label for _, label in train}
+        if len(labels) < 2:
+            raise ZooError(
+                f"the training data has {len(labels)} class ({', '.join(labels)}); "
+                "a classifier needs examples of at least two classes"
+            )
+        self.classes = sort_labels(labels)
+        if self.tokenizer is None:
+            self.tokenizer = self._fit_tokenizer("\n".join(text for text, _ in train))
+        self.train_set = self._encode(train)
+        self.val_set = self._encode(val)
+
+    def setup_eval(self, data: str | None) -> None:
+        val = brackets.default_splits()[1] if data is None else read_labelled(data)
+        self.val_set = self._encode(val)
+
+    def _fit_tokenizer(self, text: str):
+        from zoo_core.plugins import get_catalog
+        from zoo_core.registry import resolve
+
+        spec = get_catalog().get("tokenizer", self.options.tokenizer)
+        cls = resolve(spec.tokenizer, f"tokenizer '{spec.name}' of plugin '{spec.plugin}'")
+        options = {} if self.options.vocab_size is None else {"vocab_size": self.options.vocab_size}
+        return cls.fit(text, **options)
+
+    def _encode(self, examples: list[tuple[str, str]]) -> list[tuple[list[int], int]]:
+        index = {c: i for i, c in enumerate(self.classes)}
+        unknown = sorted({label for _, label in examples} - set(index))
+        if unknown:
+            raise ZooError(
+                f"labels {', '.join(map(repr, unknown[:5]))} are not among the classes the model "
+                f"was trained on ({', '.join(self.classes)})"
+            )
+        # An empty text still gets one (unknown) token, so every row has a key to attend to.
+        return [(self.tokenizer.encode(text) or [0], index[label]) for text, label in examples]
+
+    def model_config(self) -> dict[str, Any]:
+        return {"vocab_size": self.tokenizer.vocab_size, "num_classes": len(self.classes)}
+
+    def bind(self, model_config: Any) -> None:
+        for key, needed in self.model_config().items():
+            have = getattr(model_config, key, None)
+            if have is not None and have < needed:
+                raise ZooError(
+                    f"the model's {key} {have} is smaller than the data needs ({needed})"
+                )
+        context = getattr(model_config, "context_length", None)
+        if self.options.max_len is None:
+            self.options.max_len = context or 512
+        if (
+            context
+            and self.options.max_len > context
+            and getattr(model_config, "pos_encoding", "") == "learned"
+        ):
+            raise ZooError(
+                f"max_len {self.options.max_len} is longer than the model's context_length {context}"
+            )
+
+    def _collate(self, rows: list[tuple[list[int], int]]) -> Batch:
+        limit = self.options.max_len or 512
+        seqs = [ids[:limit] for ids, _ in rows]
+        T = max(len(s) for s in seqs)
+        ids = torch.zeros(len(seqs), T, dtype=torch.long)
+        mask = torch.zeros(len(seqs), T, dtype=torch.bool)
+        for i, s in enumerate(seqs):
+            ids[i, : len(s)] = torch.tensor(s)
+            mask[i, : len(s)] = True
+        labels = torch.tensor([label for _, label in rows], dtype=torch.long)
+        return ids, mask, labels  # (B, T), (B, T), (B,)
+
+    def train_batch(self, batch_size: int, generator: torch.Generator) -> Batch:
+        pick = torch.randint(len(self.train_set), (batch_size,), generator=generator)
+        return self._collate([self.train_set[i] for i in pick.tolist()])
+
+    def describe_data(self) -> str:
+        n = len(getattr(self, "train_set", ()))
+        return f"{self.data_name} ({n} training examples, classes: {', '.join(self.classes)})"
+
+    # -- loss and metrics ----------------------------------------------------------------------
+    def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        ids, mask, labels = batch
+        return F.cross_entropy(model(ids, mask), labels)  # logits (B, num_classes)
+
+    @torch.no_grad()
+    def evaluate(
+        self, model: nn.Module, batch_size: int, limit: int | None = None
+    ) -> dict[str, float]:
+        """Loss, accuracy and accuracy within each class on the validation examples."""
+        rows = self.val_set
+        if limit is not None and limit * batch_size < len(rows):
+            step = len(rows) / (limit * batch_size)
+            rows = [rows[int(i * step)] for i in range(limit * batch_size)]
+        device = next(model.parameters()).device
+        was_training = model.training
+        model.eval()
+        total_loss = 0.0
+        correct = torch.zeros(len(self.classes))
+        count = torch.zeros(len(self.classes))
+        for i in range(0, len(rows), batch_size):
+            ids, mask, labels = self._collate(rows[i : i + batch_size])
+            logits = model(ids.to(device), mask.to(device)).float().cpu()
+            total_loss += F.cross_entropy(logits, labels, reduction="sum").item()
+            hits = (logits.argmax(-1) == labels).float()
+            correct.index_add_(0, labels, hits)
+            count.index_add_(0, labels, torch.ones_like(hits))
+        model.train(was_training)
+        metrics = {
+            "val_loss": total_loss / len(rows),
+            "val_accuracy": (correct.sum() / len(rows)).item(),
+        }
+        for c, name in enumerate(self.classes):
+            if count[c] > 0:
+                metrics[f"val_acc_{_key(name)}"] = (correct[c] / count[c]).item()
+        return metrics
+
+    def example_batch(self, model_config: Any, batch_size: int = 2) -> Batch:
+        T = min(12, getattr(model_config, "context_length", None) or 12)
+        g = torch.Generator().manual_seed(0)
+        ids = torch.randint(model_config.vocab_size, (batch_size, T), generator=g)
+        mask = torch.ones(batch_size, T, dtype=torch.bool)
+        mask[-1, T // 2 :] = False  # the last row is padded
+        labels = torch.randint(model_config.num_classes, (batch_size,), generator=g)
+        return ids, mask, labels
+
+    def outputs(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        return model(batch[0], batch[1])
+
+    # -- inference -----------------------------------------------------------------------------
+    @torch.no_grad()
+    def classify(self, model: nn.Module, texts: list[str]) -> list[dict[str, float]]:
+        """Class probabilities of each text, as ``{class: probability}``."""
+        device = next(model.parameters()).device
+        model.eval()
+        rows = [(self.tokenizer.encode(t) or [0], 0) for t in texts]
+        ids, mask, _ = self._collate(rows)
+        probs = torch.softmax(model(ids.to(device), mask.to(device)).float(), dim=-1).cpu()
+        return [dict(zip(self.classes, p.tolist(), strict=True)) for p in probs]
+
+
+def _key(name: str) -> str:
+    """A class name usable inside a metric name."""
+    return re.sub(r"\W+", "_", name).strip("_") or "class"
+
+
+def _split(examples: list[tuple[str, str]], val_fraction: float) -> tuple[list, list]:
+    """A seeded shuffle, then the last ``val_fraction`` held out (at least one example each)."""
+    if not 0 < val_fraction < 1:
+        raise ZooError(f"val_fraction must be between 0 and 1, not {val_fraction}")
+    if len(examples) < 2:
+        raise ZooError(f"the data has {len(examples)} example; give at least two, or --val-data")
+    shuffled = list(examples)
+    random.Random(0).shuffle(shuffled)
+    n_val = min(len(shuffled) - 1, max(1, round(len(shuffled) * val_fraction)))
+    return shuffled[:-n_val], shuffled[-n_val:]
