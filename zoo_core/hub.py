@@ -93,8 +93,13 @@ def _login_hint() -> str:
     return "log in with `hf auth login` or set HF_TOKEN"
 
 
-def hub_error(exc: BaseException, repo_id: str, revision: str | None = None) -> ZooError | None:
-    """One clear line for a huggingface_hub failure, or None if ``exc`` is not a Hub failure."""
+def hub_error(
+    exc: BaseException, repo_id: str, revision: str | None = None, *, path_like: bool = False
+) -> ZooError | None:
+    """One clear line for a huggingface_hub failure, or None if ``exc`` is not a Hub failure.
+
+    ``path_like``: the name was given without ``hf:``, so it may have been meant as a folder.
+    """
     from huggingface_hub import errors as hf
 
     where = endpoint()
@@ -104,9 +109,10 @@ def hub_error(exc: BaseException, repo_id: str, revision: str | None = None) -> 
             f"'{repo_id}' is a gated repo: request access on {where}/{repo_id}, then {_login_hint()}"
         )
     if isinstance(exc, hf.RepositoryNotFoundError):
+        folder = " (and it is not a folder here either)" if path_like else ""
         return ZooError(
-            f"'{repo_id}'{rev} was not found at {where}: check the name and revision; if the repo is "
-            f"private, {_login_hint()} with a token that can read it"
+            f"'{repo_id}'{rev} was not found at {where}{folder}: check the name and revision; if "
+            f"the repo is private, {_login_hint()} with a token that can read it"
         )
     if isinstance(exc, hf.RevisionNotFoundError):
         return ZooError(
@@ -146,8 +152,10 @@ def hub_error(exc: BaseException, repo_id: str, revision: str | None = None) -> 
     return None
 
 
-def _raise(exc: BaseException, repo_id: str, revision: str | None) -> NoReturn:
-    error = hub_error(exc, repo_id, revision)
+def _raise(
+    exc: BaseException, repo_id: str, revision: str | None, path_like: bool = False
+) -> NoReturn:
+    error = hub_error(exc, repo_id, revision, path_like=path_like)
     if error is None:
         raise exc
     raise error from None
@@ -182,14 +190,14 @@ def pull(
     elif _COMMIT.match(rev) and (cached := _cached(repo_id, rev)) is not None:
         folder = cached  # a commit never changes: no need to ask the Hub
     else:
-        folder = _download(repo_id, rev, token)
+        folder = _download(repo_id, rev, token, path_like=not source.startswith("hf:"))
     _check_folder(folder, where)
     if sha256:
         verify_sha256(folder / artifacts.WEIGHTS_FILE, sha256, what or where)
     return folder
 
 
-def _download(repo_id: str, rev: str, token: str | None) -> Path:
+def _download(repo_id: str, rev: str, token: str | None, path_like: bool) -> Path:
     from huggingface_hub import HfApi, snapshot_download
 
     try:
@@ -198,7 +206,7 @@ def _download(repo_id: str, rev: str, token: str | None) -> Path:
         if isinstance(exc, _connection_errors()):
             reason = f"the Hub at {endpoint()} cannot be reached ({_first_line(exc)})"
             return _from_cache(repo_id, rev, reason, "check the network or HF_ENDPOINT, then ")
-        _raise(exc, repo_id, rev)
+        _raise(exc, repo_id, rev, path_like)
     _check_listing([s.rfilename for s in info.siblings or []], f"{repo_id}@{rev}")
     try:
         return Path(

@@ -223,8 +223,17 @@ class Olah:
         stop(self.proc)
 
     def requests(self) -> int:
-        """How many HTTP requests olah has answered so far (from its access log)."""
-        return sum(' HTTP/1.1" ' in line for line in self.log.read_text().splitlines())
+        """How many HTTP requests olah has answered so far (from its access log, once settled:
+        a line may be written just after its response went out)."""
+
+        def count() -> int:
+            return sum(' HTTP/1.1" ' in line for line in self.log.read_text().splitlines())
+
+        last, now = -1, count()
+        while now != last:
+            time.sleep(0.5)
+            last, now = now, count()
+        return now
 
 
 def start_olah(base: Path, mirror: Mirror) -> Olah:
@@ -243,7 +252,13 @@ mirror-lfs-netloc = "127.0.0.1:{port}"
 offline = true
 """)
     log = base / "olah.out"
-    olah = shutil.which("olah-cli") or str(Path(sys.executable).parent / "olah-cli")
+    olah = shutil.which(
+        "olah-cli", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    )
+    if olah is None:
+        raise RuntimeError(
+            "olah is not installed: pip install -c constraints.txt -r requirements-test.txt"
+        )
     with open(log, "w") as out:
         proc = subprocess.Popen(
             [olah, "-c", str(config), "--log-path", str(base / "logs")],
