@@ -392,6 +392,8 @@ def _finish(run_dir, config, spec, net, task_obj, final) -> tuple[Artifact, dict
     config = {**config, "metrics": {k: v for k, v in final.items() if k.startswith("val_")}}
     artifacts.write_json(run_dir / artifacts.CONFIG_FILE, config)
     write_card(run_dir, config)
+    if hasattr(task_obj, "save_extras"):  # task-made files (an image task's confusion matrix)
+        task_obj.save_extras(run_dir)
     net.eval()
     return Artifact(run_dir, config, spec, net, task_obj), final
 

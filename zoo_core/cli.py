@@ -376,6 +376,46 @@ def push(run: str, repo_id: str, private: bool, revision: str | None, message: s
     click.echo(result.commit_url)
 
 
+# -- images ----------------------------------------------------------------------------------------
+@cli.command()
+@click.argument("source")
+@click.argument("images", nargs=-1, required=True, type=click.Path())
+@click.option("--top-k", type=int, default=5, show_default=True, help="Classes to show per image.")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def predict(source: str, images: tuple[str, ...], top_k: int, device: str, as_json: bool) -> None:
+    """Classify IMAGES (PNG or JPEG files) with a trained model (a run folder or a Hub repo)."""
+    from zoo_core.api import load
+
+    artifact = load(source, device=device)
+    if not hasattr(artifact.task, "predict"):
+        raise ZooError(f"task '{artifact.config['task']}' does not classify images")
+    results = artifact.task.predict(artifact.model, list(images), top_k=top_k)
+    if as_json:
+        _json(results)
+        return
+    for result in results:
+        best = ", ".join(f"{p['class']} {p['probability']:.3f}" for p in result["predictions"])
+        click.echo(f"{result['image']}: {best}")
+
+
+@cli.group()
+def data() -> None:
+    """Embedded data sets, written out as files to look at or to train on."""
+
+
+@data.command("shapes")
+@click.option("--out", required=True, type=click.Path(), help="Folder to write (new or empty).")
+@click.option("--num", type=int, default=8000, show_default=True, help="Number of images.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def data_shapes(out: str, num: int, seed: int) -> None:
+    """Write the default image data set (coloured shapes) as one sub-folder of PNGs per class."""
+    from zoo_core.data.shapes import write_folder
+
+    path = write_folder(out, num=num, seed=seed)
+    click.echo(f"wrote {num} images to {path}")
+
+
 def main() -> None:
     """Entry point of the ``zoo`` console script."""
     from zoo_core.plugins import add_commands

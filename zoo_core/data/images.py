@@ -17,9 +17,13 @@ def scan_folder(folder: str | Path) -> tuple[list[str], list[Path], list[int]]:
     """Class names (sorted sub-folder names), image files and their class indices."""
     root = Path(folder)
     if not root.exists():
-        raise ZooError(f"data path '{folder}' does not exist; give a folder with one sub-folder per class")
+        raise ZooError(
+            f"data path '{folder}' does not exist; give a folder with one sub-folder per class"
+        )
     if not root.is_dir():
-        raise ZooError(f"data path '{folder}' is a file; give a folder with one sub-folder of images per class")
+        raise ZooError(
+            f"data path '{folder}' is a file; give a folder with one sub-folder of images per class"
+        )
     class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not class_dirs:
         raise ZooError(
@@ -70,7 +74,9 @@ def read_images(
             images.append(read_image(path, size, channels))
         except ZooError as exc:
             if on_error == "error":
-                raise ZooError(f"{exc}; fix or remove the file (or --set bad_images=skip)") from None
+                raise ZooError(
+                    f"{exc}; fix or remove the file (or --set bad_images=skip)"
+                ) from None
             skipped.append(path)
             if len(skipped) <= _MAX_WARNINGS:
                 print(f"zoo: warning: skipped unreadable image '{path}'", file=sys.stderr)

@@ -1,8 +1,8 @@
 """The embedded image data set: coloured shapes on varied backgrounds, generated from a seed.
 
-Each image holds one shape of a random size, position, rotation, aspect and colour, on a
-two-colour gradient with noise and a few distractors (thin lines and small dots). The shape's kind
-is the class. Everything is drawn with array operations on a 2x supersampled grid (antialiased
+Each image holds one shape of a random size, position, rotation, aspect and colour (light on a
+dark background or dark on a light one), on a two-colour gradient with noise and a few distractors
+(thin lines and small dots). The shape's kind is the class. Everything is drawn with array operations on a 2x supersampled grid (antialiased
 edges), so thousands of images take a second or two.
 """
 
@@ -38,13 +38,17 @@ def _shape_masks(labels: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray
         "triangle": lambda i: r[i] * np.cos(np.mod(a[i], sector / 3) - np.pi / 3) < 0.5,
         # Five points: the radius limit goes linearly from 0.42 (between points) to 1.0 (a tip).
         "star": lambda i: r[i] < 0.42 + 0.58 * np.abs(np.mod(a[i] / (sector / 5), 1.0) - 0.5) * 2,
-        "cross": lambda i: ((np.abs(x[i]) < 0.28) & (np.abs(y[i]) < 0.95))
-        | ((np.abs(y[i]) < 0.28) & (np.abs(x[i]) < 0.95)),
+        "cross": lambda i: (
+            ((np.abs(x[i]) < 0.28) & (np.abs(y[i]) < 0.95))
+            | ((np.abs(y[i]) < 0.28) & (np.abs(x[i]) < 0.95))
+        ),
         "crescent": lambda i: (r[i] < 1.0) & (np.hypot(x[i] - 0.5, y[i]) > 0.78),
         # The classic heart curve, scaled to the unit disc: (X^2 + Y^2 - 1)^3 - X^2 Y^3 < 0.
         "heart": lambda i: (
-            (1.15 * x[i]) ** 2 + (1.15 * -y[i] + 0.15) ** 2 - 1
-        ) ** 3 - (1.15 * x[i]) ** 2 * (1.15 * -y[i] + 0.15) ** 3 < 0,
+            ((1.15 * x[i]) ** 2 + (1.15 * -y[i] + 0.15) ** 2 - 1) ** 3
+            - (1.15 * x[i]) ** 2 * (1.15 * -y[i] + 0.15) ** 3
+            < 0
+        ),
     }
     out = np.zeros(x.shape, dtype=bool)
     for k, name in enumerate(CLASSES):
@@ -66,7 +70,9 @@ def _draw(labels: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray
     # Each pixel shows its top layer: 0 the background, 1-5 distractors, 6 the shape.
     top = np.zeros((n, s, s), dtype=np.int8)  # (N, S, S)
     palette = rng.random((n, 7, 3), dtype=np.float32)  # (N, layer, RGB)
-    shape_rgb = palette[:, 6]
+    # A light shape on a dark background or a dark one on a light background, any hues.
+    light = rng.random((n, 1)) < 0.5
+    palette[:, 6] = np.where(light, rng.uniform(0.55, 1.0, (n, 3)), rng.uniform(0.0, 0.45, (n, 3)))
 
     # Distractors under the shape: up to two thin lines across the image, up to three small dots.
     layer = 1
@@ -84,8 +90,8 @@ def _draw(labels: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray
         top[((u - px) ** 2 + (v - py) ** 2 < radius**2) & on] = layer
         layer += 1
 
-    # The shape: radius 22-40% of the image, anywhere it fits, any rotation, a mild stretch.
-    radius = rng.uniform(0.22, 0.40, n) * size
+    # The shape: radius 25-42% of the image, anywhere it fits, any rotation, a mild stretch.
+    radius = rng.uniform(0.25, 0.42, n) * size
     cx = per_image(rng.uniform(radius, size - radius))
     cy = per_image(rng.uniform(radius, size - radius))
     theta = rng.uniform(0, 2 * np.pi, n)
@@ -96,9 +102,10 @@ def _draw(labels: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray
     y = (cos * dy - sin * dx) / stretch
     top[_shape_masks(labels, x, y)] = 6
 
-    # Background: a gradient between two colours that differ from the shape's in every channel.
-    c1 = np.mod(shape_rgb + rng.uniform(0.3, 0.7, (n, 3)), 1.0).astype(np.float32)
-    c2 = np.mod(shape_rgb + rng.uniform(0.3, 0.7, (n, 3)), 1.0).astype(np.float32)
+    # Background: a gradient between two colours on the other side of the shape's brightness.
+    c1 = np.where(light, rng.uniform(0.0, 0.45, (n, 3)), rng.uniform(0.55, 1.0, (n, 3)))
+    c2 = np.where(light, rng.uniform(0.0, 0.45, (n, 3)), rng.uniform(0.55, 1.0, (n, 3)))
+    c1, c2 = c1.astype(np.float32), c2.astype(np.float32)
     phi = rng.uniform(0, 2 * np.pi, n)
     cphi, sphi = np.cos(phi), np.sin(phi)
     low = np.minimum(cphi, 0) + np.minimum(sphi, 0)  # the projection's range over the image
@@ -116,7 +123,9 @@ def _draw(labels: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray
     return np.clip(img, 0.0, 1.0)
 
 
-def generate(num: int = DEFAULT_NUM, seed: int = 0, size: int = DEFAULT_SIZE) -> tuple[np.ndarray, np.ndarray]:
+def generate(
+    num: int = DEFAULT_NUM, seed: int = 0, size: int = DEFAULT_SIZE
+) -> tuple[np.ndarray, np.ndarray]:
     """``num`` images ``(num, 3, size, size)`` as uint8 and their labels ``(num,)`` (int64).
 
     The classes are balanced and shuffled; the same ``seed`` gives the same images.
@@ -130,11 +139,15 @@ def generate(num: int = DEFAULT_NUM, seed: int = 0, size: int = DEFAULT_SIZE) ->
     images = np.empty((num, 3, size, size), dtype=np.uint8)
     for start in range(0, num, _CHUNK):
         chunk = _draw(labels[start : start + _CHUNK], size, rng)  # (n, size, size, 3)
-        images[start : start + _CHUNK] = np.round(chunk * 255).astype(np.uint8).transpose(0, 3, 1, 2)
+        images[start : start + _CHUNK] = (
+            np.round(chunk * 255).astype(np.uint8).transpose(0, 3, 1, 2)
+        )
     return images, labels
 
 
-def write_folder(out: str | Path, num: int = DEFAULT_NUM, seed: int = 0, size: int = DEFAULT_SIZE) -> Path:
+def write_folder(
+    out: str | Path, num: int = DEFAULT_NUM, seed: int = 0, size: int = DEFAULT_SIZE
+) -> Path:
     """Write the data set as an image folder: one sub-folder of PNGs per class.
 
     The folder appears complete or not at all (it is written beside ``out`` and renamed).

@@ -105,7 +105,9 @@ class ImageClassification(Task):
         self.image_size = int(model_config.image_size)
         self.channels = int(getattr(model_config, "in_channels", 3))
         if self.channels not in (1, 3):
-            raise ZooError(f"images are read as grey (in_channels=1) or RGB (3), not {self.channels}")
+            raise ZooError(
+                f"images are read as grey (in_channels=1) or RGB (3), not {self.channels}"
+            )
         if getattr(model_config, "num_classes", len(self.classes)) != len(self.classes):
             raise ZooError(
                 f"the data has {len(self.classes)} classes but the model's num_classes is "
@@ -128,16 +130,22 @@ class ImageClassification(Task):
             if self.channels == 1:
                 x = _grey(x)
         else:
-            x, y = image_data.read_images(*files, self.image_size, self.channels, self.options.bad_images)
+            x, y = image_data.read_images(
+                *files, self.image_size, self.channels, self.options.bad_images
+            )
         self._check_classes(y, source)
         if val_files is not None:
-            val = image_data.read_images(*val_files, self.image_size, self.channels, self.options.bad_images)
+            val = image_data.read_images(
+                *val_files, self.image_size, self.channels, self.options.bad_images
+            )
             if len(val[1]) == 0:
                 raise ZooError(f"the validation folder '{self.val_source}' has no readable images")
             train = (x, y)
         else:
             if len(y) < 2:
-                raise ZooError(f"'{source}' has {len(y)} readable image(s); a split needs at least two")
+                raise ZooError(
+                    f"'{source}' has {len(y)} readable image(s); a split needs at least two"
+                )
             order = np.random.default_rng(self.seed).permutation(len(y))
             n_val = min(len(y) - 1, max(1, round(len(y) * self.options.val_fraction)))
             train = (x[order[n_val:]], y[order[n_val:]])
@@ -168,7 +176,10 @@ class ImageClassification(Task):
             classes, found, labels = image_data.scan_folder(data)
             self.val_source = data
             x, y = image_data.read_images(
-                found, self._relabel(classes, labels, data), self.image_size, self.channels,
+                found,
+                self._relabel(classes, labels, data),
+                self.image_size,
+                self.channels,
                 self.options.bad_images,
             )
             if len(y) == 0:
@@ -180,8 +191,13 @@ class ImageClassification(Task):
         """uint8 ``(B, C, h, w)`` to normalised floats ``(B, C, image_size, image_size)``."""
         x = images.float().div_(255)
         if x.shape[-1] != self.image_size or x.shape[-2] != self.image_size:
-            x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear",
-                              align_corners=False, antialias=True)
+            x = F.interpolate(
+                x,
+                size=(self.image_size, self.image_size),
+                mode="bilinear",
+                align_corners=False,
+                antialias=True,
+            )
         mean = torch.tensor(self.mean, dtype=x.dtype).view(1, -1, 1, 1)
         std = torch.tensor(self.std, dtype=x.dtype).view(1, -1, 1, 1)
         return (x - mean) / std
@@ -197,7 +213,12 @@ class ImageClassification(Task):
             dx = torch.randint(2 * pad + 1, (B,), generator=generator)
             rows = (dy[:, None] + torch.arange(H))[:, None, :, None]  # (B, 1, S, 1)
             cols = (dx[:, None] + torch.arange(W))[:, None, None, :]  # (B, 1, 1, S)
-            x = padded[torch.arange(B)[:, None, None, None], torch.arange(C)[None, :, None, None], rows, cols]
+            x = padded[
+                torch.arange(B)[:, None, None, None],
+                torch.arange(C)[None, :, None, None],
+                rows,
+                cols,
+            ]
         if self.options.flip:
             flip = torch.rand(B, generator=generator) < 0.5
             x = torch.where(flip[:, None, None, None], x.flip(-1), x)
@@ -213,7 +234,9 @@ class ImageClassification(Task):
         return F.cross_entropy(model(x), y)  # logits (B, K)
 
     @torch.no_grad()
-    def evaluate(self, model: nn.Module, batch_size: int, limit: int | None = None) -> dict[str, float]:
+    def evaluate(
+        self, model: nn.Module, batch_size: int, limit: int | None = None
+    ) -> dict[str, float]:
         """Loss, accuracy, top-5 accuracy (more than five classes) and accuracy per class."""
         x_all, y_all = self.val_x, self.val_y
         if limit is not None and limit * batch_size < len(y_all):
@@ -283,17 +306,23 @@ class ImageClassification(Task):
         results = []
         for i in range(0, len(images), batch_size):
             paths = images[i : i + batch_size]
-            raw = np.stack([image_data.read_image(p, self.image_size, self.channels) for p in paths])
-            probs = torch.softmax(model(self._normalise(torch.from_numpy(raw)).to(device)).float(), 1)
+            raw = np.stack(
+                [image_data.read_image(p, self.image_size, self.channels) for p in paths]
+            )
+            probs = torch.softmax(
+                model(self._normalise(torch.from_numpy(raw)).to(device)).float(), 1
+            )
             top = probs.cpu().topk(k, dim=1)  # sorted, likeliest first
             for path, values, indices in zip(paths, top.values, top.indices, strict=True):
-                results.append({
-                    "image": str(path),
-                    "predictions": [
-                        {"class": self.classes[j], "probability": float(p)}
-                        for p, j in zip(values.tolist(), indices.tolist(), strict=True)
-                    ],
-                })
+                results.append(
+                    {
+                        "image": str(path),
+                        "predictions": [
+                            {"class": self.classes[j], "probability": float(p)}
+                            for p, j in zip(values.tolist(), indices.tolist(), strict=True)
+                        ],
+                    }
+                )
         return results
 
 
@@ -334,8 +363,14 @@ def draw_confusion(confusion: list[list[int]], classes: list[str]):
             share = count / total
             shade = (int(255 - 215 * share), int(255 - 165 * share), 255)  # white to blue
             x0, y0 = left + p * cell, top + t * cell
-            draw.rectangle((x0, y0, x0 + cell - 1, y0 + cell - 1), fill=shade, outline=(200, 200, 200))
+            draw.rectangle(
+                (x0, y0, x0 + cell - 1, y0 + cell - 1), fill=shade, outline=(200, 200, 200)
+            )
             w, h = text_size(str(count))
-            draw.text((x0 + (cell - w) // 2, y0 + (cell - h) // 2), str(count),
-                      fill="white" if share > 0.6 else "black", font=font)
+            draw.text(
+                (x0 + (cell - w) // 2, y0 + (cell - h) // 2),
+                str(count),
+                fill="white" if share > 0.6 else "black",
+                font=font,
+            )
     return image
