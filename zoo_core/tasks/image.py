@@ -346,10 +346,13 @@ def draw_confusion(confusion: list[list[int]], classes: list[str]):
 
     K, cell = len(classes), 34
     label_w = max(text_size(c)[0] for c in classes) + 12
-    left, top = label_w + 16, label_w + 16
-    image = Image.new("RGB", (left + K * cell + 10, top + K * cell + 10), "white")
+    title_h = 32  # two lines of legend above the column labels
+    left, top = label_w + 16, title_h + label_w + 4
+    width = max(left + K * cell + 10, text_size("columns: predicted")[0] + 10)
+    image = Image.new("RGB", (width, top + K * cell + 10), "white")
     draw = ImageDraw.Draw(image)
-    draw.text((4, 2), "true \u2193  predicted \u2192", fill="black", font=font)
+    draw.text((4, 2), "rows: true class", fill="black", font=font)
+    draw.text((4, 14), "columns: predicted", fill="black", font=font)
     for k, name in enumerate(classes):
         w, h = text_size(name)
         draw.text((left - w - 6, top + k * cell + (cell - h) // 2), name, fill="black", font=font)

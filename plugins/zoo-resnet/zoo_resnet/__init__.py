@@ -25,7 +25,7 @@ def register_models(register):
             "resnet",
             "8-layer CIFAR-style ResNet sized to train in ~3 minutes on a laptop CPU",
             {**_CIFAR, "layers": (1, 1, 1)},
-            {"steps": 800, "batch_size": 64, "lr": 4e-3, "warmup": 50, "weight_decay": 0.05},
+            {"steps": 1800, "batch_size": 32, "lr": 2e-2, "warmup": 50, "weight_decay": 0.05},
         ),
         (
             "resnet20",
