@@ -27,6 +27,6 @@ def register_tokenizers(register):
         TokenizerSpec(
             "bpe",
             "zoo_core.tokenizers.bpe:BPETokenizer",
-            "byte-level BPE learned from the training text (vocab_size; needs zoo-core[bpe])",
+            "byte-level BPE learned from the training text (vocab_size; needs `tokenizers`)",
         )
     )

@@ -70,6 +70,6 @@ def register_models(register):
                 "dropout": 0.0,
                 "pos_encoding": "rope",
             },
-            train_defaults={"steps": 400, "batch_size": 32, "lr": 2e-3, "warmup": 30},
+            train_defaults={"steps": 1000, "batch_size": 32, "lr": 2e-3, "warmup": 30},
         )
     )

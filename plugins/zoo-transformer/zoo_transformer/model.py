@@ -8,7 +8,8 @@ The positional encoding is a config choice:
 - ``sinusoidal``: the fixed sines and cosines of "Attention Is All You Need", added likewise.
 - ``rope``: queries and keys rotated by their position (RoFormer); attention sees offsets only.
 - ``alibi``: no position vectors; a per-head linear penalty on distance is added to the
-  attention scores (Press et al., "Train Short, Test Long").
+  attention scores (Press et al., "Train Short, Test Long"). In the encoder the penalty is
+  symmetric, so attention sees how far a token is but not on which side.
 - ``none``: nothing. A causal decoder still infers positions from what it may attend to.
 
 Every encoding but ``learned`` reads sequences longer than those it was trained on.
