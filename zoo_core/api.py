@@ -287,7 +287,10 @@ def train(
         {**overrides, **train_options}, model_cls, task_cls, f"model '{spec.name}' with task '{task_name}'"
     )
     task_defaults = {k: v for k, v in spec.train_defaults.items() if k in _config.field_types(task_cls.Options)}
-    train_defaults = {k: v for k, v in spec.train_defaults.items() if k not in task_defaults}
+    # A variant's defaults may name options of its other tasks (an lm seq_len): skip those.
+    train_defaults = {
+        k: v for k, v in spec.train_defaults.items() if k in _config.field_types(TrainConfig)
+    }
     if "time" in train_over and "steps" not in train_over:
         train_defaults.pop("steps", None)
         train_over["steps"] = 10**12  # the clock decides

@@ -27,3 +27,12 @@ def register_tasks(register):
             "one label per text (default: synthetic balanced-brackets strings)",
         )
     )
+    # Synthetic long-range tasks: any `lm` model (ids in, next-token logits out) can do them.
+    for name, cls, summary in (
+        ("copy", "Copy", "reproduce a random sequence after a delimiter (knob: delay)"),
+        ("selective-copy", "SelectiveCopy", "copy the symbols hidden in noise (knob: num_marked)"),
+        ("associative-recall", "AssociativeRecall", "key-value pairs, then a key: its value"),
+        ("parity", "Parity", "is the number of ones in a bit string odd (knob: length)"),
+        ("induction", "Induction", "predict what followed the earlier occurrence of a token"),
+    ):
+        register(TaskSpec(name, f"zoo_core.tasks.synthetic:{cls}", summary))

@@ -28,6 +28,7 @@ class LMOptions:
     seq_len: int | None = None  # training window; default: the model's context_length, else 128
     val_fraction: float = 0.1  # the last part of the text, held out for validation
     vocab_size: int | None = None  # for tokenizers that learn a vocabulary of a chosen size
+    train_fraction: float = 1.0  # train on this leading part of the training split only
 
 
 class LanguageModeling(Task):
@@ -54,6 +55,11 @@ class LanguageModeling(Task):
         if self.tokenizer is None:
             self.tokenizer = self._fit_tokenizer(train_text)
         self.train_ids = self._encode(train_text)
+        if not 0 < self.options.train_fraction <= 1:
+            raise ZooError(f"train_fraction must be in (0, 1], not {self.options.train_fraction}")
+        if self.options.train_fraction < 1:  # the tokenizer still saw the whole split
+            keep = max(1, round(len(self.train_ids) * self.options.train_fraction))
+            self.train_ids = self.train_ids[:keep]
         self._set_val(val_text)
 
     def setup_eval(self, data: str | None) -> None:

@@ -3,6 +3,8 @@
 from zoo_core import ModelSpec, hookimpl
 
 _MODEL = "zoo_lstm.model:LSTMLanguageModel"
+# Language modelling, then the synthetic long-range tasks of the core.
+_TASKS = ("lm", "copy", "selective-copy", "associative-recall", "parity", "induction")
 _PAPER = "Hochreiter & Schmidhuber, Long Short-Term Memory (1997)"
 
 
@@ -12,7 +14,7 @@ def register_models(register):
         ModelSpec(
             name="lstm",
             model=_MODEL,
-            tasks=("lm",),
+            tasks=_TASKS,
             family="lstm",
             summary="LSTM language model sized to train in ~3 minutes on a laptop CPU",
             paper=_PAPER,

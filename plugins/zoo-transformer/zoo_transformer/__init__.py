@@ -5,6 +5,8 @@ from zoo_core import ModelSpec, hookimpl
 
 _DECODER = "zoo_transformer.model:TransformerLM"
 _ENCODER = "zoo_transformer.model:TransformerEncoder"
+# Language modelling, then the synthetic long-range tasks of the core.
+_TASKS = ("lm", "copy", "selective-copy", "associative-recall", "parity", "induction")
 _GPT2 = "Radford et al., Language Models are Unsupervised Multitask Learners (2019)"
 _ATTENTION = "Vaswani et al., Attention Is All You Need (2017)"
 
@@ -35,7 +37,7 @@ def register_models(register):
         ModelSpec(
             name="transformer",
             model=_DECODER,
-            tasks=("lm",),
+            tasks=_TASKS,
             family="transformer",
             summary="GPT-style decoder sized to train in ~3 minutes on a laptop CPU",
             paper=_GPT2,

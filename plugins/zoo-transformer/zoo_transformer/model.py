@@ -13,6 +13,12 @@ The positional encoding is a config choice:
 - ``none``: nothing. A causal decoder still infers positions from what it may attend to.
 
 Every encoding but ``learned`` reads sequences longer than those it was trained on.
+
+``mixer`` chooses what mixes information across positions inside each block: ``attention``
+(the Transformer), or ``lstm``, a one-layer LSTM in the same place, with the same LayerNorms,
+residuals and MLP around it (Domhan, "How Much Attention Do You Need?", 2018). With the LSTM
+mixer the decoder is causal by construction; rope and alibi then do nothing (they act inside
+attention), and ``forward_step`` carries each layer's (h, c) instead of keys and values.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ class BlockConfig:
     bias: bool = True  # biases in Linear and LayerNorm layers (GPT-2 has them)
     pos_encoding: PosEncoding = "learned"
     rope_base: float = 10000.0  # RoPE's frequency base
+    mixer: Literal["attention", "lstm"] = "attention"  # what mixes positions inside a block
 
     def __post_init__(self):
         if min(self.n_layer, self.n_head, self.n_embd, self.context_length, self.vocab_size) < 1:
@@ -59,6 +66,8 @@ class BlockConfig:
             raise ValueError(f"unknown pos_encoding {self.pos_encoding!r}")
         if not 0 <= self.dropout < 1:
             raise ValueError("dropout must be in [0, 1)")
+        if self.mixer not in ("attention", "lstm"):
+            raise ValueError(f"unknown mixer {self.mixer!r}; use attention or lstm")
 
 
 @dataclass
@@ -159,6 +168,20 @@ class SelfAttention(nn.Module):
         return self.resid_drop(self.proj(y)), (k, v)
 
 
+class LSTMMixer(nn.Module):
+    """An LSTM where attention would be: reads left to right, carries (h, c) between calls."""
+
+    def __init__(self, config: BlockConfig):
+        super().__init__()
+        self.lstm = nn.LSTM(config.n_embd, config.n_embd, batch_first=True)
+        self.proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.resid_drop = nn.Dropout(config.dropout)
+
+    def forward(self, x, mask=None, is_causal=True, rope=None, cache=None):
+        y, state = self.lstm(x, cache)  # (B, T, C); state: (h, c), each (1, B, C)
+        return self.resid_drop(self.proj(y)), state
+
+
 class MLP(nn.Module):
     def __init__(self, config: BlockConfig):
         super().__init__()
@@ -176,7 +199,7 @@ class Block(nn.Module):
     def __init__(self, config: BlockConfig):
         super().__init__()
         self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
-        self.attn = SelfAttention(config)
+        self.attn = SelfAttention(config) if config.mixer == "attention" else LSTMMixer(config)
         self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
 
@@ -245,11 +268,17 @@ class _Body(nn.Module):
         return (None if pad is None else pad[:, None, None, :]), False  # (B, 1, 1, T_k)
 
     def _run(
-        self, idx: torch.Tensor, pad: torch.Tensor | None = None, cache: KVCache | None = None
+        self,
+        idx: torch.Tensor,
+        pad: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+        offset: int | None = None,
     ) -> tuple[torch.Tensor, KVCache]:
-        """Hidden states (B, T, C) after the final LayerNorm, and the keys/values of every layer."""
+        """Hidden states (B, T, C) after the final LayerNorm, and the keys/values of every layer
+        (each LSTM mixer's (h, c) instead); ``offset``: tokens before ``idx`` (default: cached)."""
         B, T = idx.shape
-        offset = 0 if cache is None else cache[0][0].size(2)
+        if offset is None:
+            offset = 0 if cache is None else cache[0][0].size(2)
         if self.max_context is not None and offset + T > self.max_context:
             raise ZooError(
                 f"this model has learned positions for {self.max_context} tokens and was given "
@@ -299,6 +328,10 @@ class TransformerLM(_Body):
         self, idx: torch.Tensor, state: KVCache | None = None
     ) -> tuple[torch.Tensor, KVCache]:
         """Continue after the tokens cached in ``state``: logits of ``idx`` and the grown cache."""
+        if self.config.mixer == "lstm":  # the state: (tokens seen, each layer's (h, c))
+            seen, layers = state if state is not None else (0, None)
+            h, layers = self._run(idx, cache=layers, offset=seen)
+            return self.head(h), (seen + idx.size(1), layers)
         h, cache = self._run(idx, cache=state)
         return self.head(h), cache  # (B, T, V)
 

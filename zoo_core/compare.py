@@ -1,0 +1,450 @@
+"""``zoo compare``: train several models (or values of a config field) on the same data with the
+same budget, evaluate each at several lengths, and report a table, results.json and plots.
+
+Every run goes through :func:`zoo_core.api.train`, so a compared model is an ordinary run folder
+(``<out>/<variant>-seed<k>``) that ``zoo eval`` and ``zoo generate`` read. A value list in
+``--set key=a,b,c`` is a sweep: each model that has the field is trained once per value.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from zoo_core import _config, artifacts
+from zoo_core.errors import ZooError
+
+# Config fields that set a model's width, in the order they are tried by --match-params.
+WIDTH_FIELDS = ("n_embd", "hidden_size")
+RESULTS_FILE = "results.json"
+
+
+@dataclass
+class Variant:
+    """One model with one value of every swept setting that applies to it."""
+
+    model: str
+    settings: dict[str, str]
+    overrides: dict[str, Any] = field(default_factory=dict)  # everything passed to train()
+    params: int = 0
+
+    @property
+    def label(self) -> str:
+        return " ".join([self.model] + [f"{k}={v}" for k, v in self.settings.items()])
+
+    @property
+    def slug(self) -> str:
+        parts = [self.model] + [f"{k}-{v}" for k, v in self.settings.items()]
+        return "_".join(parts).replace("/", "-").replace(" ", "")
+
+
+def split_sets(sets: dict[str, str]) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """``--set`` values: a single value is fixed, a comma-separated list is swept."""
+    fixed, sweeps = {}, {}
+    for key, value in sets.items():
+        values = [v.strip() for v in str(value).split(",")]
+        if len(values) > 1:
+            if any(not v for v in values):
+                raise ZooError(f"--set {key}={value}: an empty value in the list")
+            sweeps[key] = values
+        else:
+            fixed[key] = values[0]
+    return fixed, sweeps
+
+
+def _fields(spec, task_cls) -> dict[str, set[str]]:
+    from zoo_core.api import model_class
+    from zoo_core.training.config import TrainConfig
+
+    return {
+        "model": set(_config.field_types(model_class(spec).config_class)),
+        "task": set(_config.field_types(task_cls.Options)),
+        "train": set(_config.field_types(TrainConfig)),
+    }
+
+
+def _known(fields: dict[str, set[str]], key: str) -> bool:
+    return any(key in f for f in fields.values())
+
+
+def _length_key(task_cls) -> str | None:
+    options = _config.field_types(task_cls.Options)
+    return "length" if "length" in options else "seq_len" if "seq_len" in options else None
+
+
+def _tokens(task_cls, options: dict[str, Any], length: int, key: str) -> int:
+    """Tokens a model reads at ``length`` (synthetic tasks add the question's structure)."""
+    if key != "length":
+        return length
+    values = {k: v for k, v in options.items() if k in _config.field_types(task_cls.Options)}
+    task = task_cls(_config.build(task_cls.Options, {**values, "length": length}, "task options"))
+    task.check_length(length)
+    return task.sequence_length(length)
+
+
+def _count(spec, task_cls, task_name: str, overrides: dict[str, Any]) -> int:
+    """Parameters of ``spec`` built as train() would build it (on the meta device: no memory)."""
+    import torch
+
+    from zoo_core.api import _split_overrides, count_parameters, model_class
+
+    cls = model_class(spec)
+    model_over, task_over, _ = _split_overrides(overrides, cls, task_cls, spec.name)
+    task_defaults = {
+        k: v for k, v in spec.train_defaults.items() if k in _config.field_types(task_cls.Options)
+    }
+    task = task_cls(_config.build(task_cls.Options, {**task_defaults, **task_over}, task_name))
+    task.setup(None)
+    from_data = {
+        k: v for k, v in task.model_config().items() if k in _config.field_types(cls.config_class)
+    }
+    config = _config.build(
+        cls.config_class, {**spec.defaults, **from_data, **model_over}, spec.name
+    )
+    with torch.device("meta"):
+        return count_parameters(cls(config))
+
+
+def _match_width(spec, task_cls, task_name: str, variant: Variant, target: int) -> None:
+    """Set the variant's width field so its parameter count is closest to ``target``."""
+    from zoo_core.api import model_class
+
+    cls = model_class(spec)
+    fields = _config.field_types(cls.config_class)
+    key = next((k for k in WIDTH_FIELDS if k in fields), None)
+    if key is None:
+        raise ZooError(
+            f"--match-params: model '{spec.name}' has no width field ({', '.join(WIDTH_FIELDS)})"
+        )
+    defaults = _config.field_defaults(cls.config_class) | spec.defaults
+    step = 1
+    if key == "n_embd":  # heads must divide it, and rope needs an even head size
+        step = 2 * int(variant.overrides.get("n_head", defaults.get("n_head", 1)))
+    ties = {}
+    if key == "hidden_size" and "embed_dim" in fields:
+        embed = variant.overrides.get("embed_dim", defaults.get("embed_dim"))
+        width = variant.overrides.get("hidden_size", defaults.get("hidden_size"))
+        if str(embed) == str(width):  # keep a square model square
+            ties = {"embed_dim"}
+
+    def count(w: int) -> int:
+        return _count(
+            spec, task_cls, task_name, {**variant.overrides, key: w, **dict.fromkeys(ties, w)}
+        )
+
+    lo, hi = 1, 1
+    while count(hi * step) < target and hi < 4096:  # parameters grow with the width
+        lo, hi = hi, hi * 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if count(mid * step) < target else (lo, mid)
+    best = min((lo, hi), key=lambda m: abs(count(m * step) - target)) * step
+    variant.overrides.update({key: best, **dict.fromkeys(ties, best)})
+    variant.settings[key] = str(best)
+    variant.params = count(best)
+
+
+def _evaluate(artifact, length: int, key: str, batch_size: int) -> dict[str, Any]:
+    kwargs = {"length": length} if key == "length" else {"seq_len": length}
+    try:
+        return artifact.task.evaluate(artifact.model, batch_size, **kwargs)
+    except ZooError as exc:  # learned positions cannot read past their table: a result, not a crash
+        return {"refused": str(exc)}
+
+
+def _loss_curve(run_dir: Path) -> list[tuple[int, float]]:
+    path = run_dir / artifacts.METRICS_FILE
+    if not path.exists():
+        return []
+    curve = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        if "loss" in record:
+            curve.append((record["step"], record["loss"]))
+    return curve
+
+
+def _spread(values: list[float]) -> dict[str, float]:
+    return {
+        "mean": statistics.fmean(values),
+        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "min": min(values),
+        "max": max(values),
+        "n": len(values),
+    }
+
+
+def compare(
+    models: list[str],
+    task: str | None = None,
+    *,
+    train_length: int | None = None,
+    eval_lengths: list[int] | None = None,
+    steps: int | None = None,
+    seeds: int = 1,
+    sets: dict[str, str] | None = None,
+    match_params: bool = False,
+    data_fractions: list[float] | None = None,
+    batch_size: int | None = None,
+    lr: float | None = None,
+    out: str | Path | None = None,
+    on_run: Callable[[dict[str, Any], int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Train every variant ``seeds`` times, evaluate at every length; write results and plots.
+
+    ``on_run(run, done, total)`` is called after each run (for progress lines).
+    """
+    from zoo_core.api import _new_run_dir, get_model_spec, task_class
+    from zoo_core.api import train as train_one
+
+    if not models:
+        raise ZooError("name at least one model to compare (see `zoo list`)")
+    if seeds < 1:
+        raise ZooError(f"--seeds must be at least 1, not {seeds}")
+    specs = [get_model_spec(m) for m in models]
+    task = task or specs[0].tasks[0]
+    for spec in specs:
+        if task not in spec.tasks:
+            raise ZooError(
+                f"model '{spec.name}' does not do task '{task}'; it does: {', '.join(spec.tasks)}"
+            )
+    task_cls = task_class(task)
+    fixed, sweeps = split_sets(sets or {})
+    if data_fractions:
+        if "train_fraction" not in _config.field_types(task_cls.Options):
+            raise ZooError(
+                f"task '{task}' has no train_fraction option; --data-fraction needs one (use lm)"
+            )
+        if any(not 0 < f <= 1 for f in data_fractions):
+            raise ZooError(f"data fractions must be in (0, 1], not {data_fractions}")
+        sweeps["train_fraction"] = [str(f) for f in data_fractions]
+    fields = {spec.name: _fields(spec, task_cls) for spec in specs}
+    for key in [*fixed, *sweeps]:
+        if not any(_known(f, key) for f in fields.values()):
+            raise ZooError(
+                f"no compared model, task '{task}' or training setting has a field '{key}'"
+            )
+
+    key = _length_key(task_cls)
+    if key is None and (train_length or eval_lengths):
+        raise ZooError(
+            f"task '{task}' has no length option; drop --train-length and --eval-lengths"
+        )
+    if key is not None and train_length is None:
+        default = specs[0].train_defaults.get(key) or _config.field_defaults(task_cls.Options).get(
+            key
+        )
+        train_length = int(fixed.pop(key, default or 64))
+    if key is not None:
+        fixed.pop(key, None)
+    lengths = sorted(set(eval_lengths or [train_length])) if key is not None else [None]
+    task_fixed = {k: v for k, v in fixed.items() if k in _config.field_types(task_cls.Options)}
+    longest = (
+        max(_tokens(task_cls, task_fixed, n, key) for n in [train_length, *lengths]) if key else 0
+    )
+
+    # One variant per model and combination of the swept values that apply to it.
+    variants: list[Variant] = []
+    for spec in specs:
+        f = fields[spec.name]
+        keys = [k for k in sweeps if _known(f, k)]
+        for combo in itertools.product(*(sweeps[k] for k in keys)):
+            overrides: dict[str, Any] = {k: v for k, v in fixed.items() if _known(f, k)}
+            overrides.update(zip(keys, combo, strict=True))
+            if key is not None:
+                overrides[key] = train_length
+                if "context_length" in f["model"] and "context_length" not in overrides:
+                    overrides["context_length"] = longest  # learned positions cover every length
+            variants.append(Variant(spec.name, dict(zip(keys, combo, strict=True)), overrides))
+    by_name = {spec.name: spec for spec in specs}
+    for v in variants:
+        v.params = _count(by_name[v.model], task_cls, task, v.overrides)
+    if match_params:
+        for v in variants:  # the first model's variants keep their widths
+            if v.model != variants[0].model:
+                _match_width(by_name[v.model], task_cls, task, v, variants[0].params)
+    slugs = [v.slug for v in variants]
+    if len(set(slugs)) != len(slugs):
+        raise ZooError("two compared variants have the same name; name each model once")
+
+    folder = _new_run_dir("compare", out)
+    metric = task_cls.metric
+    results: dict[str, Any] = {
+        "task": task,
+        "metric": metric,
+        "lower_is_better": metric in ("val_loss", "val_bpc", "val_ppl"),
+        "length_option": key,
+        "train_length": train_length,
+        "eval_lengths": lengths,
+        "steps": steps,
+        "seeds": seeds,
+        "settings": {"fixed": fixed, "sweeps": sweeps, "match_params": match_params},
+        "variants": [
+            {"label": v.label, "model": v.model, "settings": v.settings, "params": v.params}
+            for v in variants
+        ],
+        "runs": [],
+    }
+    total, done = len(variants) * seeds, 0
+    for v in variants:
+        for seed in range(seeds):
+            run_dir = folder / f"{v.slug}-seed{seed}"
+            run: dict[str, Any] = {
+                "variant": v.label,
+                "seed": seed,
+                "folder": run_dir.name,
+                "params": v.params,
+            }
+            started = time.perf_counter()
+            try:
+                artifact, final = train_one(
+                    v.model,
+                    task=task,
+                    out=run_dir,
+                    overrides=dict(v.overrides),
+                    progress=False,
+                    steps=steps,
+                    seed=seed,
+                    batch_size=batch_size,
+                    lr=lr,
+                )
+                run["train_seconds"] = final.get("elapsed")
+                eval_batch = artifact.config["train_config"]["batch_size"]
+                run["eval"] = (
+                    {str(n): _evaluate(artifact, n, key, eval_batch) for n in lengths}
+                    if key
+                    else {"-": {k: val for k, val in final.items() if k.startswith("val_")}}
+                )
+            except ZooError as exc:
+                run["error"] = str(exc)
+            run["seconds"] = time.perf_counter() - started
+            run["loss_curve"] = _loss_curve(run_dir)
+            results["runs"].append(run)
+            done += 1
+            artifacts.write_json(folder / RESULTS_FILE, results)
+            if on_run is not None:
+                on_run(run, done, total)
+    results["summary"] = _summarise(results)
+    results["plots"] = _plots(results, folder)
+    artifacts.write_json(folder / RESULTS_FILE, results)
+    results["folder"] = str(folder)
+    return results
+
+
+def _summarise(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per variant and length: the metric's mean and spread over seeds (or why it is missing)."""
+    metric = results["metric"]
+    keys = [str(n) if n is not None else "-" for n in results["eval_lengths"]]
+    summary = []
+    for variant in results["variants"]:
+        runs = [r for r in results["runs"] if r["variant"] == variant["label"]]
+        row: dict[str, Any] = {**variant, "lengths": {}, "train_seconds": None}
+        times = [r["train_seconds"] for r in runs if r.get("train_seconds") is not None]
+        if times:
+            row["train_seconds"] = statistics.fmean(times)
+        errors = [r["error"] for r in runs if "error" in r]
+        if errors:
+            row["error"] = errors[0]
+        for k in keys:
+            evals = [r["eval"][k] for r in runs if "eval" in r]
+            values = [e[metric] for e in evals if metric in e]
+            cell: dict[str, Any] = {}
+            if values:
+                cell[metric] = _spread(values)
+                tokens = [e["val_token_accuracy"] for e in evals if "val_token_accuracy" in e]
+                if tokens:
+                    cell["val_token_accuracy"] = _spread(tokens)
+            refused = [e["refused"] for e in evals if "refused" in e]
+            if refused:
+                cell["refused"] = refused[0]
+            row["lengths"][k] = cell
+        summary.append(row)
+    return summary
+
+
+def _plots(results: dict[str, Any], folder: Path) -> list[str]:
+    from zoo_core._plot import line_chart
+
+    metric = results["metric"]
+    written = []
+    sweeps = results["settings"]["sweeps"]
+    by_fraction = "train_fraction" in sweeps
+    lengths = [n for n in results["eval_lengths"] if n is not None]
+    if by_fraction:  # the metric against the data size, one line per model (and other settings)
+        series: dict[str, list] = {}
+        for row in results["summary"]:
+            others = {k: v for k, v in row["settings"].items() if k != "train_fraction"}
+            name = " ".join([row["model"]] + [f"{k}={v}" for k, v in others.items()])
+            cell = row["lengths"].get(str(lengths[0]) if lengths else "-", {})
+            y = cell.get(metric, {}).get("mean")
+            series.setdefault(name, []).append((float(row["settings"]["train_fraction"]), y))
+        path = folder / "data_fraction.png"
+        line_chart(
+            series,
+            path,
+            title=f"{results['task']}: {metric} against training data",
+            xlabel="fraction of the training data",
+            ylabel=metric,
+            log_x=True,
+            x_ticks=[float(f) for f in sweeps["train_fraction"]],
+        )
+        written.append(path.name)
+    if len(lengths) > 1 or not by_fraction:
+        series = {}
+        for row in results["summary"]:
+            series[row["label"]] = [
+                (float(n), row["lengths"][str(n)].get(metric, {}).get("mean")) for n in lengths
+            ]
+        path = folder / "length.png"
+        accuracy = metric.endswith("accuracy")
+        line_chart(
+            series,
+            path,
+            title=f"{results['task']}: {metric} by evaluation length "
+            f"(trained at {results['train_length']})",
+            xlabel="evaluation length",
+            ylabel=metric,
+            y_range=(0.0, 1.0) if accuracy else None,
+            x_ticks=[float(n) for n in lengths],
+        )
+        written.append(path.name)
+    curves: dict[str, list] = {}
+    for row in results["summary"]:
+        runs = [r for r in results["runs"] if r["variant"] == row["label"] and r["loss_curve"]]
+        if not runs:
+            continue
+        steps = sorted({s for r in runs for s, _ in r["loss_curve"]})
+        mean = []
+        for s in steps:  # the mean over seeds at each logged step
+            values = [
+                loss for r in runs for t, loss in r["loss_curve"] if t == s and math.isfinite(loss)
+            ]
+            mean.append((float(s), statistics.fmean(values) if values else None))
+        curves[row["label"]] = mean
+    path = folder / "loss.png"
+    line_chart(
+        curves,
+        path,
+        title=f"{results['task']}: training loss",
+        xlabel="step",
+        ylabel="loss (answer tokens)" if results["length_option"] == "length" else "loss",
+        log_y=True,
+    )
+    written.append(path.name)
+    return written
+
+
+def format_cell(cell: dict[str, Any], metric: str) -> str:
+    """``mean ± std`` of a summary cell, or why it has none."""
+    if metric in cell:
+        s = cell[metric]
+        text = f"{s['mean']:.3f}"
+        return text + (f" ± {s['std']:.3f}" if s["n"] > 1 else "")
+    return "refused" if "refused" in cell else "-"
