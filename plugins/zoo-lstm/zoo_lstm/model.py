@@ -15,7 +15,7 @@ class LSTMConfig:
     hidden_size: int = 256
     num_layers: int = 2
     dropout: float = 0.1  # between layers and before the head
-    tie_weights: bool = False  # share the embedding with the head (needs embed_dim == hidden_size)
+    tie_weights: bool = True  # share the embedding with the head (needs embed_dim == hidden_size)
 
     def __post_init__(self):
         if self.tie_weights and self.embed_dim != self.hidden_size:
