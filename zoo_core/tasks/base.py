@@ -16,12 +16,16 @@ Trainer uses it:
    discriminator's loss, then the generator's.
 5. ``after_step(model, step)`` runs after every step (a weight average, say).
 6. ``evaluate(model, batch_size, limit)`` returns metrics on the validation split, ``val_*`` keys.
+7. ``save_extras(run_dir)`` writes task-made files into the run folder at the end (a confusion
+   matrix). While training, ``self.run_dir`` is the run folder (None on ranks that do not write),
+   for files a task writes as it goes (a GAN's samples).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
@@ -46,6 +50,8 @@ class Task:
     metric: ClassVar[str] = "val_loss"
     # What one training example is called in throughput figures ("tokens", "samples").
     unit: ClassVar[str] = "samples"
+    # The run folder while training (set by zoo_core.train), else None.
+    run_dir: Path | None = None
 
     def __init__(
         self,
@@ -107,6 +113,9 @@ class Task:
 
     def after_step(self, model: nn.Module, step: int) -> None:
         """Called after every optimisation step."""
+
+    def save_extras(self, run_dir: Path) -> None:
+        """Write task-made files (plots, sample grids) into the run folder after training."""
 
     # -- evaluation and inference --------------------------------------------------------------
     def evaluate(self, model: nn.Module, batch_size: int, limit: int | None = None) -> dict:
