@@ -137,3 +137,37 @@ def test_torchrun_two_processes_match_one_process(tmp_path):
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
     assert _steps(tmp_path / "two") == _steps(tmp_path / "one")  # one writer: no duplicate lines
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "two"]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 400 KiB file system: room for a run's first files, not for its checkpoints."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(mount)],
+                          capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_full_disk_is_one_clear_error_with_nothing_half_written(small_disk):
+    out = small_disk / "run"
+    proc = run_zoo("train", "lstm", "--steps", "100", "--out", out, *FAST, "--set",
+                   "hidden_size=128", "--set", "embed_dim=128", check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "No space left on device" in proc.stderr and "--resume" in proc.stderr
+    leftovers = [p for p in out.rglob("*") if p.name.startswith(".")]
+    assert leftovers == []  # no temporary files or folders
+    for ckpt in (out / "checkpoints").glob("step-*"):  # what was kept is whole
+        json.loads((ckpt / "state.json").read_text())
+
+
+def test_an_output_path_under_a_file_is_one_clear_error(tmp_path):
+    (tmp_path / "file").write_text("x")
+    proc = run_zoo("train", "lstm", "--out", tmp_path / "file" / "run", *FAST, check=False)
+    assert proc.returncode == 1 and "cannot create the run folder" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -217,7 +217,7 @@ def _new_run_dir(name: str, out: str | Path | None) -> Path:
             except FileExistsError:
                 continue
         raise ZooError("could not find a free run folder name under runs/")
-    except PermissionError as exc:
+    except OSError as exc:
         raise ZooError(f"cannot create the run folder: {exc.strerror}: '{exc.filename}'") from None
 
 
@@ -332,6 +332,8 @@ def train(
     }
     if distributed.is_main():
         _write_start(run_dir, config, task_obj)
+    # Where a task may write files as it trains (progress samples); rank 0 alone writes.
+    task_obj.run_dir = run_dir if distributed.is_main() else None
     trainer = Trainer(net, task_obj, train_cfg, run_dir, metadata={"zoo.model": spec.name}, progress=progress)
     final = trainer.fit()
     return _finish(run_dir, config, spec, net, task_obj, final)
@@ -393,10 +395,15 @@ def _finish(run_dir, config, spec, net, task_obj, final) -> tuple[Artifact, dict
         net.eval()
         return Artifact(run_dir, config, spec, net, task_obj), final
     config = {**config, "metrics": {k: v for k, v in final.items() if k.startswith("val_")}}
-    artifacts.write_json(run_dir / artifacts.CONFIG_FILE, config)
-    write_card(run_dir, config)
-    if hasattr(task_obj, "save_extras"):  # task-made files (an image task's confusion matrix)
-        task_obj.save_extras(run_dir)
+    try:
+        artifacts.write_json(run_dir / artifacts.CONFIG_FILE, config)
+        write_card(run_dir, config)
+        task_obj.save_extras(run_dir)  # task-made files (an image task's confusion matrix)
+    except OSError as exc:
+        raise ZooError(
+            f"training finished and its weights are saved, but writing '{run_dir}' failed: "
+            f"{exc.strerror or exc}"
+        ) from None
     net.eval()
     return Artifact(run_dir, config, spec, net, task_obj), final
 
@@ -431,6 +438,8 @@ def _resume(run_dir: Path, overrides: dict, train_options: dict, progress: bool)
     config["train_config"] = _config.to_json(train_cfg)
     if distributed.is_main():
         artifacts.write_json(run_dir / artifacts.CONFIG_FILE, config)
+    # Where a task may write files as it trains (progress samples); rank 0 alone writes.
+    task_obj.run_dir = run_dir if distributed.is_main() else None
     trainer = Trainer(net, task_obj, train_cfg, run_dir, metadata={"zoo.model": spec.name}, progress=progress)
     final = trainer.fit(resume=True)
     return _finish(run_dir, config, spec, net, task_obj, final)

@@ -107,6 +107,7 @@ def state_to_file(
     state: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str] | None = None
 ) -> None:
     """Write a dict of tensors as safetensors, atomically; shared tensors are stored once."""
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     tied = _tied_names(state)
@@ -114,7 +115,13 @@ def state_to_file(
     meta = {"format": "pt", **(metadata or {})}
     if tied:
         meta["zoo.tied"] = json.dumps(tied, sort_keys=True)
-    atomic_write(path, lambda p: save_file(tensors, str(p), metadata=meta))
+    def write(p: Path) -> None:
+        try:
+            save_file(tensors, str(p), metadata=meta)
+        except SafetensorError as exc:  # a full disk or an unwritable folder
+            raise OSError(str(exc)) from None
+
+    atomic_write(path, write)
 
 
 def state_from_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

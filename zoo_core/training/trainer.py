@@ -123,12 +123,15 @@ class Trainer:
         path = self.out / artifacts.METRICS_FILE
         if not path.exists():
             return
-        kept = [
-            line for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip() and json.loads(line).get("step", 0) <= step
-        ]
-        self.history = [json.loads(line) for line in kept]
-        artifacts.atomic_write(path, lambda p: p.write_text("".join(k + "\n" for k in kept)))
+        records = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:  # a line cut short by a crash
+                continue
+        self.history = [r for r in records if r.get("step", 0) <= step]
+        text = "".join(json.dumps(r) + "\n" for r in self.history)
+        artifacts.atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
 
     def _request_stop(self, signum, frame) -> None:
         self._stop_requested = True
@@ -179,8 +182,9 @@ class Trainer:
                 self.save_weights()
             except OSError as exc:
                 raise ZooError(
-                    f"cannot write a checkpoint in '{checkpoints}': {exc.strerror or exc}; "
-                    "free some space or choose another --out (the previous checkpoint is intact)"
+                    f"cannot write a checkpoint in '{checkpoints}': {exc.strerror or exc}; free some "
+                    f"space, then continue with zoo train --resume {self.run_dir} (the previous "
+                    "checkpoint is intact)"
                 ) from None
 
         in_main_thread = threading.current_thread() is threading.main_thread()
@@ -267,6 +271,11 @@ class Trainer:
             final = self._evaluate(step, None)
             save_checkpoint()
             return {"step": step, "elapsed": trainer_state()["elapsed"], **final}
+        except OSError as exc:  # a full disk, a folder made read-only while training
+            raise ZooError(
+                f"cannot write to the run folder '{self.run_dir}': {exc.strerror or exc}; free some "
+                "space or fix its permissions, then continue with --resume (the last checkpoint is intact)"
+            ) from None
         finally:
             if in_main_thread and previous_handler is not None:
                 signal.signal(signal.SIGINT, previous_handler)
