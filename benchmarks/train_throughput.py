@@ -38,7 +38,9 @@ def setup(name: str, batch_size: int | None, device: str):
     model_cls = model_class(spec)
     task_fields = _config.field_types(task_cls.Options)
     options = _config.build(
-        task_cls.Options, {k: v for k, v in spec.train_defaults.items() if k in task_fields}, "options"
+        task_cls.Options,
+        {k: v for k, v in spec.train_defaults.items() if k in task_fields},
+        "options",
     )
     task = task_cls(options)
     task.setup(None)
@@ -62,7 +64,9 @@ def run_zoo(name, steps, warm, batch_size, device):
     # Skip the final full evaluation: it is not training.
     task.evaluate = lambda *a, **k: {}
     trainer.fit()
-    rates = [r[f"{task.unit}_per_s"] for r in trainer.history if r.get("step", 0) > warm and "loss" in r]
+    rates = [
+        r[f"{task.unit}_per_s"] for r in trainer.history if r.get("step", 0) > warm and "loss" in r
+    ]
     return statistics.median(rates), task.unit
 
 
@@ -75,8 +79,11 @@ def run_plain(name, steps, warm, batch_size, device):
         model = model.to(memory_format=torch.channels_last)
     opt = adamw(model.parameters(), cfg)
     generator = torch.Generator().manual_seed(0)
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda"
-                else contextlib.nullcontext())
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16)
+        if dev.type == "cuda"
+        else contextlib.nullcontext()
+    )
     model.train()
     units, start = 0, None
     for step in range(steps):
@@ -130,7 +137,9 @@ def main() -> None:
     for name in args.models.split(","):
         zoo_rates, plain_rates = [], []
         for _ in range(args.repeats):  # interleaved, so drift hits both sides alike
-            rate, unit = run_plain(name, args.steps, args.warmup_steps, args.batch_size, args.device)
+            rate, unit = run_plain(
+                name, args.steps, args.warmup_steps, args.batch_size, args.device
+            )
             plain_rates.append(rate)
             rate, unit = run_zoo(name, args.steps, args.warmup_steps, args.batch_size, args.device)
             zoo_rates.append(rate)

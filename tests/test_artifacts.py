@@ -29,7 +29,8 @@ def test_tied_weights_are_stored_once_and_restored(tmp_path):
 
 def test_strict_load_names_missing_unexpected_and_mismatched_keys(tmp_path):
     artifacts.state_to_file(
-        {"embed.weight": torch.zeros(5, 4), "extra.bias": torch.zeros(3)}, tmp_path / "w.safetensors"
+        {"embed.weight": torch.zeros(5, 4), "extra.bias": torch.zeros(3)},
+        tmp_path / "w.safetensors",
     )
     with pytest.raises(ZooError) as info:
         artifacts.load_weights(Tied(8), tmp_path / "w.safetensors")

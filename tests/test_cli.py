@@ -75,21 +75,30 @@ def test_user_errors_are_one_line_without_traceback(zoo, tmp_path, args, fragmen
 
 def test_empty_data_file_is_a_clear_error(zoo, tmp_path):
     (tmp_path / "empty.txt").write_text("")
-    _one_line_error(zoo("train", "lstm", "--data", tmp_path / "empty.txt", cwd=tmp_path, check=False),
-                    "is empty")
+    _one_line_error(
+        zoo("train", "lstm", "--data", tmp_path / "empty.txt", cwd=tmp_path, check=False),
+        "is empty",
+    )
 
 
 def test_an_existing_run_is_never_overwritten(zoo, tiny_run, tmp_path):
     before = (tiny_run / "model.safetensors").read_bytes()
-    _one_line_error(zoo("train", "lstm", "--out", tiny_run, *TINY, check=False),
-                    "already exists", "--resume")
+    _one_line_error(
+        zoo("train", "lstm", "--out", tiny_run, *TINY, check=False), "already exists", "--resume"
+    )
     assert (tiny_run / "model.safetensors").read_bytes() == before
 
 
 def test_train_eval_generate_end_to_end(zoo, tiny_run):
     files = {p.name for p in tiny_run.iterdir()}
-    assert {"config.json", "model.safetensors", "tokenizer.json", "metrics.jsonl", "README.md",
-            "checkpoints"} <= files
+    assert {
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "metrics.jsonl",
+        "README.md",
+        "checkpoints",
+    } <= files
     config = json.loads((tiny_run / "config.json").read_text())
     assert config["model"] == "lstm" and config["task"] == "lm" and config["tokenizer"] == "char"
     assert config["model_config"]["hidden_size"] == 32
@@ -98,7 +107,9 @@ def test_train_eval_generate_end_to_end(zoo, tiny_run):
     assert metrics["val_loss"] == pytest.approx(config["metrics"]["val_loss"], rel=1e-5)
     text = zoo("generate", tiny_run, "--prompt", "def ", "--length", "40", "--seed", "1").stdout
     assert text.startswith("def ") and len(text.rstrip("\n")) == 44
-    again = zoo("generate", tiny_run, "--prompt", "def ", "--length", "40", "--seed", "1", "--no-cache")
+    again = zoo(
+        "generate", tiny_run, "--prompt", "def ", "--length", "40", "--seed", "1", "--no-cache"
+    )
     assert again.stdout == text
 
 

@@ -41,8 +41,22 @@ def uninterrupted(tmp_path_factory):
 def _start(out):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(
-        [sys.executable, "-m", "zoo_core", "train", "lstm", "--steps", STEPS, "--out", str(out), *FAST],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "zoo_core",
+            "train",
+            "lstm",
+            "--steps",
+            STEPS,
+            "--out",
+            str(out),
+            *FAST,
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -50,7 +64,10 @@ def _wait_for_checkpoints(out, n=2, timeout=120):
     deadline = time.time() + timeout
     while time.time() < deadline:
         folder = out / "checkpoints"
-        if folder.is_dir() and len([p for p in folder.iterdir() if p.name.startswith("step-")]) >= n:
+        if (
+            folder.is_dir()
+            and len([p for p in folder.iterdir() if p.name.startswith("step-")]) >= n
+        ):
             return
         time.sleep(0.05)
     raise AssertionError("no checkpoint appeared")
@@ -59,15 +76,34 @@ def _wait_for_checkpoints(out, n=2, timeout=120):
 def test_same_seed_same_loss_curve(tmp_path):
     overrides = {"hidden_size": 16, "embed_dim": 16, "seq_len": 16, "log_interval": 5}
     runs = [
-        zoo_core.train("lstm", steps=20, batch_size=4, out=tmp_path / f"r{i}", overrides=overrides,
-                       progress=False)
+        zoo_core.train(
+            "lstm",
+            steps=20,
+            batch_size=4,
+            out=tmp_path / f"r{i}",
+            overrides=overrides,
+            progress=False,
+        )
         for i in range(2)
     ]
-    curves = [[(r["step"], r["loss"]) for r in map(json.loads, (a.path / "metrics.jsonl").open())
-               if "loss" in r] for a, _ in runs]
+    curves = [
+        [
+            (r["step"], r["loss"])
+            for r in map(json.loads, (a.path / "metrics.jsonl").open())
+            if "loss" in r
+        ]
+        for a, _ in runs
+    ]
     assert curves[0] == curves[1] and {5, 10, 15, 20} <= {s for s, _ in curves[0]}
-    other = zoo_core.train("lstm", steps=20, batch_size=4, out=tmp_path / "other", seed=1,
-                           overrides=overrides, progress=False)[0]
+    other = zoo_core.train(
+        "lstm",
+        steps=20,
+        batch_size=4,
+        out=tmp_path / "other",
+        seed=1,
+        overrides=overrides,
+        progress=False,
+    )[0]
     assert not _same(_weights(other.path), _weights(runs[0][0].path))
 
 
@@ -116,8 +152,20 @@ def test_a_damaged_latest_checkpoint_falls_back_to_the_previous(tmp_path):
 
 def test_a_non_finite_loss_stops_cleanly_and_keeps_good_checkpoints(tmp_path):
     out = tmp_path / "run"
-    proc = run_zoo("train", "lstm", "--steps", "200", "--out", out, *FAST, "--lr", "1e30",
-                   "--set", "warmup=0", check=False)
+    proc = run_zoo(
+        "train",
+        "lstm",
+        "--steps",
+        "200",
+        "--out",
+        out,
+        *FAST,
+        "--lr",
+        "1e30",
+        "--set",
+        "warmup=0",
+        check=False,
+    )
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "became nan" in proc.stderr.lower() or "became inf" in proc.stderr.lower()
     for ckpt in (out / "checkpoints").glob("step-*"):
@@ -144,8 +192,9 @@ def small_disk(tmp_path):
     """A 400 KiB file system: room for a run's first files, not for its checkpoints."""
     mount = tmp_path / "disk"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(mount)],
-                          capture_output=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(mount)], capture_output=True
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.decode().strip()}")
     try:
@@ -156,8 +205,20 @@ def small_disk(tmp_path):
 
 def test_a_full_disk_is_one_clear_error_with_nothing_half_written(small_disk):
     out = small_disk / "run"
-    proc = run_zoo("train", "lstm", "--steps", "100", "--out", out, *FAST, "--set",
-                   "hidden_size=128", "--set", "embed_dim=128", check=False)
+    proc = run_zoo(
+        "train",
+        "lstm",
+        "--steps",
+        "100",
+        "--out",
+        out,
+        *FAST,
+        "--set",
+        "hidden_size=128",
+        "--set",
+        "embed_dim=128",
+        check=False,
+    )
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert "No space left on device" in proc.stderr and "--resume" in proc.stderr
     leftovers = [p for p in out.rglob("*") if p.name.startswith(".")]

@@ -94,8 +94,13 @@ def _tied_names(state: dict[str, torch.Tensor]) -> dict[str, str]:
     for name, tensor in state.items():
         if tensor.device.type == "meta" or tensor.numel() == 0:
             continue
-        key = (tensor.device, tensor.untyped_storage().data_ptr(), tensor.storage_offset(),
-               tuple(tensor.shape), tuple(tensor.stride()))
+        key = (
+            tensor.device,
+            tensor.untyped_storage().data_ptr(),
+            tensor.storage_offset(),
+            tuple(tensor.shape),
+            tuple(tensor.stride()),
+        )
         if key in seen:
             tied[name] = seen[key]
         else:
@@ -115,6 +120,7 @@ def state_to_file(
     meta = {"format": "pt", **(metadata or {})}
     if tied:
         meta["zoo.tied"] = json.dumps(tied, sort_keys=True)
+
     def write(p: Path) -> None:
         try:
             save_file(tensors, str(p), metadata=meta)
@@ -145,7 +151,9 @@ def state_from_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     return state, metadata
 
 
-def save_weights(model: nn.Module, path: str | Path, metadata: dict[str, str] | None = None) -> None:
+def save_weights(
+    model: nn.Module, path: str | Path, metadata: dict[str, str] | None = None
+) -> None:
     """Save a model's ``state_dict`` as safetensors (atomically)."""
     state_to_file(model.state_dict(), path, metadata)
 

@@ -34,6 +34,14 @@ def launch(nproc: int, name: str | None, out: str | None, resume: str | None) ->
         args += ["--out", out]
     env = dict(os.environ)
     env.setdefault("GLOO_SOCKET_IFNAME", "lo")  # one machine: talk over loopback
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               f"--nproc-per-node={nproc}", "-m", "zoo_core", *args]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={nproc}",
+        "-m",
+        "zoo_core",
+        *args,
+    ]
     return subprocess.call(command, env=env)

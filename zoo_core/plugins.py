@@ -96,7 +96,10 @@ def load_plugins() -> None:
             continue
         _infos[ep.name] = info
     for name in sorted((wanted or set()) - seen):
-        print(f"zoo: warning: ZOO_LOAD_PLUGINS names '{name}', which is not installed", file=sys.stderr)
+        print(
+            f"zoo: warning: ZOO_LOAD_PLUGINS names '{name}', which is not installed",
+            file=sys.stderr,
+        )
 
 
 def plugin_info(name: str) -> PluginInfo:
@@ -165,9 +168,12 @@ def get_catalog() -> Catalog:
                     first = table.pop(spec.name).plugin
                     catalog.conflicts[(kind, spec.name)] = (first, name)
                     getattr(catalog.plugins[first], table_name).remove(spec.name)
-                    _report(info, f"registers {kind} '{spec.name}', already registered by "
-                            f"plugin '{first}' ({plugin_info(first).distribution}); neither "
-                            "can be used until one is uninstalled")
+                    _report(
+                        info,
+                        f"registers {kind} '{spec.name}', already registered by "
+                        f"plugin '{first}' ({plugin_info(first).distribution}); neither "
+                        "can be used until one is uninstalled",
+                    )
                     continue
                 table[spec.name] = spec
                 getattr(info, table_name).append(spec.name)

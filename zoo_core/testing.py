@@ -79,7 +79,9 @@ def run_checks(name: str, overrides: dict[str, Any] | None = None) -> list[Check
     if not record("metadata", spec_consistent):
         return results
     small = {**getattr(cls, "test_overrides", {}), **(overrides or {})}
-    config = record("config", lambda: _config.build(cls.config_class, {**spec.defaults, **small}, name))
+    config = record(
+        "config", lambda: _config.build(cls.config_class, {**spec.defaults, **small}, name)
+    )
     if config is None:
         return results
     for task_name in spec.tasks:

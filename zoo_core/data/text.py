@@ -25,11 +25,15 @@ def read_text(path: str | Path) -> str:
     """A text file, or every ``.txt`` file of a folder (sorted, recursively) joined by blank lines."""
     p = Path(path)
     if not p.exists():
-        raise ZooError(f"data path '{path}' does not exist; give a text file or a folder of .txt files")
+        raise ZooError(
+            f"data path '{path}' does not exist; give a text file or a folder of .txt files"
+        )
     if p.is_dir():
         files = sorted(f for f in p.rglob("*.txt") if f.is_file())
         if not files:
-            raise ZooError(f"folder '{path}' holds no .txt files; put text files in it or give a file")
+            raise ZooError(
+                f"folder '{path}' holds no .txt files; put text files in it or give a file"
+            )
         parts = [_read_one(f) for f in files]
         text = "\n\n".join(parts)
     else:

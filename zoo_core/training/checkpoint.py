@@ -166,8 +166,10 @@ def load_latest(
             weights, _ = state_from_file(path / "model.safetensors")
             extra, _ = state_from_file(path / "optimizer.safetensors")
         except (OSError, ValueError, KeyError, ZooError) as exc:
-            print(f"zoo: warning: checkpoint '{path.name}' is damaged ({exc}); trying the one before",
-                  file=sys.stderr)
+            print(
+                f"zoo: warning: checkpoint '{path.name}' is damaged ({exc}); trying the one before",
+                file=sys.stderr,
+            )
             continue
         load_state_strict(model, weights, str(path))
         _load_optimizer_state(optimizers, extra, state["optimizers"])

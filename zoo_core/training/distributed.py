@@ -53,7 +53,9 @@ def shard(batch: Any, batch_size: int) -> Any:
     if n == 1:
         return batch
     if batch_size % n:
-        raise ZooError(f"batch size {batch_size} does not divide among {n} processes; use a multiple of {n}")
+        raise ZooError(
+            f"batch size {batch_size} does not divide among {n} processes; use a multiple of {n}"
+        )
     per, start = batch_size // n, rank() * (batch_size // n)
     if isinstance(batch, torch.Tensor):
         return batch[start : start + per]
@@ -101,7 +103,9 @@ def broadcast_text(text: str) -> str:
     """Rank 0's ``text`` on every rank (a run folder's path, say)."""
     if not dist.is_initialized():
         return text
-    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
+    device = (
+        torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
+    )
     data = torch.tensor(list(text.encode("utf-8")), dtype=torch.uint8, device=device)
     size = torch.tensor([data.numel()], device=device)
     dist.broadcast(size, src=0)

@@ -6,20 +6,33 @@ import sys
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.progress import Progress as RichProgress
-from rich.progress import TimeRemainingColumn
 
 
 def _fmt(metrics: dict[str, Any]) -> str:
-    return " ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items())
+    return " ".join(
+        f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()
+    )
 
 
 class Progress:
     """Shows step, loss, throughput and ETA; evaluation results as lines above the bar."""
 
-    def __init__(self, steps: int, seconds: float | None, unit: str, enabled: bool = True,
-                 start_step: int = 0):
+    def __init__(
+        self,
+        steps: int,
+        seconds: float | None,
+        unit: str,
+        enabled: bool = True,
+        start_step: int = 0,
+    ):
         self.enabled = enabled
         self.unit = unit
         self.steps = steps
@@ -52,10 +65,14 @@ class Progress:
         if self._bar is not None:
             self._bar.__exit__(*exc)
 
-    def update(self, step: int, losses: dict[str, float], throughput: float, elapsed: float) -> None:
+    def update(
+        self, step: int, losses: dict[str, float], throughput: float, elapsed: float
+    ) -> None:
         if not self.enabled:
             return
-        loss = " ".join(("loss" if k == "model" else f"loss_{k}") + f" {v:.4f}" for k, v in losses.items())
+        loss = " ".join(
+            ("loss" if k == "model" else f"loss_{k}") + f" {v:.4f}" for k, v in losses.items()
+        )
         info = f"{loss} | {throughput:,.0f} {self.unit}/s"
         if self._bar is not None:
             self._bar.update(self._task, completed=step, info=info)

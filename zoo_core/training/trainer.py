@@ -41,7 +41,9 @@ def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ZooError("--device cuda was asked for, but PyTorch sees no CUDA GPU here; use --device cpu")
+        raise ZooError(
+            "--device cuda was asked for, but PyTorch sees no CUDA GPU here; use --device cpu"
+        )
     if name == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
         raise ZooError("--device mps was asked for, but this PyTorch has no MPS support here")
     if name not in ("cpu", "cuda", "mps") and not name.startswith("cuda:"):
@@ -166,7 +168,10 @@ class Trainer:
         steps = cfg.steps
         eval_every = cfg.eval_interval or (max(1, steps // 5) if cfg.time is None else 500)
         ckpt_every = cfg.checkpoint_interval or eval_every
-        params = {name: [p for g in opt.param_groups for p in g["params"]] for name, opt in optimizers.items()}
+        params = {
+            name: [p for g in opt.param_groups for p in g["params"]]
+            for name, opt in optimizers.items()
+        }
         loss_sums = {name: torch.zeros((), device=self.device) for name in optimizers}
         loss_count = 0
 
@@ -177,8 +182,15 @@ class Trainer:
             if self.out is None:
                 return
             try:
-                checkpoint.save(checkpoints, step, self.model, optimizers, generator,
-                                trainer_state(), keep=cfg.keep_checkpoints)
+                checkpoint.save(
+                    checkpoints,
+                    step,
+                    self.model,
+                    optimizers,
+                    generator,
+                    trainer_state(),
+                    keep=cfg.keep_checkpoints,
+                )
                 self.save_weights()
             except OSError as exc:
                 raise ZooError(
@@ -188,8 +200,12 @@ class Trainer:
                 ) from None
 
         in_main_thread = threading.current_thread() is threading.main_thread()
-        previous_handler = signal.signal(signal.SIGINT, self._request_stop) if in_main_thread else None
-        progress = Progress(steps, cfg.time, self.task.unit, enabled=self.show_progress, start_step=step)
+        previous_handler = (
+            signal.signal(signal.SIGINT, self._request_stop) if in_main_thread else None
+        )
+        progress = Progress(
+            steps, cfg.time, self.task.unit, enabled=self.show_progress, start_step=step
+        )
         start = time.perf_counter()
         window_start, window_units = start, 0
         self.model.train()
@@ -199,8 +215,10 @@ class Trainer:
                     elapsed = elapsed_before + time.perf_counter() - start
                     time_up = cfg.time is not None and elapsed >= cfg.time
                     if self.world > 1:  # every rank stops at the same step
-                        flags = distributed.any_rank(time_up, self.device), distributed.any_rank(
-                            self._stop_requested, self.device)
+                        flags = (
+                            distributed.any_rank(time_up, self.device),
+                            distributed.any_rank(self._stop_requested, self.device),
+                        )
                         time_up, self._stop_requested = flags
                     if time_up:
                         break
@@ -256,10 +274,15 @@ class Trainer:
                         now = time.perf_counter()
                         throughput = window_units / max(now - window_start, 1e-9)
                         window_start, window_units = now, 0
-                        record = {"step": step, "lr": optimizers[next(iter(optimizers))].param_groups[0]["lr"],
-                                  f"{self.task.unit}_per_s": round(throughput, 1),
-                                  "elapsed": round(elapsed_before + now - start, 2)}
-                        record.update({"loss" if k == "model" else f"loss_{k}": v for k, v in losses.items()})
+                        record = {
+                            "step": step,
+                            "lr": optimizers[next(iter(optimizers))].param_groups[0]["lr"],
+                            f"{self.task.unit}_per_s": round(throughput, 1),
+                            "elapsed": round(elapsed_before + now - start, 2),
+                        }
+                        record.update(
+                            {"loss" if k == "model" else f"loss_{k}": v for k, v in losses.items()}
+                        )
                         self._log(record)
                         progress.update(step, losses, throughput, elapsed_before + now - start)
                     if evaluate and self.is_main:

@@ -18,10 +18,20 @@ def register_models(register):
             family="lstm",
             summary="LSTM language model sized to train in ~3 minutes on a laptop CPU",
             paper=_PAPER,
-            defaults={"embed_dim": 256, "hidden_size": 256, "num_layers": 2, "dropout": 0.1,
-                      "tie_weights": True},
-            train_defaults={"steps": 800, "batch_size": 32, "lr": 3e-3, "weight_decay": 0.01,
-                            "seq_len": 128},
+            defaults={
+                "embed_dim": 256,
+                "hidden_size": 256,
+                "num_layers": 2,
+                "dropout": 0.1,
+                "tie_weights": True,
+            },
+            train_defaults={
+                "steps": 800,
+                "batch_size": 32,
+                "lr": 3e-3,
+                "weight_decay": 0.01,
+                "seq_len": 128,
+            },
         )
     )
     register(
@@ -32,8 +42,13 @@ def register_models(register):
             family="lstm",
             summary="3-layer, 1024-wide LSTM language model (GPU)",
             paper=_PAPER,
-            defaults={"embed_dim": 1024, "hidden_size": 1024, "num_layers": 3, "dropout": 0.25,
-                      "tie_weights": True},
+            defaults={
+                "embed_dim": 1024,
+                "hidden_size": 1024,
+                "num_layers": 3,
+                "dropout": 0.25,
+                "tie_weights": True,
+            },
             train_defaults={"steps": 5000, "batch_size": 64, "lr": 2e-3, "seq_len": 256},
         )
     )
