@@ -252,11 +252,21 @@ def eval_cmd(source: str, data: str | None, batch_size: int, device: str, as_jso
 @click.option("--seed", type=int)
 @click.option("--no-cache", is_flag=True, help="Recompute the whole prefix every token.")
 @click.option("--device", default="cpu", show_default=True)
-def generate(source, prompt, length, temperature, top_k, top_p, stop, seed, no_cache, device) -> None:
-    """Sample text from a trained language model (a run folder or a Hub repo)."""
+@click.option("--num", type=int, default=64, show_default=True, help="Samples (image and 2-D models).")
+@click.option("--out", type=click.Path(dir_okay=False), help="PNG to write (image and 2-D models).")
+def generate(source, prompt, length, temperature, top_k, top_p, stop, seed, no_cache, device, num,
+             out) -> None:
+    """Sample text from a trained language model, or a picture of samples (images in a grid,
+    2-D points in a scatter plot) from a generative model, into --out."""
     from zoo_core.api import load
 
     artifact = load(source, device=device)
+    if not hasattr(artifact.task, "stream") and hasattr(artifact.task, "sample_to_file"):
+        if out is None:
+            raise ZooError("give --out FILE.png: this model's samples are written as a picture")
+        path = artifact.task.sample_to_file(artifact.model, num, out, seed)
+        click.echo(f"wrote {num} samples to {path}")
+        return
     if not hasattr(artifact.task, "stream"):
         raise ZooError(f"task '{artifact.config['task']}' does not generate text")
     if length < 1:

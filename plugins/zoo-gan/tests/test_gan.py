@@ -1,0 +1,74 @@
+"""The GAN family: shapes, the two normalisations, the weight average, the contract."""
+
+import pytest
+import torch
+from torch import nn
+
+from zoo_core.api import create_model, model_info
+from zoo_core.testing import check_model, model_names
+
+
+@pytest.mark.parametrize("name", model_names(plugin="gan"))
+def test_contract(name):
+    check_model(name)
+
+
+@pytest.mark.parametrize("overrides", [{"norm": "spectral"}, {"keep_ema": True}])
+def test_contract_of_the_options(overrides):
+    check_model("gan", overrides)
+
+
+def test_both_gans_are_registered():
+    assert model_names(plugin="gan") == ["gan", "gan-mlp"]
+    assert model_info("gan")["tasks"] == ["image-generation"]
+    assert model_info("gan-mlp")["tasks"] == ["toy-2d"]
+
+
+@pytest.mark.parametrize("size", [8, 16, 32, 64])
+def test_dcgan_shapes_at_every_power_of_two(size):
+    model = create_model("gan", image_size=size, width=4, latent_dim=8, channels=1)
+    images = model(torch.randn(3, 8))
+    assert images.shape == (3, 1, size, size)
+    assert images.abs().max() <= 1  # tanh
+    assert model.discriminator(images).shape == (3,)
+    # One stride-2 step per doubling from 4x4, in both players.
+    ups = [m for m in model.generator.modules() if isinstance(m, nn.ConvTranspose2d)]
+    downs = [m for m in model.discriminator.modules() if isinstance(m, nn.Conv2d)]
+    assert len(ups) == len(downs) == size.bit_length() - 2
+
+
+def test_image_size_must_be_a_power_of_two():
+    from zoo_core.errors import ZooError
+
+    with pytest.raises((ValueError, ZooError), match="power of two"):
+        create_model("gan", image_size=24)
+
+
+def test_norm_picks_the_discriminators_normalisation():
+    batch = create_model("gan", width=4)
+    spectral = create_model("gan", width=4, norm="spectral")
+    has_bn = lambda m: any(isinstance(x, nn.BatchNorm2d) for x in m.modules())  # noqa: E731
+    assert has_bn(batch.discriminator) and not has_bn(spectral.discriminator)
+    assert has_bn(spectral.generator)  # the generator keeps batch norm either way
+    convs = [m for m in spectral.discriminator.modules() if isinstance(m, nn.Conv2d)]
+    assert all(hasattr(c, "parametrizations") for c in convs)
+    # Spectral norm keeps every layer's largest singular value near 1 after power iterations.
+    spectral.train()
+    for _ in range(20):
+        spectral.discriminator(torch.randn(2, 3, 32, 32))
+    for conv in convs:
+        weight = conv.weight.flatten(1)  # the normalised weight
+        assert torch.linalg.matrix_norm(weight, ord=2).item() == pytest.approx(1.0, abs=0.05)
+
+
+def test_the_average_generator_is_a_frozen_copy():
+    model = create_model("gan", width=4, keep_ema=True)
+    assert model.generator_ema is not None
+    assert not any(p.requires_grad for p in model.generator_ema.parameters())
+    for a, b in zip(
+        model.generator_ema.state_dict().values(),
+        model.generator.state_dict().values(),
+        strict=True,
+    ):
+        assert torch.equal(a, b)
+    assert create_model("gan", width=4).generator_ema is None

@@ -1,0 +1,47 @@
+"""The zoo's GAN plugin: registers `gan` (a DCGAN) and `gan-mlp` (2-D points). Imports no torch."""
+
+from zoo_core import ModelSpec, hookimpl
+
+_PAPER = (
+    "Radford, Metz & Chintala, Unsupervised Representation Learning with Deep Convolutional "
+    "Generative Adversarial Networks (2015)"
+)
+# Adam with beta1 = 0.5 and no weight decay, as the DCGAN paper trains; no gradient clipping.
+_ADAM = {"beta1": 0.5, "beta2": 0.999, "weight_decay": 0.0, "grad_clip": 0.0, "warmup": 0}
+
+
+@hookimpl
+def register_models(register):
+    register(
+        ModelSpec(
+            name="gan",
+            model="zoo_gan.model:DCGAN",
+            tasks=("image-generation",),
+            family="gan",
+            summary="DCGAN sized to learn the generated shapes in about 3 minutes on a CPU",
+            paper=_PAPER,
+            # Narrow (16 feature maps at 16x16), small batches and a higher learning rate than
+            # the paper's 2e-4: as many updates as a CPU gives in about three minutes.
+            defaults={"image_size": 32, "latent_dim": 64, "width": 16},
+            train_defaults={**_ADAM, "steps": 2000, "batch_size": 32, "lr": 5e-4},
+        )
+    )
+    register(
+        ModelSpec(
+            name="gan-mlp",
+            model="zoo_gan.model:MLPGAN",
+            tasks=("toy-2d",),
+            family="gan",
+            summary="MLP GAN for 2-D points (default: a ring of 8 Gaussians), trains in seconds",
+            paper="Goodfellow et al., Generative Adversarial Nets (2014)",
+            # beta1 = 0 (no momentum): with 0.5 the generator tends to collapse onto one mode.
+            train_defaults={
+                **_ADAM,
+                "beta1": 0.0,
+                "beta2": 0.9,
+                "steps": 4000,
+                "batch_size": 256,
+                "lr": 5e-4,
+            },
+        )
+    )

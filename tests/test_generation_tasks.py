@@ -1,0 +1,308 @@
+"""The generation tasks (toy-2d, image-generation): data, the two-player step, metrics, sampling."""
+
+import json
+import re
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from zoo_testutil import run_zoo
+
+from zoo_core.api import create_model, load, train
+from zoo_core.data import ring
+from zoo_core.errors import ZooError
+from zoo_core.tasks.generation import ImageGeneration, Toy2D, ToyOptions
+from zoo_core.training.config import TrainConfig
+
+pytest.importorskip("zoo_gan")
+
+# A small MLP GAN that learns the ring in a few hundred steps.
+SMALL_MLP = {"hidden": 64, "latent_dim": 4}
+
+
+def test_the_ring_is_seeded_and_sits_on_its_circle():
+    a = ring.sample(500, torch.Generator().manual_seed(3))
+    b = ring.sample(500, torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
+    centres = ring.centres()
+    assert centres.shape == (8, 2)
+    assert torch.allclose(centres.norm(dim=1), torch.full((8,), 2.0))
+    mode, distance = ring.nearest_mode(a)
+    assert distance.max() < 6 * ring.STD  # every point is near the mode it was drawn from
+    assert set(mode.tolist()) == set(range(8))
+
+
+def _hand_losses(model, real, z, loss):
+    fake = model.generator(z)
+    d_real, d_fake = model.discriminator(real), model.discriminator(fake)
+    if loss == "hinge":
+        return torch.relu(1 - d_real).mean() + torch.relu(1 + d_fake).mean(), -d_fake.mean()
+    return (
+        torch.nn.functional.softplus(-d_real).mean() + torch.nn.functional.softplus(d_fake).mean(),
+        torch.nn.functional.softplus(-d_fake).mean(),
+    )
+
+
+@pytest.mark.parametrize("loss", ["non-saturating", "hinge"])
+def test_the_generator_loss_is_computed_after_the_discriminator_step(loss):
+    torch.manual_seed(0)
+    model = create_model("gan-mlp", **SMALL_MLP)
+    task = Toy2D(ToyOptions(loss=loss))
+    optimizers = task.configure_optimizers(model, TrainConfig(lr=1e-2))
+    assert set(optimizers) == {"discriminator", "generator"}
+    d_params = {id(p) for g in optimizers["discriminator"].param_groups for p in g["params"]}
+    assert d_params == {id(p) for p in model.discriminator.parameters()}
+    real = ring.sample(64, torch.Generator().manual_seed(1))
+    torch.manual_seed(5)
+    steps = task.training_step(model, real)
+    name, d_loss = next(steps)
+    assert name == "discriminator"
+    torch.manual_seed(5)
+    z = torch.randn(64, model.latent_dim)  # the latents the step drew
+    with torch.no_grad():
+        expected_d, g_before = _hand_losses(model, real, z, loss)
+    assert torch.allclose(d_loss, expected_d)
+    optimizers["discriminator"].zero_grad()
+    d_loss.backward()
+    optimizers["discriminator"].step()
+    name, g_loss = next(steps)
+    assert name == "generator"
+    with torch.no_grad():
+        _, g_after = _hand_losses(model, real, z, loss)
+    # The generator plays against the stepped discriminator, not the one before the step.
+    assert torch.allclose(g_loss, g_after) and not torch.allclose(g_loss, g_before)
+    assert list(steps) == []
+
+
+def test_the_weight_average_follows_the_generator():
+    model = create_model("gan-mlp", **SMALL_MLP, keep_ema=True)
+    assert not any(p.requires_grad for p in model.generator_ema.parameters())
+    assert any(k.startswith("generator_ema.") for k in model.state_dict())
+    task = Toy2D(ToyOptions(ema=0.9))
+    with torch.no_grad():
+        for p in model.generator.parameters():
+            p.add_(1.0)
+    gap = lambda: sum(  # noqa: E731
+        (a - p).abs().sum().item()
+        for a, p in zip(model.generator_ema.parameters(), model.generator.parameters(), strict=True)
+    )
+    before = gap()
+    task.after_step(model, 100)
+    assert gap() == pytest.approx(before * 0.9, rel=1e-4)  # moved 1 - decay of the way
+    # Sampling uses the average.
+    assert torch.equal(
+        task.sample(model, 5, seed=1),
+        model.generator_ema(
+            torch.randn(5, model.latent_dim, generator=torch.Generator().manual_seed(1))
+        ),
+    )
+
+
+def test_ema_needs_a_model_that_keeps_an_average():
+    task = Toy2D(ToyOptions(ema=0.99))
+    assert task.model_config() == {"keep_ema": True}
+    with pytest.raises(ZooError, match="keep_ema"):
+        task.bind(create_model("gan-mlp").config)
+    with pytest.raises(ZooError, match="between 0"):
+        Toy2D(ToyOptions(ema=1.5)).setup(None)
+    with pytest.raises(ZooError, match="reads no --data"):
+        Toy2D().setup("points.csv")
+
+
+def test_a_short_toy_run_covers_more_modes(tmp_path):
+    _, final = train(
+        "gan-mlp",
+        out=tmp_path / "run",
+        progress=False,
+        steps=600,
+        lr=2e-3,
+        batch_size=128,
+        overrides={**SMALL_MLP, "eval_interval": 100, "eval_samples": 1000},
+    )
+    evals = [
+        json.loads(line)
+        for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+        if "val_modes" in line
+    ]
+    first, last = evals[0], evals[-1]
+    assert last["val_modes"] >= first["val_modes"] + 3, evals
+    assert last["val_quality"] > first["val_quality"] + 0.1, evals
+    assert final["val_modes"] == last["val_modes"]
+    # A picture per evaluation, from the same latents, and the last one beside the weights.
+    pictures = sorted(p.name for p in (tmp_path / "run" / "samples").iterdir())
+    assert pictures == [f"step-{s:06d}.png" for s in range(100, 601, 100)]
+    assert (tmp_path / "run" / "samples.png").is_file()
+
+
+@pytest.fixture(scope="module")
+def toy_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("gan") / "toy"
+    run_zoo(
+        "train",
+        "gan-mlp",
+        "--steps",
+        "40",
+        "--out",
+        out,
+        "--quiet",
+        "--set",
+        "hidden=32",
+        "--set",
+        "ema=0.9",
+    )
+    return out
+
+
+def test_generate_with_a_seed_writes_the_same_picture_twice(toy_run, tmp_path):
+    a, b, c = tmp_path / "a.png", tmp_path / "b.png", tmp_path / "c.png"
+    proc = run_zoo("generate", toy_run, "--num", "300", "--out", a, "--seed", "7")
+    assert "wrote 300 samples" in proc.stdout
+    run_zoo("generate", toy_run, "--num", "300", "--out", b, "--seed", "7")
+    run_zoo("generate", toy_run, "--num", "300", "--out", c, "--seed", "8")
+    assert a.read_bytes() == b.read_bytes()
+    assert a.read_bytes() != c.read_bytes()
+    from PIL import Image
+
+    assert Image.open(a).size == (512, 512)
+
+
+def test_a_loaded_model_samples_what_the_trained_one_did(toy_run):
+    artifact = load(toy_run)
+    assert artifact.model.generator_ema is not None  # the average was saved and restored
+    first = artifact.generate(num=16, seed=3)
+    assert first.shape == (16, 2)
+    assert torch.equal(first, load(toy_run).generate(num=16, seed=3))
+    metrics = artifact.evaluate()  # `zoo eval`: the ring metrics on fixed samples
+    assert set(metrics) == {"val_modes", "val_quality"} and 0 <= metrics["val_modes"] <= 8
+
+
+def test_generate_asks_for_an_output_file(toy_run, tmp_path):
+    proc = run_zoo("generate", toy_run, check=False)
+    assert proc.returncode != 0 and "--out" in proc.stderr and "Traceback" not in proc.stderr
+    proc = run_zoo("generate", toy_run, "--out", tmp_path / "no" / "x.png", check=False)
+    assert proc.returncode != 0 and "does not exist" in proc.stderr
+
+
+def test_a_diverging_gan_stops_with_a_clear_message(tmp_path):
+    out = tmp_path / "run"
+    proc = run_zoo(
+        "train", "gan-mlp", "--steps", "50", "--lr", "1e30", "--out", out, "--quiet",
+        "--set", "hidden=16", "--set", "checkpoint_interval=1", check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    # The message names the player whose loss went bad and says what to try.
+    assert re.search(r"the loss of (generator|discriminator) became (nan|inf|-inf)", proc.stderr)
+    assert "last good checkpoint is kept" in proc.stderr and "--lr" in proc.stderr
+    # No checkpoint holds the diverged weights.
+    for ckpt in (out / "checkpoints").glob("step-*"):
+        weights = load_file(str(ckpt / "model.safetensors"))
+        assert all(torch.isfinite(t).all() for t in weights.values())
+
+
+def test_image_generation_scores_samples_with_a_classifier(tmp_path):
+    """A tiny DCGAN run end to end: the classifier-based metrics, progress grids, a grid file."""
+    out = tmp_path / "run"
+    run_zoo(
+        "train",
+        "gan",
+        "--steps",
+        "6",
+        "--batch-size",
+        "8",
+        "--out",
+        out,
+        "--quiet",
+        "--set",
+        "image_size=16",
+        "--set",
+        "width=4",
+        "--set",
+        "latent_dim=8",
+        "--set",
+        "num_images=400",
+        "--set",
+        "classifier_steps=40",
+        "--set",
+        "classifier_size=8",
+        "--set",
+        "eval_samples=64",
+        "--set",
+        "grid=16",
+        "--set",
+        "confidence=0.5",
+        "--set",
+        "eval_interval=3",
+    )
+    evals = [
+        json.loads(line)
+        for line in (out / "metrics.jsonl").read_text().splitlines()
+        if "val_confident" in line
+    ]
+    assert [e["step"] for e in evals] == [3, 6]
+    final = evals[-1]
+    assert 0 <= final["val_confident"] <= 1 and 0 <= final["val_classes"] <= 8
+    assert sorted(p.name for p in (out / "samples").iterdir()) == [
+        "step-000003.png",
+        "step-000006.png",
+    ]
+    grid = tmp_path / "grid.png"
+    run_zoo("generate", out, "--num", "9", "--out", grid, "--seed", "1")
+    from PIL import Image
+
+    cell = 16 * 4 + 2  # each 16-pixel image scaled up four times, with a 2-pixel gap
+    assert Image.open(grid).size == (3 * cell + 2, 3 * cell + 2)
+
+
+def test_image_generation_reads_an_image_folder_and_rejects_bad_options(tmp_path):
+    from zoo_core.data.shapes import write_folder
+    from zoo_core.tasks.generation import ImageGenerationOptions
+
+    folder = write_folder(tmp_path / "imgs", num=24, size=16)
+    task = ImageGeneration(ImageGenerationOptions(classifier_steps=0))
+    task.setup(str(folder))
+    task.bind(create_model("gan", image_size=16, width=4, latent_dim=8).config)
+    batch = task.train_batch(5, torch.Generator().manual_seed(0))
+    assert batch.shape == (5, 3, 16, 16) and batch.min() >= -1 and batch.max() <= 1
+    assert len(task.classes) == 8 and task.classifier is None
+    with pytest.raises(ZooError, match="non-saturating or hinge"):
+        ImageGeneration(ImageGenerationOptions(loss="wasserstein")).setup(None)
+
+
+class _Images(torch.nn.Module):
+    def __init__(self, images):
+        super().__init__()
+        self.register_buffer("images", images)
+
+    def forward(self, z):
+        return self.images[: len(z)]
+
+
+class _Replay(torch.nn.Module):
+    """A stand-in GAN whose generator returns given images: the metric's reference points."""
+
+    def __init__(self, images):
+        super().__init__()
+        self.latent_dim = 4
+        self.generator = _Images(images)
+        self.discriminator = torch.nn.Linear(1, 1)
+
+
+def test_the_classifier_score_of_real_and_of_blank_images():
+    from zoo_core.tasks.generation import ImageGenerationOptions
+
+    options = ImageGenerationOptions(
+        num_images=800, classifier_steps=60, classifier_size=8, eval_samples=80, grid=4
+    )
+    task = ImageGeneration(options)
+    task.setup(None)
+    task.bind(create_model("gan", image_size=16, width=4, latent_dim=4).config)
+    assert task.classifier is not None and len(task._images.val_y) == 80
+    real = task._images.val_x.float() / 127.5 - 1  # the held-out images, as a generator's output
+    metrics = task.evaluate(_Replay(real), 32)
+    # Samples that are the real images score exactly what the real images score.
+    assert metrics["val_confident"] == pytest.approx(metrics["val_real_confident"])
+    assert metrics["val_colour_gap"] < 1e-3
+    # One blank picture, 80 times: whatever the classifier says, it says it for one class.
+    blank = task.evaluate(_Replay(torch.zeros(80, 3, 16, 16)), 32)
+    assert blank["val_classes"] <= 1 and blank["val_confident"] in (0.0, 1.0)
+    assert blank["val_colour_gap"] > 0.1

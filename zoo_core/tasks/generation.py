@@ -1,0 +1,527 @@
+"""Adversarial generation: images (``image-generation``) and 2-D points (``toy-2d``).
+
+A model for these tasks is an ``nn.Module`` with a ``latent_dim``, a ``generator`` (latents
+``(B, latent_dim)`` to samples) and a ``discriminator`` (samples to logits ``(B,)``); with the
+``ema`` option it also holds ``generator_ema``, a weight average of the generator that is used for
+sampling (the task asks for it through the model config field ``keep_ema``).
+
+Each training step has two optimizers: the discriminator's loss is yielded first (real samples
+against detached fakes), the Trainer steps the discriminator, and only then is the generator's
+loss computed, against the updated discriminator. Losses: non-saturating (Goodfellow et al.) or
+hinge (Lim & Ye; Miyato et al.).
+
+Metrics that need no download: for the ring of Gaussians, how many modes the samples cover and
+the share of samples within 3 standard deviations of a mode; for images, a classifier trained on
+the same data with the zoo's ``resnet`` for a few seconds at setup says which classes the samples
+look like, and how confidently.
+
+At each evaluation the samples of one fixed latent batch are drawn to ``samples/step-N.png`` in
+the run folder (the task is told the folder through ``run_dir``), so a run can be watched as it
+learns; ``samples.png`` holds the last.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from zoo_core.data import ring, shapes
+from zoo_core.errors import ZooError
+from zoo_core.tasks.base import Task
+
+SAMPLES_DIR = "samples"
+SAMPLES_FILE = "samples.png"
+_EVAL_SEED = 1234  # the fixed latents of every evaluation and progress grid
+_EMA_WARMUP = 10  # the average's decay ramps up as (1 + step) / (10 + step) towards `ema`
+
+
+class _Adversarial(Task):
+    """What both generation tasks share: two optimizers, the losses, the average, sampling."""
+
+    unit = "samples"
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.step = 0
+        self._last_picture = None
+
+    def _check_options(self) -> None:
+        if self.options.loss not in ("non-saturating", "hinge"):
+            raise ZooError(f"loss must be non-saturating or hinge, not '{self.options.loss}'")
+        if not 0 <= self.options.ema < 1:
+            raise ZooError(
+                f"ema is a decay between 0 (off) and 1, like 0.999; not {self.options.ema}"
+            )
+
+    def model_config(self) -> dict[str, Any]:
+        return {"keep_ema": self.options.ema > 0}
+
+    def bind(self, model_config: Any) -> None:
+        if self.options.ema > 0 and not getattr(model_config, "keep_ema", False):
+            raise ZooError("ema needs a model that holds an averaged generator (keep_ema=true)")
+
+    # -- optimisation --------------------------------------------------------------------------
+    def configure_optimizers(self, model: nn.Module, config: Any) -> dict[str, Any]:
+        """One AdamW per player; the spec's train defaults set DCGAN's betas (0.5, 0.999)."""
+        from zoo_core.training.optim import adamw
+
+        return {
+            "discriminator": adamw(model.discriminator.parameters(), config),
+            "generator": adamw(model.generator.parameters(), config),
+        }
+
+    def training_step(
+        self, model: nn.Module, batch: torch.Tensor
+    ) -> Iterator[tuple[str, torch.Tensor]]:
+        real = batch  # (B, ...) real samples
+        z = torch.randn(real.shape[0], model.latent_dim, device=real.device)  # (B, L)
+        fake = model.generator(z)  # (B, ...)
+        d_real = model.discriminator(real)  # (B,) logits
+        d_fake = model.discriminator(fake.detach())  # no gradient into the generator here
+        if self.options.loss == "hinge":
+            d_loss = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
+        else:  # -log D(x) - log(1 - D(G(z)))
+            d_loss = F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
+        yield "discriminator", d_loss
+        # The Trainer has stepped the discriminator: the generator plays against the new one.
+        g_logits = model.discriminator(fake)  # (B,)
+        # Non-saturating: maximise log D(G(z)) rather than minimise log(1 - D(G(z))).
+        g_loss = -g_logits.mean() if self.options.loss == "hinge" else F.softplus(-g_logits).mean()
+        yield "generator", g_loss
+
+    @torch.no_grad()
+    def after_step(self, model: nn.Module, step: int) -> None:
+        self.step = step + 1
+        average = getattr(model, "generator_ema", None)
+        if average is None or self.options.ema <= 0:
+            return
+        decay = min(self.options.ema, (1 + step) / (_EMA_WARMUP + step))
+        for a, p in zip(average.parameters(), model.generator.parameters(), strict=True):
+            a.lerp_(p, 1 - decay)
+        for a, b in zip(average.buffers(), model.generator.buffers(), strict=True):
+            a.copy_(b)  # batch-norm statistics are taken as they are
+
+    # -- sampling ------------------------------------------------------------------------------
+    @staticmethod
+    def sampler(model: nn.Module) -> nn.Module:
+        """The generator that samples: the weight average when the model holds one."""
+        average = getattr(model, "generator_ema", None)
+        return average if average is not None else model.generator
+
+    @torch.no_grad()
+    def sample(self, model: nn.Module, num: int, seed: int | None = None) -> torch.Tensor:
+        """``num`` samples (float32, on the CPU) from the generator in eval mode."""
+        if num < 1:
+            raise ZooError(f"the number of samples must be at least 1, not {num}")
+        g = torch.Generator()
+        if seed is None:
+            g.seed()
+        else:
+            g.manual_seed(seed)
+        z = torch.randn(num, model.latent_dim, generator=g)  # (N, L), drawn on the CPU
+        generator = self.sampler(model)
+        device = next(model.parameters()).device
+        was_training = generator.training
+        generator.eval()
+        try:
+            out = [generator(c.to(device)).float().cpu() for c in z.split(256)]
+        finally:
+            generator.train(was_training)
+        return torch.cat(out)
+
+    def generate(self, model: nn.Module, num: int = 64, seed: int | None = None) -> torch.Tensor:
+        """``num`` samples as a tensor (images in [-1, 1], or points)."""
+        return self.sample(model, num, seed)
+
+    def picture(self, samples: torch.Tensor):
+        """A PIL image of samples (an image grid, a scatter plot)."""
+        raise NotImplementedError
+
+    def sample_to_file(
+        self, model: nn.Module, num: int, out: str | Path, seed: int | None = None
+    ) -> Path:
+        """Draw ``num`` samples and write their picture as a PNG (atomically)."""
+        from zoo_core.artifacts import atomic_write
+
+        out = Path(out)
+        if not out.parent.is_dir():
+            raise ZooError(f"cannot write '{out}': folder '{out.parent}' does not exist")
+        picture = self.picture(self.sample(model, num, seed))
+        try:
+            atomic_write(out, lambda p: picture.save(p, format="PNG"))
+        except OSError as exc:
+            raise ZooError(f"cannot write '{out}': {exc.strerror or exc}") from None
+        return out
+
+    def _save_progress(self, samples: torch.Tensor) -> None:
+        """The picture of this evaluation's fixed samples, under samples/ in the run folder."""
+        self._last_picture = self.picture(samples)
+        if self.run_dir is None:
+            return
+        from zoo_core.artifacts import atomic_write
+
+        folder = Path(self.run_dir) / SAMPLES_DIR
+        folder.mkdir(exist_ok=True)
+        picture = self._last_picture
+        atomic_write(folder / f"step-{self.step:06d}.png", lambda p: picture.save(p, format="PNG"))
+
+    def save_extras(self, run_dir: str | Path) -> None:
+        """The last evaluation's samples as samples.png in the run folder."""
+        if self._last_picture is None:
+            return
+        from zoo_core.artifacts import atomic_write
+
+        picture = self._last_picture
+        atomic_write(Path(run_dir) / SAMPLES_FILE, lambda p: picture.save(p, format="PNG"))
+
+    def outputs(self, model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
+        """Samples of fixed latents and the discriminator's logits on ``batch``, flattened."""
+        z = torch.randn(
+            batch.shape[0], model.latent_dim, generator=torch.Generator().manual_seed(0)
+        )
+        return torch.cat([self.sampler(model)(z).flatten(), model.discriminator(batch).flatten()])
+
+
+# -- toy-2d: points in the plane -------------------------------------------------------------------
+@dataclass
+class ToyOptions:
+    loss: Literal["non-saturating", "hinge"] = "non-saturating"
+    ema: float = 0.0  # decay of the generator's weight average used for sampling (0: off)
+    modes: int = ring.MODES  # Gaussians on the ring
+    radius: float = ring.RADIUS
+    std: float = ring.STD  # of each Gaussian
+    eval_samples: int = 2000  # samples drawn (from fixed latents) at each evaluation
+
+
+class Toy2D(_Adversarial):
+    """Learn a ring of Gaussians in the plane; count the modes the generator covers."""
+
+    name = "toy-2d"
+    Options = ToyOptions
+    metric = "val_modes"
+
+    def setup(self, data: str | None, val_data: str | None = None, seed: int = 0) -> None:
+        if data is not None or val_data is not None:
+            raise ZooError(
+                "toy-2d trains on its generated ring of Gaussians and reads no --data; "
+                "shape the ring with --set modes=N, radius=R, std=S"
+            )
+        self._check_options()
+        o = self.options
+        if o.modes < 1 or o.radius <= 0 or o.std <= 0 or o.eval_samples < 1:
+            raise ZooError("modes and eval_samples must be at least 1; radius and std positive")
+
+    def setup_eval(self, data: str | None) -> None:
+        self.setup(data)
+
+    def bind(self, model_config: Any) -> None:
+        super().bind(model_config)
+        if getattr(model_config, "data_dim", 2) != 2:
+            raise ZooError(
+                "toy-2d samples points in the plane: data_dim must be 2, "
+                f"not {model_config.data_dim}"
+            )
+
+    def describe_data(self) -> str:
+        o = self.options
+        return f"ring of {o.modes} Gaussians (radius {o.radius}, std {o.std}), generated"
+
+    def train_batch(self, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+        o = self.options
+        return ring.sample(batch_size, generator, o.modes, o.radius, o.std)  # (B, 2)
+
+    def evaluate(self, model: nn.Module, batch_size: int, limit: int | None = None) -> dict:
+        """Modes covered (of ``modes``) and the share of samples within 3 std of a mode.
+
+        A mode counts as covered when at least a fifth of its fair share of the samples lie
+        within 3 standard deviations of it.
+        """
+        o = self.options
+        points = self.sample(model, o.eval_samples, _EVAL_SEED)  # (N, 2)
+        mode, distance = ring.nearest_mode(points, o.modes, o.radius)
+        good = distance < 3 * o.std
+        counts = torch.bincount(mode[good], minlength=o.modes)
+        covered = int((counts >= len(points) / (5 * o.modes)).sum())
+        self._save_progress(points)
+        return {"val_modes": covered, "val_quality": good.float().mean().item()}
+
+    def example_batch(self, model_config: Any, batch_size: int = 2) -> torch.Tensor:
+        return torch.randn(
+            batch_size, model_config.data_dim, generator=torch.Generator().manual_seed(0)
+        )
+
+    def picture(self, samples: torch.Tensor):
+        o = self.options
+        return draw_points(samples, ring.centres(o.modes, o.radius), 3 * o.std, o.radius)
+
+
+def draw_points(
+    points: torch.Tensor, centres: torch.Tensor, near: float, radius: float, size: int = 512
+):
+    """A PIL scatter plot: points in blue, circles of radius ``near`` around the modes in red."""
+    from PIL import Image, ImageDraw
+
+    limit = 1.5 * radius
+    image = Image.new("RGB", (size, size), "white")
+    draw = ImageDraw.Draw(image)
+
+    def pixel(x: float, y: float) -> tuple[float, float]:
+        return (x + limit) / (2 * limit) * (size - 1), (limit - y) / (2 * limit) * (size - 1)
+
+    cx, cy = pixel(0, 0)
+    draw.line((0, cy, size, cy), fill=(225, 225, 225))  # the axes
+    draw.line((cx, 0, cx, size), fill=(225, 225, 225))
+    r = max(near / (2 * limit) * (size - 1), 2)
+    for x, y in centres.tolist():
+        px, py = pixel(x, y)
+        draw.ellipse((px - r, py - r, px + r, py + r), outline=(220, 60, 60))
+    inside = points.isfinite().all(1) & (points.abs() <= limit).all(1)
+    for x, y in points[inside].tolist():
+        px, py = pixel(x, y)
+        draw.rectangle((px - 1, py - 1, px + 1, py + 1), fill=(30, 90, 200))
+    draw.text(
+        (6, 4), f"{len(points)} samples ({len(points) - int(inside.sum())} outside)", fill="black"
+    )
+    return image
+
+
+# -- image-generation --------------------------------------------------------------------------
+@dataclass
+class ImageGenerationOptions:
+    loss: Literal["non-saturating", "hinge"] = "non-saturating"
+    ema: float = 0.0  # decay of the generator's weight average used for sampling (0: off)
+    num_images: int = shapes.DEFAULT_NUM  # size of the generated default data set
+    val_fraction: float = 0.1  # held out (seeded) for the classifier's check
+    classifier_steps: int = 300  # steps of the scoring classifier (`resnet`); 0: no classifier
+    classifier_size: int = 16  # it sees images downscaled to this size (cheap: seconds)
+    confidence: float = 0.5  # a sample is "confident" when its likeliest class gets this much
+    eval_samples: int = 512  # samples scored at each evaluation (from fixed latents)
+    grid: int = 64  # samples in each progress picture under samples/
+
+
+class ImageGeneration(_Adversarial):
+    """Learn to generate images like those of a folder (default: the generated shapes)."""
+
+    name = "image-generation"
+    Options = ImageGenerationOptions
+    metric = "val_confident"
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        super().load_state(state)
+        self.data_name = state.get("data", "")
+        self.source = state.get("source")
+        self.val_source = state.get("val_source")
+        self.seed = state.get("seed", 0)
+        self.classes: list[str] = list(state.get("classes", []))
+        self.image_size = state.get("image_size")
+        self.channels = state.get("channels", 3)
+        self.classifier = None
+        self.classifier_accuracy = None
+        self.real_confident = None
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "data": self.data_name,
+            "source": self.source,
+            "val_source": self.val_source,
+            "seed": self.seed,
+            "classes": self.classes,
+            "image_size": self.image_size,
+            "channels": self.channels,
+        }
+
+    def setup(self, data: str | None, val_data: str | None = None, seed: int = 0) -> None:
+        """Find the images (read in ``bind``, at the model's size) with the classification task."""
+        self._check_options()
+        o = self.options
+        if (
+            o.classifier_steps < 0
+            or o.classifier_size < 8
+            or o.eval_samples < 1
+            or o.grid < 1
+            or not 0 < o.confidence < 1
+        ):
+            raise ZooError(
+                "classifier_steps must be at least 0, classifier_size at least 8, "
+                "eval_samples and grid at least 1, confidence between 0 and 1"
+            )
+        self.source, self.val_source, self.seed = data, val_data, seed
+        self._images = self._image_task()
+        self._images.setup(data, val_data, seed)
+        self.data_name, self.classes = self._images.data_name, list(self._images.classes)
+
+    def _image_task(self):
+        from zoo_core.tasks.image import ImageClassification, ImageOptions
+
+        # No crops: the scoring classifier should fit the images as they are, in few steps.
+        opts = ImageOptions(
+            val_fraction=self.options.val_fraction, num_images=self.options.num_images, pad=0
+        )
+        return ImageClassification(opts)
+
+    def bind(self, model_config: Any) -> None:
+        """Read the images at the model's size, then train the scoring classifier on them."""
+        super().bind(model_config)
+        self.image_size, self.channels = int(model_config.image_size), int(model_config.channels)
+        if self.channels not in (1, 3):
+            raise ZooError(f"images are grey (channels=1) or RGB (3), not {self.channels}")
+        if not hasattr(self, "_images"):
+            return  # a loaded task: sampling only
+        self._read()
+        self.train_x = self._images.train_x  # (N, C, S, S) uint8
+
+    def _read(self) -> None:
+        like = SimpleNamespace(
+            image_size=self.image_size, in_channels=self.channels, num_classes=len(self.classes)
+        )
+        self._images.bind(like)
+        # The classifier sees the images downscaled (the classification task resizes per batch).
+        self._images.image_size = min(self.image_size, self.options.classifier_size)
+        self.classifier = self._fit_classifier()
+
+    def setup_eval(self, data: str | None) -> None:
+        self._images = self._image_task()
+        if data is None:
+            self._images.setup(self.source, self.val_source, self.seed)
+        else:
+            self._images.setup(data, None, self.seed)
+            if self._images.classes != self.classes:
+                raise ZooError(
+                    f"'{data}' has classes {', '.join(self._images.classes)}; "
+                    f"the model was trained on {', '.join(self.classes)}"
+                )
+        self._read()
+
+    def _fit_classifier(self) -> nn.Module | None:
+        """A small ``resnet`` trained on the training images for the sample metrics (seconds)."""
+        from zoo_core.plugins import get_catalog
+
+        if self.options.classifier_steps == 0:
+            return None
+        if "resnet" not in get_catalog().models:
+            print(
+                "zoo: note: install zoo-resnet for the classifier-based image metrics "
+                "(val_confident, val_classes)",
+                file=sys.stderr,
+            )
+            return None
+        from zoo_core.api import create_model
+        from zoo_core.training.config import TrainConfig
+        from zoo_core.training.trainer import Trainer
+
+        net = create_model(
+            "resnet",
+            num_classes=len(self.classes),
+            in_channels=self.channels,
+            image_size=self._images.image_size,
+        )
+        steps = self.options.classifier_steps
+        config = TrainConfig(
+            steps=steps,
+            batch_size=64,
+            lr=2e-2,
+            warmup=min(30, steps),
+            weight_decay=0.0,
+            eval_interval=steps + 1,
+            log_interval=steps,
+            seed=self.seed,
+        )
+        final = Trainer(net, self._images, config, None, progress=False).fit()
+        self.classifier_accuracy = final.get("val_accuracy")
+        self.real_confident = None
+        return net.eval()
+
+    def _to_uint8(self, images: torch.Tensor) -> torch.Tensor:
+        return ((images.float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+
+    @torch.no_grad()
+    def _classify(self, images: torch.Tensor, device: torch.device) -> torch.Tensor:
+        """Class probabilities ``(N, K)`` of uint8 images ``(N, C, S, S)``."""
+        self.classifier.to(device)
+        probs = [
+            torch.softmax(self.classifier(self._images._normalise(c).to(device)).float(), 1).cpu()
+            for c in images.split(256)
+        ]
+        return torch.cat(probs)
+
+    def train_batch(self, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+        idx = torch.randint(len(self.train_x), (batch_size,), generator=generator)
+        return self.train_x[idx].float() / 127.5 - 1  # (B, C, S, S) in [-1, 1]
+
+    def describe_data(self) -> str:
+        n = len(getattr(self, "train_x", ()))
+        return f"{self.data_name} ({n} training images, {len(self.classes)} classes)"
+
+    def evaluate(self, model: nn.Module, batch_size: int, limit: int | None = None) -> dict:
+        """The samples of fixed latents, scored by the classifier (when there is one):
+
+        ``val_confident``, the share it classifies with at least ``confidence``; ``val_classes``,
+        how many classes receive at least a fifth of their fair share of confident samples;
+        ``val_real_confident``, the same share on real held-out images, for scale. Always:
+        ``val_colour_gap``, the mean absolute difference of per-channel means and standard
+        deviations between samples and real images (on a 0-1 scale).
+        """
+        n = self.options.eval_samples
+        samples = self.sample(model, max(n, self.options.grid), _EVAL_SEED)  # (N, C, S, S)
+        self._save_progress(samples[: self.options.grid])
+        fake = self._to_uint8(samples[:n])
+        real = self._images.val_x
+        metrics = {"val_colour_gap": _colour_gap(fake, real)}
+        if self.classifier is None:
+            return metrics
+        device = next(model.parameters()).device
+        K, threshold = len(self.classes), self.options.confidence
+        if self.real_confident is None:
+            confidence = self._classify(real, device).max(1).values
+            self.real_confident = (confidence >= threshold).float().mean().item()
+        confidence, predicted = self._classify(fake, device).max(1)
+        sure = confidence >= threshold
+        counts = torch.bincount(predicted[sure], minlength=K)
+        metrics.update(
+            val_confident=sure.float().mean().item(),
+            val_classes=int((counts >= n / (5 * K)).sum()),
+            val_real_confident=self.real_confident,
+        )
+        return metrics
+
+    def example_batch(self, model_config: Any, batch_size: int = 2) -> torch.Tensor:
+        C, S = model_config.channels, model_config.image_size
+        return torch.rand(batch_size, C, S, S, generator=torch.Generator().manual_seed(0)) * 2 - 1
+
+    def picture(self, samples: torch.Tensor):
+        return image_grid(self._to_uint8(samples))
+
+
+def _colour_gap(fake: torch.Tensor, real: torch.Tensor) -> float:
+    def stats(x: torch.Tensor) -> torch.Tensor:
+        pixels = x.float().div(255).transpose(0, 1).flatten(1)  # (C, N * S * S)
+        return torch.cat([pixels.mean(1), pixels.std(1)])
+
+    return (stats(fake) - stats(real)).abs().mean().item()
+
+
+def image_grid(images: torch.Tensor, min_cell: int = 64):
+    """A PIL image of uint8 images ``(N, C, S, S)`` in a near-square grid, each scaled up
+    (nearest neighbour) to at least ``min_cell`` pixels."""
+    from PIL import Image
+
+    n, C, S, _ = images.shape
+    cols = math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    scale = max(1, min_cell // S)
+    cell, pad = S * scale, 2
+    grid = Image.new("RGB", (cols * (cell + pad) + pad, rows * (cell + pad) + pad), (128, 128, 128))
+    for i, image in enumerate(images):
+        array = image.permute(1, 2, 0).numpy()  # (S, S, C)
+        tile = Image.fromarray(array[..., 0] if C == 1 else array).convert("RGB")
+        tile = tile.resize((cell, cell), Image.Resampling.NEAREST)
+        grid.paste(tile, (pad + (i % cols) * (cell + pad), pad + (i // cols) * (cell + pad)))
+    return grid
