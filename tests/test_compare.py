@@ -70,7 +70,7 @@ def test_compare_end_to_end_writes_results_for_every_variant_and_length(zoo, tmp
     for name in results["plots"]:
         with Image.open(out / name) as image:
             assert image.format == "PNG" and image.size[0] > 100
-    assert set(results["plots"]) == {"length.png", "loss.png"}
+    assert set(results["plots"]) == {"length.png", "length_tokens.png", "loss.png"}
     assert "refused" in proc.stdout and "transformer pos_encoding=rope" in proc.stdout
     assert proc.stderr.count("[") >= 3  # one progress line per finished run
 

@@ -122,6 +122,16 @@ def test_validation_examples_depend_on_the_seed_and_length_only():
     assert not torch.equal(a.validation_set(16)[0], b.validation_set(16)[0])
 
 
+def test_min_length_trains_on_every_length_up_to_length():
+    task = tasks.Parity(tasks.ParityOptions(length=6, min_length=2))
+    task.setup(None)
+    g = torch.Generator().manual_seed(0)
+    widths = {task.train_batch(4, g)[0].size(1) for _ in range(60)}
+    assert widths == {n + 1 for n in range(2, 7)}  # parity of n bits reads n + 1 tokens
+    with pytest.raises(ZooError, match="min_length"):
+        tasks.Parity(tasks.ParityOptions(length=6, min_length=7)).setup(None)
+
+
 def test_impossible_settings_are_clear_errors():
     recall = tasks.AssociativeRecall(tasks.RecallOptions(length=20, vocab_size=16))
     with pytest.raises(ZooError, match="keys are distinct"):

@@ -28,7 +28,10 @@ def _ticks(low: float, high: float, log: bool) -> list[float]:
     if log:
         first, last = math.floor(math.log10(low)), math.ceil(math.log10(high))
         marks = [m * 10.0**e for e in range(first, last + 1) for m in (1, 2, 5)]
-        return [v for v in marks if low <= v <= high] or [low, high]
+        marks = [v for v in marks if low <= v <= high]
+        if len(marks) >= 3:
+            return marks
+        log = False  # a narrow range: evenly spaced values read better
     if high == low:
         return [low]
     raw = (high - low) / 5
@@ -39,7 +42,7 @@ def _ticks(low: float, high: float, log: bool) -> list[float]:
 
 
 def _label(v: float) -> str:
-    return f"{v:.3g}"
+    return f"{v:.0f}" if abs(v) >= 1000 else f"{v:.3g}"
 
 
 def line_chart(

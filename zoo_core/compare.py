@@ -267,9 +267,10 @@ def compare(
     for v in variants:
         v.params = _count(by_name[v.model], task_cls, task, v.overrides)
     if match_params:
-        for v in variants:  # the first model's variants keep their widths
-            if v.model != variants[0].model:
-                _match_width(by_name[v.model], task_cls, task, v, variants[0].params)
+        target = variants[0].params
+        for v in variants[1:]:  # within 5% already (a swept task option, say): left as it is
+            if abs(v.params - target) > 0.05 * target:
+                _match_width(by_name[v.model], task_cls, task, v, target)
     slugs = [v.slug for v in variants]
     if len(set(slugs)) != len(slugs):
         raise ZooError("two compared variants have the same name; name each model once")
@@ -415,6 +416,26 @@ def _plots(results: dict[str, Any], folder: Path) -> list[str]:
             x_ticks=[float(n) for n in lengths],
         )
         written.append(path.name)
+        tokens = {  # per answer token: shows partial skill where exact match is all zeros
+            row["label"]: [
+                (float(n), row["lengths"][str(n)].get("val_token_accuracy", {}).get("mean"))
+                for n in lengths
+            ]
+            for row in results["summary"]
+        }
+        if any(y is not None for points in tokens.values() for _, y in points):
+            path = folder / "length_tokens.png"
+            line_chart(
+                tokens,
+                path,
+                title=f"{results['task']}: answer tokens right, by evaluation length "
+                f"(trained at {results['train_length']})",
+                xlabel="evaluation length",
+                ylabel="val_token_accuracy",
+                y_range=(0.0, 1.0),
+                x_ticks=[float(n) for n in lengths],
+            )
+            written.append(path.name)
     curves: dict[str, list] = {}
     for row in results["summary"]:
         runs = [r for r in results["runs"] if r["variant"] == row["label"] and r["loss_curve"]]

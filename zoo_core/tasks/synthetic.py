@@ -6,8 +6,8 @@ a question and predicts the answer tokens, the only positions the loss and the m
 ``val_token_accuracy`` the fraction of answer tokens.
 
 Each task has a size, ``length``, and a difficulty knob (``knob`` below). ``evaluate`` takes
-another ``length`` to test length generalisation: a model trained at one length is scored at
-others. Training batches are new examples every step; validation examples are fixed by the seed.
+another ``length`` to test length generalisation: a model trained at one length (or, with
+``min_length``, at every length from ``min_length`` to ``length``) is scored at others. Training batches are new examples every step; validation examples are fixed by the seed.
 The generators live in :mod:`zoo_core.data.synthetic`.
 """
 
@@ -33,6 +33,7 @@ class SyntheticOptions:
     length: int = 16  # the size of a problem (see each task); evaluate() takes others
     vocab_size: int = 8  # data symbols (the model's vocabulary adds 3 reserved ids)
     val_size: int = 512  # validation examples per evaluated length
+    min_length: int | None = None  # train on lengths min_length..length (one per batch)
 
 
 @dataclass
@@ -108,6 +109,13 @@ class SyntheticTask(Task):
         if self.options.val_size < 1:
             raise ZooError(f"{self.name}: val_size must be at least 1")
         self.check_length(self.options.length)
+        low = self.options.min_length
+        if low is not None:
+            if low > self.options.length:
+                raise ZooError(
+                    f"{self.name}: min_length {low} is more than length {self.options.length}"
+                )
+            self.check_length(low)
 
     def setup(self, data: str | None, val_data: str | None = None, seed: int = 0) -> None:
         if data is not None or val_data is not None:
@@ -145,7 +153,12 @@ class SyntheticTask(Task):
         return seq[:, :-1], seq[:, 1:], answer[:, 1:]
 
     def train_batch(self, batch_size: int, generator: torch.Generator) -> Batch:
-        return self._batch(*self._generate(batch_size, self.options.length, generator))
+        length = self.options.length
+        if self.options.min_length is not None:  # one length per batch, so no padding
+            length = int(
+                torch.randint(self.options.min_length, length + 1, (1,), generator=generator)
+            )
+        return self._batch(*self._generate(batch_size, length, generator))
 
     def describe_data(self) -> str:
         return (

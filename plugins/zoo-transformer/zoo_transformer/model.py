@@ -232,6 +232,8 @@ class _Body(nn.Module):
     def _init_weights(self) -> None:
         """GPT-2's initialisation: N(0, 0.02), residual projections scaled by depth."""
         for name, p in self.named_parameters():
+            if ".lstm." in name:  # an LSTM mixer keeps PyTorch's own LSTM initialisation
+                continue
             if p.dim() >= 2:
                 std = (
                     0.02 / math.sqrt(2 * self.config.n_layer)
