@@ -123,3 +123,11 @@ def test_eval_on_a_user_file(zoo, tiny_run, tmp_path):
     (tmp_path / "val.txt").write_text("def f(x):\n    return x\n" * 20)
     metrics = json.loads(zoo("eval", tiny_run, "--data", tmp_path / "val.txt", "--json").stdout)
     assert metrics["val_loss"] > 0 and metrics["val_bpc"] > 0
+
+
+def test_tokenizer_option_trains_with_byte_tokens(zoo, tmp_path):
+    out = tmp_path / "bytes"
+    zoo("train", "lstm", "--steps", "3", "--out", out, "--tokenizer", "byte", "--quiet", *TINY)
+    config = json.loads((out / "config.json").read_text())
+    assert config["tokenizer"] == "byte" and config["model_config"]["vocab_size"] == 256
+    assert json.loads((out / "tokenizer.json").read_text())["type"] == "byte"

@@ -198,10 +198,11 @@ def tokenizers(as_json: bool) -> None:
 @click.option("--resume", type=click.Path(), help="Continue the run in this folder.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Set a model config field, task option or training setting (repeatable).")
+@click.option("--tokenizer", help="Tokenizer for text tasks (see `zoo tokenizers`); as --set tokenizer=.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--nproc", type=int, help="Train data-parallel in N processes on this machine (torchrun).")
 def train(name, task, data, val_data, steps, seconds, batch_size, lr, seed, device, compile_, out,
-          resume, sets, quiet, nproc) -> None:
+          resume, sets, tokenizer, quiet, nproc) -> None:
     """Train model NAME (see `zoo list`) and save it in a run folder."""
     from zoo_core.api import train as run_training
 
@@ -213,7 +214,8 @@ def train(name, task, data, val_data, steps, seconds, batch_size, lr, seed, devi
         sys.exit(launch(nproc, name, out, resume))
     artifact, final = run_training(
         name, task=task, data=data, val_data=val_data, out=out, resume=resume,
-        overrides=_parse_sets(sets), progress=not quiet, steps=steps, time=seconds,
+        overrides={**_parse_sets(sets), **({"tokenizer": tokenizer} if tokenizer else {})},
+        progress=not quiet, steps=steps, time=seconds,
         batch_size=batch_size, lr=lr, seed=seed, device=device, compile=compile_,
     )
     if not final:  # a rank other than 0 under torchrun: rank 0 reports
