@@ -300,9 +300,9 @@ class ImageGenerationOptions:
     ema: float = 0.0  # decay of the generator's weight average used for sampling (0: off)
     num_images: int = shapes.DEFAULT_NUM  # size of the generated default data set
     val_fraction: float = 0.1  # held out (seeded) for the classifier's check
-    classifier_steps: int = 300  # steps of the scoring classifier (`resnet`); 0: no classifier
+    classifier_steps: int = 500  # steps of the scoring classifier (`resnet`); 0: no classifier
     classifier_size: int = 16  # it sees images downscaled to this size (cheap: seconds)
-    confidence: float = 0.5  # a sample is "confident" when its likeliest class gets this much
+    confidence: float = 0.9  # a sample is "confident" when its likeliest class gets this much
     eval_samples: int = 512  # samples scored at each evaluation (from fixed latents)
     grid: int = 64  # samples in each progress picture under samples/
 
@@ -417,6 +417,7 @@ class ImageGeneration(_Adversarial):
         from zoo_core.training.config import TrainConfig
         from zoo_core.training.trainer import Trainer
 
+        torch.manual_seed(self.seed)  # the same classifier, hence comparable scores, every run
         net = create_model(
             "resnet",
             num_classes=len(self.classes),
