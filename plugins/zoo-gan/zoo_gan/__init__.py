@@ -23,7 +23,7 @@ def register_models(register):
             # Narrow (16 feature maps at 16x16), small batches and a higher learning rate than
             # the paper's 2e-4: as many updates as a CPU gives in about three minutes.
             defaults={"image_size": 32, "latent_dim": 64, "width": 16},
-            train_defaults={**_ADAM, "steps": 3000, "batch_size": 32, "lr": 5e-4},
+            train_defaults={**_ADAM, "steps": 3000, "batch_size": 32, "lr": 1e-3},
         )
     )
     register(
