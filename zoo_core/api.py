@@ -280,13 +280,20 @@ def train(
     spec = get_model_spec(model)
     task_name = task or spec.tasks[0]
     if task_name not in spec.tasks:
-        raise ZooError(f"model '{spec.name}' does not do task '{task_name}'; it does: {', '.join(spec.tasks)}")
+        raise ZooError(
+            f"model '{spec.name}' does not do task '{task_name}'; it does: {', '.join(spec.tasks)}"
+        )
     task_cls = task_class(task_name)
     model_cls = model_class(spec)
     model_over, task_over, train_over = _split_overrides(
-        {**overrides, **train_options}, model_cls, task_cls, f"model '{spec.name}' with task '{task_name}'"
+        {**overrides, **train_options},
+        model_cls,
+        task_cls,
+        f"model '{spec.name}' with task '{task_name}'",
     )
-    task_defaults = {k: v for k, v in spec.train_defaults.items() if k in _config.field_types(task_cls.Options)}
+    task_defaults = {
+        k: v for k, v in spec.train_defaults.items() if k in _config.field_types(task_cls.Options)
+    }
     # A variant's defaults may name options of its other tasks (an lm seq_len): skip those.
     train_defaults = {
         k: v for k, v in spec.train_defaults.items() if k in _config.field_types(TrainConfig)
@@ -295,7 +302,9 @@ def train(
         train_defaults.pop("steps", None)
         train_over["steps"] = 10**12  # the clock decides
     train_cfg = _config.build(TrainConfig, {**train_defaults, **train_over}, "training settings")
-    options = _config.build(task_cls.Options, {**task_defaults, **task_over}, f"task '{task_name}' options")
+    options = _config.build(
+        task_cls.Options, {**task_defaults, **task_over}, f"task '{task_name}' options"
+    )
     _validate_train_config(train_cfg)
     distributed.init(pick_device(train_cfg.device).type)
     data = str(Path(data).resolve()) if data is not None else None
@@ -306,7 +315,9 @@ def train(
     config_fields = _config.field_types(model_cls.config_class)
     from_data = {k: v for k, v in task_obj.model_config().items() if k in config_fields}
     model_cfg = _config.build(
-        model_cls.config_class, {**spec.defaults, **from_data, **model_over}, f"model '{spec.name}' config"
+        model_cls.config_class,
+        {**spec.defaults, **from_data, **model_over},
+        f"model '{spec.name}' config",
     )
     task_obj.bind(model_cfg)
     import torch
@@ -334,7 +345,9 @@ def train(
         _write_start(run_dir, config, task_obj)
     # Where a task may write files as it trains (progress samples); rank 0 alone writes.
     task_obj.run_dir = run_dir if distributed.is_main() else None
-    trainer = Trainer(net, task_obj, train_cfg, run_dir, metadata={"zoo.model": spec.name}, progress=progress)
+    trainer = Trainer(
+        net, task_obj, train_cfg, run_dir, metadata={"zoo.model": spec.name}, progress=progress
+    )
     final = trainer.fit()
     return _finish(run_dir, config, spec, net, task_obj, final)
 
@@ -431,7 +444,9 @@ def _resume(run_dir: Path, overrides: dict, train_options: dict, progress: bool)
     task_obj = build_task(config, run_dir)
     train_cfg = _config.from_json(TrainConfig, config["train_config"])
     for key, value in train_options.items():
-        setattr(train_cfg, key, _config.parse_value(value, _config.field_types(TrainConfig)[key], key))
+        setattr(
+            train_cfg, key, _config.parse_value(value, _config.field_types(TrainConfig)[key], key)
+        )
     _validate_train_config(train_cfg)
     task_obj.setup(config.get("data"), config.get("val_data"), train_cfg.seed)
     task_obj.bind(model_cfg)
@@ -440,6 +455,8 @@ def _resume(run_dir: Path, overrides: dict, train_options: dict, progress: bool)
         artifacts.write_json(run_dir / artifacts.CONFIG_FILE, config)
     # Where a task may write files as it trains (progress samples); rank 0 alone writes.
     task_obj.run_dir = run_dir if distributed.is_main() else None
-    trainer = Trainer(net, task_obj, train_cfg, run_dir, metadata={"zoo.model": spec.name}, progress=progress)
+    trainer = Trainer(
+        net, task_obj, train_cfg, run_dir, metadata={"zoo.model": spec.name}, progress=progress
+    )
     final = trainer.fit(resume=True)
     return _finish(run_dir, config, spec, net, task_obj, final)

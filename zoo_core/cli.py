@@ -71,7 +71,9 @@ def cli() -> None:
 @click.argument("pattern", required=False)
 @click.option("--task", help="Only models that do this task.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.option("--pretrained", is_flag=True, help="Only models with named pretrained weights, and those.")
+@click.option(
+    "--pretrained", is_flag=True, help="Only models with named pretrained weights, and those."
+)
 def list_cmd(pattern: str | None, task: str | None, as_json: bool, pretrained: bool) -> None:
     """List models; PATTERN is a shell-style wildcard (`zoo list 'lstm*'`)."""
     from zoo_core.api import list_models
@@ -81,14 +83,30 @@ def list_cmd(pattern: str | None, task: str | None, as_json: bool, pretrained: b
         _list_pretrained(specs, as_json)
         return
     if as_json:
-        _json([{"name": s.name, "family": s.family, "tasks": list(s.tasks), "plugin": s.plugin,
-                "summary": s.summary} for s in specs])
+        _json(
+            [
+                {
+                    "name": s.name,
+                    "family": s.family,
+                    "tasks": list(s.tasks),
+                    "plugin": s.plugin,
+                    "summary": s.summary,
+                }
+                for s in specs
+            ]
+        )
         return
     if not specs:
-        click.echo("No model matches." if pattern or task else "No models: install a plugin (pip install zoo-lstm).")
+        click.echo(
+            "No model matches."
+            if pattern or task
+            else "No models: install a plugin (pip install zoo-lstm)."
+        )
         return
-    _table(["name", "family", "tasks", "plugin", "summary"],
-           [[s.name, s.family, ",".join(s.tasks), s.plugin, s.summary] for s in specs])
+    _table(
+        ["name", "family", "tasks", "plugin", "summary"],
+        [[s.name, s.family, ",".join(s.tasks), s.plugin, s.summary] for s in specs],
+    )
 
 
 def _list_pretrained(specs: list, as_json: bool) -> None:
@@ -99,8 +117,13 @@ def _list_pretrained(specs: list, as_json: bool) -> None:
     if not rows:
         click.echo("No model declares pretrained weights.")
         return
-    _table(["model", "weights", "repo", "revision", "sha256", "summary"],
-           [[s.name, key, w.repo, w.revision, (w.sha256 or "-")[:12], w.summary] for s, key, w in rows])
+    _table(
+        ["model", "weights", "repo", "revision", "sha256", "summary"],
+        [
+            [s.name, key, w.repo, w.revision, (w.sha256 or "-")[:12], w.summary]
+            for s, key, w in rows
+        ],
+    )
 
 
 @cli.command()
@@ -121,10 +144,15 @@ def info(name: str, as_json: bool) -> None:
     click.echo(f"  tasks: {', '.join(data['tasks'])}")
     click.echo(f"  parameters (default config): {data['parameters']:,}")
     click.echo("  config:")
-    _table(["  field", "type", "default"],
-           [[f"  {f['name']}", f["type"], json.dumps(f["default"])] for f in data["config"]])
+    _table(
+        ["  field", "type", "default"],
+        [[f"  {f['name']}", f["type"], json.dumps(f["default"])] for f in data["config"]],
+    )
     if data["train_defaults"]:
-        click.echo("  training defaults: " + ", ".join(f"{k}={v}" for k, v in data["train_defaults"].items()))
+        click.echo(
+            "  training defaults: "
+            + ", ".join(f"{k}={v}" for k, v in data["train_defaults"].items())
+        )
 
 
 @cli.group(invoke_without_command=True)
@@ -139,18 +167,28 @@ def plugins(ctx: click.Context, as_json: bool) -> None:
 
     infos, skipped = list(get_catalog().plugins.values()), unloaded_plugins()
     if as_json:
-        _json([{**vars(i), "loaded": True} for i in infos] + [{**vars(i), "loaded": False} for i in skipped])
+        _json(
+            [{**vars(i), "loaded": True} for i in infos]
+            + [{**vars(i), "loaded": False} for i in skipped]
+        )
         return
-    rows = [[i.name, i.distribution, i.version, "-", "not loaded (ZOO_LOAD_PLUGINS)"] for i in skipped]
+    rows = [
+        [i.name, i.distribution, i.version, "-", "not loaded (ZOO_LOAD_PLUGINS)"] for i in skipped
+    ]
     for i in infos:
         registers = "; ".join(
             f"{kind}: {', '.join(names)}"
-            for kind, names in (("models", i.models), ("tasks", i.tasks), ("tokenizers", i.tokenizers),
-                                ("commands", i.commands))
+            for kind, names in (
+                ("models", i.models),
+                ("tasks", i.tasks),
+                ("tokenizers", i.tokenizers),
+                ("commands", i.commands),
+            )
             if names
         )
-        rows.append([i.name, i.distribution, i.version, registers or "-",
-                     "; ".join(i.errors) or "ok"])
+        rows.append(
+            [i.name, i.distribution, i.version, registers or "-", "; ".join(i.errors) or "ok"]
+        )
     rows.sort(key=lambda row: (row[1] != "zoo-core", row[0]))  # built-ins first
     _table(["plugin", "distribution", "version", "registers", "status"], rows)
 
@@ -185,7 +223,9 @@ def tokenizers(as_json: bool) -> None:
 @cli.command()
 @click.argument("name", required=False)
 @click.option("--task", help="Task to train for (default: the model's first).")
-@click.option("--data", type=click.Path(), help="Training data (default: the task's embedded data).")
+@click.option(
+    "--data", type=click.Path(), help="Training data (default: the task's embedded data)."
+)
 @click.option("--val-data", type=click.Path(), help="Validation data (default: a held-out split).")
 @click.option("--steps", type=int, help="Optimisation steps.")
 @click.option("--time", "seconds", type=float, help="Train for this many seconds.")
@@ -196,13 +236,39 @@ def tokenizers(as_json: bool) -> None:
 @click.option("--compile", "compile_", is_flag=True, default=None, help="torch.compile the model.")
 @click.option("--out", type=click.Path(), help="Run folder (default: a new one under runs/).")
 @click.option("--resume", type=click.Path(), help="Continue the run in this folder.")
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-              help="Set a model config field, task option or training setting (repeatable).")
-@click.option("--tokenizer", help="Tokenizer for text tasks (see `zoo tokenizers`); as --set tokenizer=.")
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Set a model config field, task option or training setting (repeatable).",
+)
+@click.option(
+    "--tokenizer", help="Tokenizer for text tasks (see `zoo tokenizers`); as --set tokenizer=."
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-@click.option("--nproc", type=int, help="Train data-parallel in N processes on this machine (torchrun).")
-def train(name, task, data, val_data, steps, seconds, batch_size, lr, seed, device, compile_, out,
-          resume, sets, tokenizer, quiet, nproc) -> None:
+@click.option(
+    "--nproc", type=int, help="Train data-parallel in N processes on this machine (torchrun)."
+)
+def train(
+    name,
+    task,
+    data,
+    val_data,
+    steps,
+    seconds,
+    batch_size,
+    lr,
+    seed,
+    device,
+    compile_,
+    out,
+    resume,
+    sets,
+    tokenizer,
+    quiet,
+    nproc,
+) -> None:
     """Train model NAME (see `zoo list`) and save it in a run folder."""
     from zoo_core.api import train as run_training
 
@@ -213,10 +279,21 @@ def train(name, task, data, val_data, steps, seconds, batch_size, lr, seed, devi
 
         sys.exit(launch(nproc, name, out, resume))
     artifact, final = run_training(
-        name, task=task, data=data, val_data=val_data, out=out, resume=resume,
+        name,
+        task=task,
+        data=data,
+        val_data=val_data,
+        out=out,
+        resume=resume,
         overrides={**_parse_sets(sets), **({"tokenizer": tokenizer} if tokenizer else {})},
-        progress=not quiet, steps=steps, time=seconds,
-        batch_size=batch_size, lr=lr, seed=seed, device=device, compile=compile_,
+        progress=not quiet,
+        steps=steps,
+        time=seconds,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        device=device,
+        compile=compile_,
     )
     if not final:  # a rank other than 0 under torchrun: rank 0 reports
         return
@@ -254,10 +331,13 @@ def eval_cmd(source: str, data: str | None, batch_size: int, device: str, as_jso
 @click.option("--seed", type=int)
 @click.option("--no-cache", is_flag=True, help="Recompute the whole prefix every token.")
 @click.option("--device", default="cpu", show_default=True)
-@click.option("--num", type=int, default=64, show_default=True, help="Samples (image and 2-D models).")
+@click.option(
+    "--num", type=int, default=64, show_default=True, help="Samples (image and 2-D models)."
+)
 @click.option("--out", type=click.Path(dir_okay=False), help="PNG to write (image and 2-D models).")
-def generate(source, prompt, length, temperature, top_k, top_p, stop, seed, no_cache, device, num,
-             out) -> None:
+def generate(
+    source, prompt, length, temperature, top_k, top_p, stop, seed, no_cache, device, num, out
+) -> None:
     """Sample text from a trained language model, or a picture of samples (images in a grid,
     2-D points in a scatter plot) from a generative model, into --out."""
     from zoo_core.api import load
@@ -274,8 +354,9 @@ def generate(source, prompt, length, temperature, top_k, top_p, stop, seed, no_c
     if length < 1:
         raise ZooError(f"--length must be at least 1, not {length}")
     click.echo(prompt, nl=False)
-    for piece in artifact.task.stream(artifact.model, prompt, length, temperature, top_k, top_p,
-                                      stop, seed, not no_cache):
+    for piece in artifact.task.stream(
+        artifact.model, prompt, length, temperature, top_k, top_p, stop, seed, not no_cache
+    ):
         click.echo(piece, nl=False)
     click.echo()
 
@@ -283,7 +364,9 @@ def generate(source, prompt, length, temperature, top_k, top_p, stop, seed, no_c
 # -- plugins: write, install, check ----------------------------------------------------------------
 @plugins.command("new")
 @click.argument("name")
-@click.option("--dir", "folder", type=click.Path(), help="Folder to write into (default: ./zoo-NAME).")
+@click.option(
+    "--dir", "folder", type=click.Path(), help="Folder to write into (default: ./zoo-NAME)."
+)
 def plugins_new(name: str, folder: str | None) -> None:
     """Write a new plugin package zoo-NAME: a model, its hooks, tests and a README."""
     from zoo_core.scaffold import new_plugin, package_name
@@ -350,7 +433,10 @@ def plugins_check(name: str | None) -> None:
         for model, results in report.models.items():
             bad = [r for r in results if not r.ok]
             failed, passed = failed + bool(bad), passed + (not bad)
-            click.echo(f"  {'FAIL' if bad else 'pass'} {model}" + ("" if bad else f" ({len(results)} checks)"))
+            click.echo(
+                f"  {'FAIL' if bad else 'pass'} {model}"
+                + ("" if bad else f" ({len(results)} checks)")
+            )
             for r in bad:
                 click.echo(f"       {r.check}: {r.message.splitlines()[0] if r.message else ''}")
     broken = sum(bool(r.errors) for r in reports)
@@ -377,13 +463,25 @@ def pull(source: str, revision: str | None) -> None:
 @click.option("--revision", help="Branch to push to, created if needed (default: main).")
 @click.option("--message", help="Commit message.")
 @click.option("--include-checkpoints", is_flag=True, help="Upload checkpoints/ too.")
-def push(run: str, repo_id: str, private: bool, revision: str | None, message: str | None,
-         include_checkpoints: bool) -> None:
+def push(
+    run: str,
+    repo_id: str,
+    private: bool,
+    revision: str | None,
+    message: str | None,
+    include_checkpoints: bool,
+) -> None:
     """Upload run folder RUN to Hub repo REPO_ID (ORG/NAME), with a model card."""
     from zoo_core.hub import push as hub_push
 
-    result = hub_push(run, repo_id, private=private, revision=revision, message=message,
-                      include_checkpoints=include_checkpoints)
+    result = hub_push(
+        run,
+        repo_id,
+        private=private,
+        revision=revision,
+        message=message,
+        include_checkpoints=include_checkpoints,
+    )
     click.echo(f"pushed {len(result.files)} files to {result.repo_url} ({result.revision})")
     click.echo(result.commit_url)
 
@@ -441,19 +539,47 @@ def _numbers(text: str | None, kind: type, option: str) -> list | None:
 @click.argument("models", nargs=-1, required=True)
 @click.option("--task", help="Task to train on (default: the first model's first).")
 @click.option("--train-length", type=int, help="Length (or seq_len) trained at.")
-@click.option("--eval-lengths", help="Comma-separated lengths to evaluate at (default: the trained one).")
+@click.option(
+    "--eval-lengths", help="Comma-separated lengths to evaluate at (default: the trained one)."
+)
 @click.option("--steps", type=int, help="Optimisation steps of every run.")
-@click.option("--seeds", type=int, default=1, show_default=True, help="Runs per variant (seeds 0..K-1).")
+@click.option(
+    "--seeds", type=int, default=1, show_default=True, help="Runs per variant (seeds 0..K-1)."
+)
 @click.option("--batch-size", type=int)
 @click.option("--lr", type=float, help="Peak learning rate of every run.")
-@click.option("--set", "sets", multiple=True, metavar="KEY=V1,V2",
-              help="A setting for every model that has it; a comma list is swept (repeatable).")
-@click.option("--match-params", is_flag=True, help="Scale widths to the first model's parameter count.")
-@click.option("--data-fraction", help="Comma-separated fractions of the training data to sweep (lm).")
-@click.option("--out", type=click.Path(), help="Folder for runs, results.json and plots (new or empty).")
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="KEY=V1,V2",
+    help="A setting for every model that has it; a comma list is swept (repeatable).",
+)
+@click.option(
+    "--match-params", is_flag=True, help="Scale widths to the first model's parameter count."
+)
+@click.option(
+    "--data-fraction", help="Comma-separated fractions of the training data to sweep (lm)."
+)
+@click.option(
+    "--out", type=click.Path(), help="Folder for runs, results.json and plots (new or empty)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print results.json's summary as JSON.")
-def compare(models, task, train_length, eval_lengths, steps, seeds, batch_size, lr, sets,
-            match_params, data_fraction, out, as_json) -> None:
+def compare(
+    models,
+    task,
+    train_length,
+    eval_lengths,
+    steps,
+    seeds,
+    batch_size,
+    lr,
+    sets,
+    match_params,
+    data_fraction,
+    out,
+    as_json,
+) -> None:
     """Train MODELS on the same data and budget; compare them at several lengths."""
     from zoo_core.compare import compare as run_compare
     from zoo_core.compare import format_cell
@@ -463,16 +589,30 @@ def compare(models, task, train_length, eval_lengths, steps, seeds, batch_size, 
             line = f"failed: {run['error']}"
         else:
             line = f"{run['train_seconds']:.0f}s | " + " ".join(
-                f"@{n} " + (f"{m.get('val_accuracy', m.get('val_loss', 0)):.3f}" if "refused" not in m
-                            else "refused") for n, m in run["eval"].items())
+                f"@{n} "
+                + (
+                    f"{m.get('val_accuracy', m.get('val_loss', 0)):.3f}"
+                    if "refused" not in m
+                    else "refused"
+                )
+                for n, m in run["eval"].items()
+            )
         click.echo(f"[{done}/{total}] {run['variant']} seed {run['seed']}: {line}", err=True)
 
     results = run_compare(
-        list(models), task, train_length=train_length,
-        eval_lengths=_numbers(eval_lengths, int, "--eval-lengths"), steps=steps, seeds=seeds,
-        sets=_parse_sets(sets), match_params=match_params,
-        data_fractions=_numbers(data_fraction, float, "--data-fraction"), batch_size=batch_size,
-        lr=lr, out=out, on_run=on_run,
+        list(models),
+        task,
+        train_length=train_length,
+        eval_lengths=_numbers(eval_lengths, int, "--eval-lengths"),
+        steps=steps,
+        seeds=seeds,
+        sets=_parse_sets(sets),
+        match_params=match_params,
+        data_fractions=_numbers(data_fraction, float, "--data-fraction"),
+        batch_size=batch_size,
+        lr=lr,
+        out=out,
+        on_run=on_run,
     )
     if as_json:
         _json(results["summary"])
@@ -482,9 +622,15 @@ def compare(models, task, train_length, eval_lengths, steps, seeds, batch_size, 
     better = "lower" if results["lower_is_better"] else "higher"
     _table(
         ["variant", "params", "train s"] + [f"{metric} @{k}" for k in keys],
-        [[row["label"], f"{row['params']:,}",
-          "-" if row["train_seconds"] is None else f"{row['train_seconds']:.0f}"]
-         + [format_cell(row["lengths"][k], metric) for k in keys] for row in results["summary"]],
+        [
+            [
+                row["label"],
+                f"{row['params']:,}",
+                "-" if row["train_seconds"] is None else f"{row['train_seconds']:.0f}",
+            ]
+            + [format_cell(row["lengths"][k], metric) for k in keys]
+            for row in results["summary"]
+        ],
     )
     click.echo(f"{metric}: {better} is better; mean ± std over {results['seeds']} seed(s)")
     click.echo(f"results, runs and plots ({', '.join(results['plots'])}) in {results['folder']}")

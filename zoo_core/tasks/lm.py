@@ -98,7 +98,11 @@ class LanguageModeling(Task):
         if self.options.seq_len is None:
             self.options.seq_len = getattr(model_config, "context_length", None) or 128
         context = getattr(model_config, "context_length", None)
-        if context and self.options.seq_len > context and getattr(model_config, "pos_encoding", "") == "learned":
+        if (
+            context
+            and self.options.seq_len > context
+            and getattr(model_config, "pos_encoding", "") == "learned"
+        ):
             raise ZooError(
                 f"seq_len {self.options.seq_len} is longer than the model's context_length {context}"
             )
@@ -137,13 +141,19 @@ class LanguageModeling(Task):
 
     @torch.no_grad()
     def evaluate(
-        self, model: nn.Module, batch_size: int, limit: int | None = None, seq_len: int | None = None
+        self,
+        model: nn.Module,
+        batch_size: int,
+        limit: int | None = None,
+        seq_len: int | None = None,
     ) -> dict[str, float]:
         """Mean loss over non-overlapping windows of the validation text (evenly spread if limited)."""
         seq_len = seq_len or self.options.seq_len or 128
         context = getattr(model, "max_context", None)
         if context is not None and seq_len > context:
-            raise ZooError(f"this model reads at most {context} tokens; evaluate with seq_len <= {context}")
+            raise ZooError(
+                f"this model reads at most {context} tokens; evaluate with seq_len <= {context}"
+            )
         windows = self._val_windows(seq_len)
         if limit is not None and limit * batch_size < len(windows):
             pick = torch.linspace(0, len(windows) - 1, limit * batch_size).long()
@@ -156,7 +166,9 @@ class LanguageModeling(Task):
             chunk = windows[i : i + batch_size].to(device)
             logits = model(chunk[:, 0])
             loss = F.cross_entropy(
-                logits.reshape(-1, logits.size(-1)).float(), chunk[:, 1].reshape(-1), reduction="sum"
+                logits.reshape(-1, logits.size(-1)).float(),
+                chunk[:, 1].reshape(-1),
+                reduction="sum",
             )
             total += loss.item()
             count += chunk[:, 1].numel()
