@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,8 +162,13 @@ def build_task(config: dict[str, Any], folder: Path) -> Task:
     return cls(options, state=config.get("task_state", {}), tokenizer=tokenizer)
 
 
-def load_local(folder: str | Path, device: str = "cpu") -> Artifact:
-    """Load a run folder (or a downloaded Hub snapshot) into an :class:`Artifact`."""
+def load_local(
+    folder: str | Path, device: str = "cpu", overrides: dict[str, Any] | None = None
+) -> Artifact:
+    """Load a run folder (or a downloaded Hub snapshot) into an :class:`Artifact`.
+
+    ``overrides`` change config fields that keep the weights' shapes (``dropout=0``).
+    """
     folder = Path(folder)
     config = artifacts.read_json(folder / artifacts.CONFIG_FILE, "config")
     catalog = get_catalog()
@@ -171,6 +177,14 @@ def load_local(folder: str | Path, device: str = "cpu") -> Artifact:
     spec = catalog.models[config["model"]]
     cls = model_class(spec)
     model_cfg = _config.from_json(cls.config_class, config["model_config"])
+    if overrides:
+        unknown = sorted(set(overrides) - set(_config.field_types(cls.config_class)))
+        if unknown:
+            raise ZooError(f"model '{spec.name}' config has no field {', '.join(unknown)}")
+        try:
+            model_cfg = dataclasses.replace(model_cfg, **overrides)
+        except (TypeError, ValueError) as exc:
+            raise ZooError(f"model '{spec.name}' config: {exc}") from None
     model = cls(model_cfg)
     artifacts.load_weights(model, folder / artifacts.WEIGHTS_FILE)
     model.eval()

@@ -15,6 +15,7 @@ an error that names them.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -70,6 +71,15 @@ def fsync_dir(path: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def file_sha256(path: str | Path) -> str:
+    """The sha256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def write_json(path: str | Path, data: Any) -> None:

@@ -12,7 +12,6 @@ or run. A model's code always comes from an installed plugin; a repo only names 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import re
 import sys
 from pathlib import Path
@@ -267,17 +266,9 @@ def _check_folder(folder: Path, where: str) -> None:
             raise ZooError(f"the downloaded copy of '{where}' has no {name} ({folder})")
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def verify_sha256(path: Path, expected: str, what: str) -> None:
     """Refuse weights whose sha256 is not the declared one (the file is left where it is)."""
-    actual = file_sha256(path)
+    actual = artifacts.file_sha256(path)
     if actual != expected.strip().lower():
         raise ZooError(
             f"the weights of {what} have sha256 {actual}, but {expected} is declared; refusing to "
@@ -294,8 +285,7 @@ def load_pretrained(
 
     ``overrides`` change config fields that leave the weights' shapes alone (``dropout=0``).
     """
-    from zoo_core import _config
-    from zoo_core.api import Artifact, build_task, load_local, model_class
+    from zoo_core.api import load_local
 
     if not spec.pretrained:
         raise ZooError(
@@ -311,29 +301,10 @@ def load_pretrained(
     weights = spec.pretrained[name]
     what = f"pretrained weights '{name}' of model '{spec.name}' ({weights.repo}@{weights.revision})"
     folder = pull(weights.repo, revision=weights.revision, sha256=weights.sha256, what=what)
-    if not overrides:
-        artifact = load_local(folder, device)
-        if artifact.spec.model != spec.model:
-            raise ZooError(f"{what} are for model '{artifact.spec.name}', not '{spec.name}'")
-        return artifact
-    config = artifacts.read_json(folder / artifacts.CONFIG_FILE, "config")
-    cls = model_class(spec)
-    saved = _config.from_json(cls.config_class, config["model_config"])
-    unknown = sorted(set(overrides) - set(_config.field_types(cls.config_class)))
-    if unknown:
-        raise ZooError(f"model '{spec.name}' config has no field {', '.join(unknown)}")
-    try:
-        model_cfg = dataclasses.replace(saved, **overrides)
-    except (TypeError, ValueError) as exc:
-        raise ZooError(f"model '{spec.name}' config: {exc}") from None
-    model = cls(model_cfg)
-    artifacts.load_weights(model, folder / artifacts.WEIGHTS_FILE)
-    model.eval()
-    if device != "cpu":
-        from zoo_core.training.trainer import pick_device
-
-        model.to(pick_device(device))
-    return Artifact(folder, config, spec, model, build_task(config, folder))
+    artifact = load_local(folder, device, overrides)
+    if artifact.spec.model != spec.model:
+        raise ZooError(f"{what} are for model '{artifact.spec.name}', not '{spec.name}'")
+    return artifact
 
 
 # -- push ------------------------------------------------------------------------------------------

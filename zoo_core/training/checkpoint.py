@@ -15,7 +15,6 @@ load, and the previous one is used with a warning.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import shutil
@@ -25,18 +24,16 @@ from typing import Any
 
 import torch
 
-from zoo_core.artifacts import fsync_dir, load_state_strict, state_from_file, state_to_file
+from zoo_core.artifacts import (
+    file_sha256,
+    fsync_dir,
+    load_state_strict,
+    state_from_file,
+    state_to_file,
+)
 from zoo_core.errors import ZooError
 
 PREFIX = "step-"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def rng_state(generator: torch.Generator) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -115,7 +112,9 @@ def save(
             "trainer": trainer_state,
             "optimizers": opt_meta,
             "rng": rng_meta,
-            "sha256": {f: _sha256(tmp / f) for f in ("model.safetensors", "optimizer.safetensors")},
+            "sha256": {
+                f: file_sha256(tmp / f) for f in ("model.safetensors", "optimizer.safetensors")
+            },
         }
         (tmp / "state.json").write_text(json.dumps(state), encoding="utf-8")
         with open(tmp / "state.json", "rb") as f:
@@ -145,7 +144,7 @@ def list_checkpoints(folder: Path) -> list[Path]:
 def _verify(path: Path) -> dict[str, Any]:
     state = json.loads((path / "state.json").read_text(encoding="utf-8"))
     for name, digest in state["sha256"].items():
-        if _sha256(path / name) != digest:
+        if file_sha256(path / name) != digest:
             raise ValueError(f"{name} does not match its checksum")
     return state
 
