@@ -20,6 +20,7 @@ from torch import nn
 from zoo_core.data import text as text_data
 from zoo_core.errors import ZooError
 from zoo_core.tasks.base import Task
+from zoo_core.tokenizers.base import fit_tokenizer
 
 
 @dataclass
@@ -53,7 +54,9 @@ class LanguageModeling(Task):
         else:
             train_text, val_text = text, text_data.read_text(val_data)
         if self.tokenizer is None:
-            self.tokenizer = self._fit_tokenizer(train_text)
+            self.tokenizer = fit_tokenizer(
+                self.options.tokenizer, self.options.vocab_size, train_text
+            )
         self.train_ids = self._encode(train_text)
         if not 0 < self.options.train_fraction <= 1:
             raise ZooError(f"train_fraction must be in (0, 1], not {self.options.train_fraction}")
@@ -68,15 +71,6 @@ class LanguageModeling(Task):
             self._set_val(text_data.split(text, self.options.val_fraction)[1])
         else:
             self._set_val(text_data.read_text(data))
-
-    def _fit_tokenizer(self, text: str):
-        from zoo_core.plugins import get_catalog
-        from zoo_core.registry import resolve
-
-        spec = get_catalog().get("tokenizer", self.options.tokenizer)
-        cls = resolve(spec.tokenizer, f"tokenizer '{spec.name}' of plugin '{spec.plugin}'")
-        options = {} if self.options.vocab_size is None else {"vocab_size": self.options.vocab_size}
-        return cls.fit(text, **options)
 
     def _encode(self, text: str) -> torch.Tensor:
         return torch.tensor(self.tokenizer.encode(text), dtype=torch.long)

@@ -24,6 +24,7 @@ from zoo_core.data import brackets
 from zoo_core.data.labelled import read_labelled, sort_labels
 from zoo_core.errors import ZooError
 from zoo_core.tasks.base import Task
+from zoo_core.tokenizers.base import fit_tokenizer
 
 
 @dataclass
@@ -72,22 +73,17 @@ class SequenceClassification(Task):
             )
         self.classes = sort_labels(labels)
         if self.tokenizer is None:
-            self.tokenizer = self._fit_tokenizer("\n".join(text for text, _ in train))
+            self.tokenizer = fit_tokenizer(
+                self.options.tokenizer,
+                self.options.vocab_size,
+                "\n".join(text for text, _ in train),
+            )
         self.train_set = self._encode(train)
         self.val_set = self._encode(val)
 
     def setup_eval(self, data: str | None) -> None:
         val = brackets.default_splits()[1] if data is None else read_labelled(data)
         self.val_set = self._encode(val)
-
-    def _fit_tokenizer(self, text: str):
-        from zoo_core.plugins import get_catalog
-        from zoo_core.registry import resolve
-
-        spec = get_catalog().get("tokenizer", self.options.tokenizer)
-        cls = resolve(spec.tokenizer, f"tokenizer '{spec.name}' of plugin '{spec.plugin}'")
-        options = {} if self.options.vocab_size is None else {"vocab_size": self.options.vocab_size}
-        return cls.fit(text, **options)
 
     def _encode(self, examples: list[tuple[str, str]]) -> list[tuple[list[int], int]]:
         index = {c: i for i, c in enumerate(self.classes)}

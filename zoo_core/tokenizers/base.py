@@ -46,3 +46,11 @@ class Tokenizer:
     @classmethod
     def load(cls, path: str | Path) -> Tokenizer:
         return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def fit_tokenizer(name: str, vocab_size: int | None, text: str) -> Tokenizer:
+    """Learn the registered tokenizer ``name`` from ``text`` (``vocab_size`` where it has one)."""
+    from zoo_core.api import tokenizer_class
+
+    options = {} if vocab_size is None else {"vocab_size": vocab_size}
+    return tokenizer_class(name).fit(text, **options)
