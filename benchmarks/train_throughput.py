@@ -75,7 +75,7 @@ def run_plain(name, steps, warm, batch_size, device):
     dev = pick_device(device)
     torch.manual_seed(0)
     model = model_cls(model_cfg).to(dev)
-    if dev.type == "cuda" and getattr(model, "channels_last", False):
+    if getattr(model, "channels_last", False):
         model = model.to(memory_format=torch.channels_last)
     opt = adamw(model.parameters(), cfg)
     generator = torch.Generator().manual_seed(0)

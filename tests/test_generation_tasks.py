@@ -240,6 +240,8 @@ def test_image_generation_scores_samples_with_a_classifier(tmp_path):
     assert [e["step"] for e in evals] == [3, 6]
     final = evals[-1]
     assert 0 <= final["val_confident"] <= 1 and 0 <= final["val_classes"] <= 8
+    assert 0 <= final["val_class_match"] <= 1  # conditioned on the 8 classes by default
+    assert json.loads((out / "config.json").read_text())["model_config"]["num_classes"] == 8
     assert sorted(p.name for p in (out / "samples").iterdir()) == [
         "step-000003.png",
         "step-000006.png",
@@ -250,6 +252,13 @@ def test_image_generation_scores_samples_with_a_classifier(tmp_path):
 
     cell = 16 * 4 + 2  # each 16-pixel image scaled up four times, with a 2-pixel gap
     assert Image.open(grid).size == (3 * cell + 2, 3 * cell + 2)
+    # One class on request; a class the model does not know is one clear line.
+    stars = tmp_path / "stars.png"
+    run_zoo("generate", out, "--num", "4", "--out", stars, "--seed", "1", "--label", "star")
+    assert Image.open(stars).size == (2 * cell + 2, 2 * cell + 2)
+    result = run_zoo("generate", out, "--num", "4", "--out", stars, "--label", "dog", check=False)
+    assert result.returncode != 0 and "no class 'dog'" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_image_generation_reads_an_image_folder_and_rejects_bad_options(tmp_path):
@@ -260,9 +269,14 @@ def test_image_generation_reads_an_image_folder_and_rejects_bad_options(tmp_path
     task = ImageGeneration(ImageGenerationOptions(classifier_steps=0))
     task.setup(str(folder))
     task.bind(create_model("gan", image_size=16, width=4, latent_dim=8).config)
-    batch = task.train_batch(5, torch.Generator().manual_seed(0))
-    assert batch.shape == (5, 3, 16, 16) and batch.min() >= -1 and batch.max() <= 1
+    images, labels = task.train_batch(5, torch.Generator().manual_seed(0))
+    assert images.shape == (5, 3, 16, 16) and images.min() >= -1 and images.max() <= 1
+    assert labels.shape == (5,) and labels.dtype == torch.int64 and 0 <= labels.min() <= 7
     assert len(task.classes) == 8 and task.classifier is None
+    # The model is conditioned on the folder's classes unless told otherwise.
+    assert task.model_config()["num_classes"] == 8
+    with pytest.raises(ZooError, match="the data has 8 classes but the model's num_classes is 3"):
+        task.bind(create_model("gan", image_size=16, width=4, num_classes=3).config)
     with pytest.raises(ZooError, match="non-saturating or hinge"):
         ImageGeneration(ImageGenerationOptions(loss="wasserstein")).setup(None)
 
@@ -286,6 +300,31 @@ class _Replay(torch.nn.Module):
         self.discriminator = torch.nn.Linear(1, 1)
 
 
+class _ImagesOfClass(torch.nn.Module):
+    """For each requested label, a real image of class ``label + shift`` (mod K)."""
+
+    def __init__(self, images, labels, shift):
+        super().__init__()
+        self.register_buffer("images", images)
+        self.register_buffer("labels", labels)
+        self.shift = shift
+
+    def forward(self, z, wanted):
+        K = int(self.labels.max()) + 1
+        picks = []
+        for i, k in enumerate(((wanted + self.shift) % K).tolist()):
+            of_class = (self.labels == k).nonzero().flatten()
+            picks.append(of_class[i % len(of_class)])
+        return self.images[torch.stack(picks)]
+
+
+class _ConditionalReplay(_Replay):
+    def __init__(self, images, labels, shift=0):
+        super().__init__(images)
+        self.num_classes = int(labels.max()) + 1
+        self.generator = _ImagesOfClass(images, labels, shift)
+
+
 def test_the_classifier_score_of_real_and_of_blank_images():
     from zoo_core.tasks.generation import ImageGenerationOptions
 
@@ -305,3 +344,12 @@ def test_the_classifier_score_of_real_and_of_blank_images():
     blank = task.evaluate(_Replay(torch.zeros(80, 3, 16, 16)), 32)
     assert blank["val_classes"] <= 1 and blank["val_confident"] in (0.0, 1.0)
     assert blank["val_colour_gap"] > 0.1
+    assert "val_class_match" not in metrics  # an unconditional model has no classes to match
+    # A conditional "generator" that answers each class with a real image of that class matches
+    # about as often as this (weak, 60-step) classifier is right, well above chance (1/8); one
+    # that answers with the next class matches only where the classifier confuses the two.
+    labels = task._images.val_y
+    right = task.evaluate(_ConditionalReplay(real, labels), 32)["val_class_match"]
+    wrong = task.evaluate(_ConditionalReplay(real, labels, shift=1), 32)["val_class_match"]
+    assert right == pytest.approx(task.classifier_accuracy, abs=0.1)
+    assert right > 0.25 and right >= wrong + 0.15, (right, wrong)

@@ -335,8 +335,12 @@ def eval_cmd(source: str, data: str | None, batch_size: int, device: str, as_jso
     "--num", type=int, default=64, show_default=True, help="Samples (image and 2-D models)."
 )
 @click.option("--out", type=click.Path(dir_okay=False), help="PNG to write (image and 2-D models).")
+@click.option(
+    "--label",
+    help="Class of the samples (class-conditional image models; default: each class in turn).",
+)
 def generate(
-    source, prompt, length, temperature, top_k, top_p, stop, seed, no_cache, device, num, out
+    source, prompt, length, temperature, top_k, top_p, stop, seed, no_cache, device, num, out, label
 ) -> None:
     """Sample text from a trained language model, or a picture of samples (images in a grid,
     2-D points in a scatter plot) from a generative model, into --out."""
@@ -346,11 +350,13 @@ def generate(
     if not hasattr(artifact.task, "stream") and hasattr(artifact.task, "sample_to_file"):
         if out is None:
             raise ZooError("give --out FILE.png: this model's samples are written as a picture")
-        path = artifact.task.sample_to_file(artifact.model, num, out, seed)
+        path = artifact.task.sample_to_file(artifact.model, num, out, seed, label)
         click.echo(f"wrote {num} samples to {path}")
         return
     if not hasattr(artifact.task, "stream"):
         raise ZooError(f"task '{artifact.config['task']}' does not generate text")
+    if label is not None:
+        raise ZooError("--label picks the class of image samples; a language model has none")
     if length < 1:
         raise ZooError(f"--length must be at least 1, not {length}")
     click.echo(prompt, nl=False)

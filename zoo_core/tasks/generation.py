@@ -5,6 +5,13 @@ A model for these tasks is an ``nn.Module`` with a ``latent_dim``, a ``generator
 ``ema`` option it also holds ``generator_ema``, a weight average of the generator that is used for
 sampling (the task asks for it through the model config field ``keep_ema``).
 
+An image model may be class-conditional: with ``num_classes`` K > 0 (which the image task sets
+from the data's class folders) its generator takes class labels ``(B,)`` after the latents, and
+its discriminator returns ``(B, 1 + K)``: the "real" logit, then class logits. Both players then
+also learn the classes, as in Odena et al.'s AC-GAN: the discriminator classifies the real images
+and the generator is rewarded when its samples are classified as the class it was asked for
+(``aux_weight`` weighs these terms). The fakes of a step take the labels of its real images.
+
 Each training step has two optimizers: the discriminator's loss is yielded first (real samples
 against detached fakes), the Trainer steps the discriminator, and only then is the generator's
 loss computed, against the updated discriminator. Losses: non-saturating (Goodfellow et al.) or
@@ -60,6 +67,10 @@ class _Adversarial(Task):
             raise ZooError(
                 f"ema is a decay between 0 (off) and 1, like 0.999; not {self.options.ema}"
             )
+        if not self.options.d_lr_ratio > 0:
+            raise ZooError(f"d_lr_ratio must be positive, not {self.options.d_lr_ratio}")
+        if getattr(self.options, "aux_weight", 0) < 0:
+            raise ZooError(f"aux_weight must be 0 or more, not {self.options.aux_weight}")
 
     def model_config(self) -> dict[str, Any]:
         return {"keep_ema": self.options.ema > 0}
@@ -70,32 +81,49 @@ class _Adversarial(Task):
 
     # -- optimisation --------------------------------------------------------------------------
     def configure_optimizers(self, model: nn.Module, config: Any) -> dict[str, Any]:
-        """One AdamW per player; the spec's train defaults set DCGAN's betas (0.5, 0.999)."""
+        """One AdamW per player; the spec's train defaults set DCGAN's betas (0.5, 0.999).
+
+        The discriminator's learning rate is ``d_lr_ratio`` times the generator's (--lr).
+        """
         from zoo_core.training.optim import adamw
 
+        d_lr = config.lr * self.options.d_lr_ratio
         return {
-            "discriminator": adamw(model.discriminator.parameters(), config),
+            "discriminator": adamw(model.discriminator.parameters(), config, lr=d_lr),
             "generator": adamw(model.generator.parameters(), config),
         }
 
     def training_step(
-        self, model: nn.Module, batch: torch.Tensor
+        self, model: nn.Module, batch: torch.Tensor | tuple[torch.Tensor, torch.Tensor]
     ) -> Iterator[tuple[str, torch.Tensor]]:
-        real = batch  # (B, ...) real samples
+        # Real samples (B, ...), with their class labels (B,) for image data.
+        real, labels = batch if isinstance(batch, tuple) else (batch, None)
+        conditional = getattr(model, "num_classes", 0) > 0
         z = torch.randn(real.shape[0], model.latent_dim, device=real.device)  # (B, L)
-        fake = model.generator(z)  # (B, ...)
-        d_real = model.discriminator(real)  # (B,) logits
-        d_fake = model.discriminator(fake.detach())  # no gradient into the generator here
+        fake = model.generator(z, labels) if conditional else model.generator(z)  # (B, ...)
+        d_real, real_classes = self._split(model.discriminator(real), conditional)
+        d_fake, _ = self._split(model.discriminator(fake.detach()), conditional)  # no G gradient
         if self.options.loss == "hinge":
             d_loss = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
         else:  # -log D(x) - log(1 - D(G(z)))
             d_loss = F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
+        if conditional:  # the discriminator learns the classes from real images only
+            d_loss = d_loss + self.options.aux_weight * F.cross_entropy(real_classes, labels)
         yield "discriminator", d_loss
         # The Trainer has stepped the discriminator: the generator plays against the new one.
-        g_logits = model.discriminator(fake)  # (B,)
+        g_logits, fake_classes = self._split(model.discriminator(fake), conditional)  # (B,)
         # Non-saturating: maximise log D(G(z)) rather than minimise log(1 - D(G(z))).
         g_loss = -g_logits.mean() if self.options.loss == "hinge" else F.softplus(-g_logits).mean()
+        if conditional:  # and its samples should look like the class they were drawn for
+            g_loss = g_loss + self.options.aux_weight * F.cross_entropy(fake_classes, labels)
         yield "generator", g_loss
+
+    @staticmethod
+    def _split(logits: torch.Tensor, conditional: bool) -> tuple[torch.Tensor, Any]:
+        """A discriminator's output as ("real" logits (B,), class logits (B, K) or None)."""
+        if not conditional:
+            return logits, None
+        return logits[:, 0], logits[:, 1:]
 
     @torch.no_grad()
     def after_step(self, model: nn.Module, step: int) -> None:
@@ -117,10 +145,17 @@ class _Adversarial(Task):
         return average if average is not None else model.generator
 
     @torch.no_grad()
-    def sample(self, model: nn.Module, num: int, seed: int | None = None) -> torch.Tensor:
-        """``num`` samples (float32, on the CPU) from the generator in eval mode."""
+    def sample(
+        self, model: nn.Module, num: int, seed: int | None = None, label: str | None = None
+    ) -> torch.Tensor:
+        """``num`` samples (float32, on the CPU) from the generator in eval mode.
+
+        A class-conditional model draws class ``label`` (a class name), or by default every class
+        in turn: sample i is of class i mod K, so a grid of K columns has one class per column.
+        """
         if num < 1:
             raise ZooError(f"the number of samples must be at least 1, not {num}")
+        labels = self._sample_labels(model, num, label)  # (N,) or None
         g = torch.Generator()
         if seed is None:
             g.seed()
@@ -132,21 +167,48 @@ class _Adversarial(Task):
         was_training = generator.training
         generator.eval()
         try:
-            out = [generator(c.to(device)).float().cpu() for c in z.split(256)]
+            if labels is None:
+                out = [generator(c.to(device)).float().cpu() for c in z.split(256)]
+            else:
+                out = [
+                    generator(c.to(device), y.to(device)).float().cpu()
+                    for c, y in zip(z.split(256), labels.split(256), strict=True)
+                ]
         finally:
             generator.train(was_training)
         return torch.cat(out)
 
-    def generate(self, model: nn.Module, num: int = 64, seed: int | None = None) -> torch.Tensor:
-        """``num`` samples as a tensor (images in [-1, 1], or points)."""
-        return self.sample(model, num, seed)
+    def _sample_labels(self, model: nn.Module, num: int, label: str | None):
+        classes = getattr(self, "classes", [])
+        K = getattr(model, "num_classes", 0)
+        if not K:
+            if label is not None:
+                raise ZooError("this model is not class-conditional: leave out --label")
+            return None
+        if label is None:
+            return torch.arange(num) % K
+        if label not in classes:
+            raise ZooError(f"no class '{label}'; this model's classes are: {', '.join(classes)}")
+        return torch.full((num,), classes.index(label))
+
+    def generate(
+        self, model: nn.Module, num: int = 64, seed: int | None = None, label: str | None = None
+    ) -> torch.Tensor:
+        """``num`` samples as a tensor (images in [-1, 1], or points); ``label`` picks the class
+        of a class-conditional model's samples."""
+        return self.sample(model, num, seed, label)
 
     def picture(self, samples: torch.Tensor):
         """A PIL image of samples (an image grid, a scatter plot)."""
         raise NotImplementedError
 
     def sample_to_file(
-        self, model: nn.Module, num: int, out: str | Path, seed: int | None = None
+        self,
+        model: nn.Module,
+        num: int,
+        out: str | Path,
+        seed: int | None = None,
+        label: str | None = None,
     ) -> Path:
         """Draw ``num`` samples and write their picture as a PNG (atomically)."""
         from zoo_core.artifacts import atomic_write
@@ -154,7 +216,7 @@ class _Adversarial(Task):
         out = Path(out)
         if not out.parent.is_dir():
             raise ZooError(f"cannot write '{out}': folder '{out.parent}' does not exist")
-        picture = self.picture(self.sample(model, num, seed))
+        picture = self.picture(self.sample(model, num, seed, label))
         try:
             atomic_write(out, lambda p: picture.save(p, format="PNG"))
         except OSError as exc:
@@ -182,12 +244,13 @@ class _Adversarial(Task):
         picture = self._last_picture
         atomic_write(Path(run_dir) / SAMPLES_FILE, lambda p: picture.save(p, format="PNG"))
 
-    def outputs(self, model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
+    def outputs(self, model: nn.Module, batch: Any) -> torch.Tensor:
         """Samples of fixed latents and the discriminator's logits on ``batch``, flattened."""
-        z = torch.randn(
-            batch.shape[0], model.latent_dim, generator=torch.Generator().manual_seed(0)
-        )
-        return torch.cat([self.sampler(model)(z).flatten(), model.discriminator(batch).flatten()])
+        real, labels = batch if isinstance(batch, tuple) else (batch, None)
+        z = torch.randn(real.shape[0], model.latent_dim, generator=torch.Generator().manual_seed(0))
+        generator = self.sampler(model)
+        fake = generator(z, labels) if getattr(model, "num_classes", 0) else generator(z)
+        return torch.cat([fake.flatten(), model.discriminator(real).flatten()])
 
 
 # -- toy-2d: points in the plane -------------------------------------------------------------------
@@ -195,6 +258,7 @@ class _Adversarial(Task):
 class ToyOptions:
     loss: Literal["non-saturating", "hinge"] = "non-saturating"
     ema: float = 0.0  # decay of the generator's weight average used for sampling (0: off)
+    d_lr_ratio: float = 1.0  # the discriminator's learning rate over the generator's
     modes: int = ring.MODES  # Gaussians on the ring
     radius: float = ring.RADIUS
     std: float = ring.STD  # of each Gaussian
@@ -298,9 +362,11 @@ def draw_points(
 class ImageGenerationOptions:
     loss: Literal["non-saturating", "hinge"] = "non-saturating"
     ema: float = 0.0  # decay of the generator's weight average used for sampling (0: off)
+    d_lr_ratio: float = 1.0  # the discriminator's learning rate over the generator's
+    aux_weight: float = 1.0  # weight of the class terms of a class-conditional model's losses
     num_images: int = shapes.DEFAULT_NUM  # size of the generated default data set
     val_fraction: float = 0.1  # held out (seeded) for the classifier's check
-    classifier_steps: int = 500  # steps of the scoring classifier (`resnet`); 0: no classifier
+    classifier_steps: int = 1000  # steps of the scoring classifier (`resnet`); 0: no classifier
     classifier_size: int = 16  # it sees images downscaled to this size (cheap: seconds)
     confidence: float = 0.9  # a sample is "confident" when its likeliest class gets this much
     eval_samples: int = 512  # samples scored at each evaluation (from fixed latents)
@@ -367,16 +433,28 @@ class ImageGeneration(_Adversarial):
         )
         return ImageClassification(opts)
 
+    def model_config(self) -> dict[str, Any]:
+        """Condition on the data's classes (--set num_classes=0 for an unconditional model)."""
+        return {**super().model_config(), "num_classes": len(self.classes)}
+
     def bind(self, model_config: Any) -> None:
         """Read the images at the model's size, then train the scoring classifier on them."""
         super().bind(model_config)
         self.image_size, self.channels = int(model_config.image_size), int(model_config.channels)
         if self.channels not in (1, 3):
             raise ZooError(f"images are grey (channels=1) or RGB (3), not {self.channels}")
+        conditional = getattr(model_config, "num_classes", 0)
+        if conditional and conditional != len(self.classes):
+            raise ZooError(
+                f"the data has {len(self.classes)} classes but the model's num_classes is "
+                f"{conditional}; leave num_classes unset to condition on the data's classes, "
+                "or set it to 0 for an unconditional model"
+            )
         if not hasattr(self, "_images"):
             return  # a loaded task: sampling only
         self._read()
         self.train_x = self._images.train_x  # (N, C, S, S) uint8
+        self.train_y = self._images.train_y  # (N,) class indices
 
     def _read(self) -> None:
         like = SimpleNamespace(
@@ -453,9 +531,12 @@ class ImageGeneration(_Adversarial):
         ]
         return torch.cat(probs)
 
-    def train_batch(self, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+    def train_batch(
+        self, batch_size: int, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Real images ``(B, C, S, S)`` in [-1, 1] and their class labels ``(B,)``."""
         idx = torch.randint(len(self.train_x), (batch_size,), generator=generator)
-        return self.train_x[idx].float() / 127.5 - 1  # (B, C, S, S) in [-1, 1]
+        return self.train_x[idx].float() / 127.5 - 1, self.train_y[idx]
 
     def describe_data(self) -> str:
         n = len(getattr(self, "train_x", ()))
@@ -466,7 +547,9 @@ class ImageGeneration(_Adversarial):
 
         ``val_confident``, the share it classifies with at least ``confidence``; ``val_classes``,
         how many classes receive at least a fifth of their fair share of confident samples;
-        ``val_real_confident``, the same share on real held-out images, for scale. Always:
+        ``val_real_confident``, the same share on real held-out images, for scale; for a
+        class-conditional model, ``val_class_match``, the share it puts in the class each sample
+        was drawn for (the samples go through the classes in turn). Always:
         ``val_colour_gap``, the mean absolute difference of per-channel means and standard
         deviations between samples and real images (on a 0-1 scale).
         """
@@ -491,11 +574,18 @@ class ImageGeneration(_Adversarial):
             val_classes=int((counts >= n / (5 * K)).sum()),
             val_real_confident=self.real_confident,
         )
+        wanted = self._sample_labels(model, n, None)  # the classes the samples were drawn for
+        if wanted is not None:
+            metrics["val_class_match"] = (predicted == wanted).float().mean().item()
         return metrics
 
-    def example_batch(self, model_config: Any, batch_size: int = 2) -> torch.Tensor:
+    def example_batch(
+        self, model_config: Any, batch_size: int = 2
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         C, S = model_config.channels, model_config.image_size
-        return torch.rand(batch_size, C, S, S, generator=torch.Generator().manual_seed(0)) * 2 - 1
+        g = torch.Generator().manual_seed(0)
+        images = torch.rand(batch_size, C, S, S, generator=g) * 2 - 1
+        return images, torch.randint(max(model_config.num_classes, 1), (batch_size,), generator=g)
 
     def picture(self, samples: torch.Tensor):
         return image_grid(self._to_uint8(samples))

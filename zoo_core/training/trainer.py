@@ -91,8 +91,9 @@ class Trainer:
         self.world = distributed.world_size()
         self.out = self.run_dir if self.is_main else None  # where this rank writes
         self.model = model.to(self.device)
-        if self.device.type == "cuda" and getattr(model, "channels_last", False):
-            self.model = self.model.to(memory_format=torch.channels_last)  # faster convolutions
+        if getattr(model, "channels_last", False):
+            # Faster convolutions on GPUs and, with oneDNN, on CPUs too (15-20% for resnet, gan).
+            self.model = self.model.to(memory_format=torch.channels_last)
         self.show_progress = progress and self.is_main
         self._stop_requested = False
         self.history: list[dict[str, Any]] = []

@@ -13,7 +13,9 @@ def test_contract(name):
     check_model(name)
 
 
-@pytest.mark.parametrize("overrides", [{"norm": "spectral"}, {"keep_ema": True}])
+@pytest.mark.parametrize(
+    "overrides", [{"norm": "spectral"}, {"keep_ema": True}, {"num_classes": 0}]
+)
 def test_contract_of_the_options(overrides):
     check_model("gan", overrides)
 
@@ -72,3 +74,31 @@ def test_the_average_generator_is_a_frozen_copy():
     ):
         assert torch.equal(a, b)
     assert create_model("gan", width=4).generator_ema is None
+
+
+def test_a_class_conditional_dcgan_draws_the_class_it_is_asked_for():
+    model = create_model("gan", image_size=16, width=4, latent_dim=8, num_classes=5).eval()
+    z = torch.randn(4, 8)
+    with pytest.raises(ValueError, match="class-conditional: pass labels"):
+        model(z)
+    # Per-class batch-norm scales and shifts: the same latents give other images for another class
+    # once those differ from their initial values (all ones and zeros).
+    for norm in model.generator.norms:
+        torch.nn.init.normal_(norm.scale.weight, 1.0, 0.5)
+        torch.nn.init.normal_(norm.shift.weight, 0.0, 0.5)
+    same = torch.zeros(4, dtype=torch.long)
+    assert torch.equal(model(z, same), model(z, same))
+    assert not torch.allclose(model(z, same), model(z, same + 3))
+    # The discriminator returns the "real" logit and one logit per class.
+    out = model.discriminator(model(z, same))
+    assert out.shape == (4, 1 + 5)
+    unconditional = create_model("gan", image_size=16, width=4, latent_dim=8)
+    assert unconditional.discriminator(unconditional(z)).shape == (4,)
+    assert unconditional.generator.norms[0].scale is None
+
+
+def test_num_classes_must_not_be_negative():
+    from zoo_core.errors import ZooError
+
+    with pytest.raises(ZooError, match="num_classes must be 0"):
+        create_model("gan", num_classes=-1)

@@ -4,6 +4,9 @@ One module holds both players, so one safetensors file holds a trained GAN:
 
 - ``generator``: latent ``(B, latent_dim)`` to a sample (an image in [-1, 1], or a 2-D point);
 - ``discriminator``: a sample to one logit per sample ``(B,)``, "real" when positive;
+- with ``num_classes`` K > 0 (the DCGAN), both are class-conditional: the generator takes class
+  labels ``(B,)`` beside the latents and the discriminator returns ``(B, 1 + K)``, the "real"
+  logit followed by K class logits (an auxiliary classifier, as in Odena et al.'s AC-GAN);
 - ``generator_ema`` (when ``keep_ema``): an exponential moving average of the generator's weights,
   updated by the task after each step and used for sampling; it never receives gradients.
 
@@ -11,6 +14,9 @@ The DCGAN (Radford et al.) generator upsamples a 4x4 map with stride-2 transpose
 halving the channels each time; the discriminator mirrors it with stride-2 convolutions. The
 generator uses batch norm, as in both the DCGAN and the SN-GAN papers; ``norm`` picks the
 discriminator's: batch norm (DCGAN) or spectral norm on every layer (Miyato et al., SN-GAN).
+A class-conditional generator learns a batch-norm scale and shift per class (conditional batch
+norm, de Vries et al. 2017; used by Miyato & Koyama and BigGAN); its discriminator adds a class
+head beside the "real" one, reading the same 4x4 features.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
@@ -38,6 +45,9 @@ class DCGANConfig:
     channels: int = 3  # image channels (1 grey, 3 RGB)
     width: int = 32  # channels of the generator's last and the discriminator's first feature map
     norm: Literal["batch", "spectral"] = "batch"  # the discriminator's normalisation
+    # Classes to condition on (0: unconditional). The image-generation task sets it from the
+    # data's class folders; --set num_classes=0 trains an unconditional DCGAN on them.
+    num_classes: int = 0
     keep_ema: bool = False  # hold an averaged generator (set from the task's `ema` option)
 
     def __post_init__(self):
@@ -46,30 +56,56 @@ class DCGANConfig:
             raise ValueError(f"image_size must be a power of two, at least 8, not {size}")
         if self.latent_dim < 1 or self.channels < 1 or self.width < 1:
             raise ValueError("latent_dim, channels and width must be positive")
+        if self.num_classes < 0:
+            raise ValueError(
+                f"num_classes must be 0 (unconditional) or more, not {self.num_classes}"
+            )
+
+
+class ClassBatchNorm(nn.Module):
+    """Batch norm with a learned scale and shift per class; a plain (affine) batch norm when
+    ``num_classes`` is 0."""
+
+    def __init__(self, channels: int, num_classes: int):
+        super().__init__()
+        self.norm = nn.BatchNorm2d(channels, affine=num_classes == 0)
+        self.scale = self.shift = None
+        if num_classes:
+            self.scale = nn.Embedding(num_classes, channels)
+            self.shift = nn.Embedding(num_classes, channels)
+            nn.init.ones_(self.scale.weight)
+            nn.init.zeros_(self.shift.weight)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        x = self.norm(x)  # (B, C, H, W)
+        if self.scale is None:
+            return x
+        return x * self.scale(labels)[:, :, None, None] + self.shift(labels)[:, :, None, None]
 
 
 class DCGANGenerator(nn.Module):
     def __init__(self, cfg: DCGANConfig):
         super().__init__()
+        self.num_classes = cfg.num_classes
         n = cfg.image_size.bit_length() - 3  # stride-2 steps from 4x4 to image_size
         ch = cfg.width * 2 ** (n - 1)
-        layers: list[nn.Module] = [
-            nn.ConvTranspose2d(cfg.latent_dim, ch, 4, 1, 0, bias=False),  # 1x1 to 4x4
-            nn.BatchNorm2d(ch),
-            nn.ReLU(inplace=True),
-        ]
+        # 1x1 to 4x4, then each layer doubles H and W and halves the channels.
+        self.ups = nn.ModuleList([nn.ConvTranspose2d(cfg.latent_dim, ch, 4, 1, 0, bias=False)])
+        self.norms = nn.ModuleList([ClassBatchNorm(ch, cfg.num_classes)])
         for _ in range(n - 1):
-            layers += [
-                nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False),  # doubles H and W
-                nn.BatchNorm2d(ch // 2),
-                nn.ReLU(inplace=True),
-            ]
+            self.ups.append(nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False))
+            self.norms.append(ClassBatchNorm(ch // 2, cfg.num_classes))
             ch //= 2
-        layers += [nn.ConvTranspose2d(ch, cfg.channels, 4, 2, 1), nn.Tanh()]
-        self.net = nn.Sequential(*layers)
+        self.out = nn.ConvTranspose2d(ch, cfg.channels, 4, 2, 1)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z[:, :, None, None])  # (B, L, 1, 1) -> (B, C, S, S) in [-1, 1]
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Images ``(B, C, S, S)`` in [-1, 1] from latents ``(B, L)`` (and labels ``(B,)``)."""
+        if self.num_classes and labels is None:
+            raise ValueError("this generator is class-conditional: pass labels (B,) as well")
+        h = z[:, :, None, None]  # (B, L, 1, 1)
+        for up, norm in zip(self.ups, self.norms, strict=True):
+            h = F.relu(norm(up(h), labels if self.num_classes else None))
+        return torch.tanh(self.out(h))
 
 
 class DCGANDiscriminator(nn.Module):
@@ -94,32 +130,42 @@ class DCGANDiscriminator(nn.Module):
                 layers.append(nn.BatchNorm2d(ch * 2))
             layers.append(nn.LeakyReLU(0.2, inplace=True))
             ch *= 2
-        layers.append(conv(ch, 1, 4, 1, 0, normed=False))  # 4x4 to 1x1
         self.net = nn.Sequential(*layers)
+        # The 4x4 features to one "real" logit, and to class logits when conditional.
+        self.real = conv(ch, 1, 4, 1, 0, normed=False)
+        self.classes = conv(ch, cfg.num_classes, 4, 1, 0, normed=False) if cfg.num_classes else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).flatten()  # (B, C, S, S) -> (B,)
+        """``(B, C, S, S)`` to logits ``(B,)``; ``(B, 1 + num_classes)`` when conditional."""
+        h = self.net(x)  # (B, ch, 4, 4)
+        real = self.real(h).flatten(1)  # (B, 1)
+        if self.classes is None:
+            return real.flatten()
+        return torch.cat([real, self.classes(h).flatten(1)], 1)
 
 
 class DCGAN(nn.Module):
-    """A DCGAN: ``generator``, ``discriminator`` and, with ``keep_ema``, ``generator_ema``."""
+    """A DCGAN: ``generator``, ``discriminator`` and, with ``keep_ema``, ``generator_ema``;
+    class-conditional when ``num_classes`` > 0."""
 
     config_class = DCGANConfig
-    test_overrides = {"latent_dim": 8, "image_size": 16, "width": 8}
+    test_overrides = {"latent_dim": 8, "image_size": 16, "width": 8, "num_classes": 3}
     channels_last = True
 
     def __init__(self, config: DCGANConfig):
         super().__init__()
         self.config = config
         self.latent_dim = config.latent_dim
+        self.num_classes = config.num_classes
         self.generator = DCGANGenerator(config)
         self.discriminator = DCGANDiscriminator(config)
         self.apply(_dcgan_init)
         self.generator_ema = _keep_average(self.generator) if config.keep_ema else None
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        """Images ``(B, C, S, S)`` in [-1, 1] from latents ``(B, latent_dim)``."""
-        return self.generator(z)
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Images ``(B, C, S, S)`` in [-1, 1] from latents ``(B, latent_dim)`` (and, when
+        conditional, class labels ``(B,)``)."""
+        return self.generator(z, labels)
 
 
 def _dcgan_init(module: nn.Module) -> None:
@@ -128,7 +174,7 @@ def _dcgan_init(module: nn.Module) -> None:
         nn.init.normal_(module.weight, 0.0, 0.02)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.BatchNorm2d):
+    elif isinstance(module, nn.BatchNorm2d) and module.affine:
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
 

@@ -116,7 +116,7 @@ class ResNet(nn.Module):
     """Images ``(B, in_channels, H, W)`` to class logits ``(B, num_classes)``."""
 
     config_class = ResNetConfig
-    # Trainers that honour it move the model and batches to channels_last memory on GPU.
+    # Trainers that honour it move the model and batches to channels_last memory.
     channels_last = True
     # Small sizes for the contract tests (zoo_core.testing), applied over any variant.
     test_overrides = {"width": 4, "image_size": 16, "num_classes": 5}
