@@ -91,14 +91,11 @@ class LanguageModeling(Task):
             )
         if self.options.seq_len is None:
             self.options.seq_len = getattr(model_config, "context_length", None) or 128
-        context = getattr(model_config, "context_length", None)
-        if (
-            context
-            and self.options.seq_len > context
-            and getattr(model_config, "pos_encoding", "") == "learned"
-        ):
+        # A model config may declare the longest input its model reads (``max_context``).
+        reach = getattr(model_config, "max_context", None)
+        if reach and self.options.seq_len > reach:
             raise ZooError(
-                f"seq_len {self.options.seq_len} is longer than the model's context_length {context}"
+                f"seq_len {self.options.seq_len} is longer than the model's context_length {reach}"
             )
         needed = self.options.seq_len + 1
         if hasattr(self, "train_ids") and len(self.train_ids) < needed:

@@ -109,13 +109,10 @@ class SequenceClassification(Task):
         context = getattr(model_config, "context_length", None)
         if self.options.max_len is None:
             self.options.max_len = context or 512
-        if (
-            context
-            and self.options.max_len > context
-            and getattr(model_config, "pos_encoding", "") == "learned"
-        ):
+        reach = getattr(model_config, "max_context", None)  # the longest input, if limited
+        if reach and self.options.max_len > reach:
             raise ZooError(
-                f"max_len {self.options.max_len} is longer than the model's context_length {context}"
+                f"max_len {self.options.max_len} is longer than the model's context_length {reach}"
             )
 
     def _collate(self, rows: list[tuple[list[int], int]]) -> Batch:

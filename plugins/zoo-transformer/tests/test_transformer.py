@@ -92,6 +92,16 @@ def test_learned_positions_refuse_longer_input(trained):
         artifact.model(torch.zeros(1, 2 * T, dtype=torch.long))
 
 
+def test_the_config_declares_how_far_the_model_reads():
+    from zoo_core.api import model_config
+
+    spec = zoo_core.api.get_model_spec("transformer")
+    learned = {"context_length": 64, "pos_encoding": "learned"}
+    assert model_config(spec, learned).max_context == 64  # positions end at the context
+    for encoding in ("sinusoidal", "rope", "alibi", "none"):
+        assert model_config(spec, {"pos_encoding": encoding}).max_context is None
+
+
 def test_learned_positions_refuse_a_longer_training_window(text_file, tmp_path):
     with pytest.raises(ZooError, match="longer than the model's context_length"):
         zoo_core.train(

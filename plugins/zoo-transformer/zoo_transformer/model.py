@@ -69,6 +69,12 @@ class BlockConfig:
         if self.mixer not in ("attention", "lstm"):
             raise ValueError(f"unknown mixer {self.mixer!r}; use attention or lstm")
 
+    @property
+    def max_context(self) -> int | None:
+        """The longest input the model can read: learned positions stop at context_length;
+        the other encodings (and none) read any length."""
+        return self.context_length if self.pos_encoding == "learned" else None
+
 
 @dataclass
 class TransformerConfig(BlockConfig):
@@ -227,7 +233,7 @@ class _Body(nn.Module):
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
         # Only learned positions bound what the model can read.
-        self.max_context = config.context_length if config.pos_encoding == "learned" else None
+        self.max_context = config.max_context
 
     def _init_weights(self) -> None:
         """GPT-2's initialisation: N(0, 0.02), residual projections scaled by depth."""
