@@ -18,12 +18,12 @@ def register_models(register):
             model="zoo_gan.model:DCGAN",
             tasks=("image-generation",),
             family="gan",
-            summary="Class-conditional DCGAN for 32x32 images; learns the shapes in ~3 minutes on a CPU",
+            summary="DCGAN for 32x32 images, class-conditional on labelled data; ~3 minutes on the shapes",
             paper=_PAPER,
             # Narrow (16 feature maps at 16x16), small batches and a much higher learning rate
             # than the paper's 2e-4: as many updates as a CPU gives in about three minutes. The
             # discriminator learns at a quarter of the generator's rate (7.5e-4): it wins too
-            # easily otherwise. Measured on the shapes, docs in the plugin's README.
+            # easily otherwise. Chosen by measurements on the shapes (the main README).
             defaults={"image_size": 32, "latent_dim": 64, "width": 16},
             train_defaults={
                 **_ADAM,
