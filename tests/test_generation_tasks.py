@@ -281,6 +281,39 @@ def test_image_generation_reads_an_image_folder_and_rejects_bad_options(tmp_path
         ImageGeneration(ImageGenerationOptions(loss="wasserstein")).setup(None)
 
 
+def test_a_gan_learns_from_a_single_folder_of_images_unconditionally(tmp_path):
+    """One class folder (like the DCGAN tutorial's CelebA): no classes to condition on or score."""
+    from PIL import Image
+
+    from zoo_core.data.shapes import generate
+
+    folder = tmp_path / "photos" / "all"
+    folder.mkdir(parents=True)
+    images, _ = generate(20, seed=3, size=16)
+    for i, image in enumerate(images):
+        Image.fromarray(image.transpose(1, 2, 0)).save(folder / f"{i}.png")
+    artifact, final = train(
+        "gan",
+        data=tmp_path / "photos",
+        out=tmp_path / "run",
+        progress=False,
+        steps=2,
+        batch_size=4,
+        overrides={"image_size": 16, "width": 4, "latent_dim": 8, "eval_samples": 8, "grid": 4},
+    )
+    assert artifact.model.num_classes == 0 and artifact.config["model_config"]["num_classes"] == 0
+    assert "val_colour_gap" in final and "val_confident" not in final
+    assert "val_class_match" not in final
+    assert artifact.generate(num=3, seed=0).shape == (3, 3, 16, 16)
+    with pytest.raises(ZooError, match="not class-conditional"):
+        artifact.generate(num=3, seed=0, label="all")
+    # Classification still needs two classes.
+    from zoo_core.tasks.image import ImageClassification
+
+    with pytest.raises(ZooError, match="needs two or more"):
+        ImageClassification().setup(str(tmp_path / "photos"))
+
+
 class _Images(torch.nn.Module):
     def __init__(self, images):
         super().__init__()

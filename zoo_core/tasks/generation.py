@@ -431,11 +431,15 @@ class ImageGeneration(_Adversarial):
         opts = ImageOptions(
             val_fraction=self.options.val_fraction, num_images=self.options.num_images, pad=0
         )
-        return ImageClassification(opts)
+        images = ImageClassification(opts)
+        images.min_classes = 1  # a GAN learns from one folder of images too (unconditionally)
+        return images
 
     def model_config(self) -> dict[str, Any]:
-        """Condition on the data's classes (--set num_classes=0 for an unconditional model)."""
-        return {**super().model_config(), "num_classes": len(self.classes)}
+        """Condition on the data's classes, if it has two or more (--set num_classes=0 for an
+        unconditional model)."""
+        classes = len(self.classes) if len(self.classes) > 1 else 0
+        return {**super().model_config(), "num_classes": classes}
 
     def bind(self, model_config: Any) -> None:
         """Read the images at the model's size, then train the scoring classifier on them."""
@@ -482,8 +486,8 @@ class ImageGeneration(_Adversarial):
         """A small ``resnet`` trained on the training images for the sample metrics (seconds)."""
         from zoo_core.plugins import get_catalog
 
-        if self.options.classifier_steps == 0:
-            return None
+        if self.options.classifier_steps == 0 or len(self.classes) < 2:
+            return None  # asked not to, or one class: nothing to tell apart
         if "resnet" not in get_catalog().models:
             print(
                 "zoo: note: install zoo-resnet for the classifier-based image metrics "

@@ -39,6 +39,7 @@ class ImageOptions:
 class ImageClassification(Task):
     name = "image-classification"
     Options = ImageOptions
+    min_classes = 2  # class folders a data set needs (image generation reads one as well)
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.data_name = state.get("data", "")
@@ -83,7 +84,7 @@ class ImageClassification(Task):
         if val_data is not None:
             val_classes, files, labels = image_data.scan_folder(val_data)
             self._val_files = (files, self._relabel(val_classes, labels, val_data))
-        if len(self.classes) < 2:
+        if len(self.classes) < self.min_classes:
             raise ZooError(
                 f"'{data}' has one class folder only ({self.classes[0]}); classification needs two or more"
             )
