@@ -99,8 +99,9 @@ class _Adversarial(Task):
         # Real samples (B, ...), with their class labels (B,) for image data.
         real, labels = batch if isinstance(batch, tuple) else (batch, None)
         conditional = getattr(model, "num_classes", 0) > 0
+        labels = labels if conditional else None  # an unconditional model ignores the classes
         z = torch.randn(real.shape[0], model.latent_dim, device=real.device)  # (B, L)
-        fake = model.generator(z, labels) if conditional else model.generator(z)  # (B, ...)
+        fake = _draw(model.generator, z, labels)  # (B, ...)
         d_real, real_classes = self._split(model.discriminator(real), conditional)
         d_fake, _ = self._split(model.discriminator(fake.detach()), conditional)  # no G gradient
         if self.options.loss == "hinge":
@@ -166,14 +167,12 @@ class _Adversarial(Task):
         device = next(model.parameters()).device
         was_training = generator.training
         generator.eval()
+        chunks = [None] * len(z.split(256)) if labels is None else labels.to(device).split(256)
         try:
-            if labels is None:
-                out = [generator(c.to(device)).float().cpu() for c in z.split(256)]
-            else:
-                out = [
-                    generator(c.to(device), y.to(device)).float().cpu()
-                    for c, y in zip(z.split(256), labels.split(256), strict=True)
-                ]
+            out = [
+                _draw(generator, c.to(device), y).float().cpu()
+                for c, y in zip(z.split(256), chunks, strict=True)
+            ]
         finally:
             generator.train(was_training)
         return torch.cat(out)
@@ -248,9 +247,13 @@ class _Adversarial(Task):
         """Samples of fixed latents and the discriminator's logits on ``batch``, flattened."""
         real, labels = batch if isinstance(batch, tuple) else (batch, None)
         z = torch.randn(real.shape[0], model.latent_dim, generator=torch.Generator().manual_seed(0))
-        generator = self.sampler(model)
-        fake = generator(z, labels) if getattr(model, "num_classes", 0) else generator(z)
+        fake = _draw(self.sampler(model), z, labels if getattr(model, "num_classes", 0) else None)
         return torch.cat([fake.flatten(), model.discriminator(real).flatten()])
+
+
+def _draw(generator: nn.Module, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+    """Samples from latents ``(B, L)``, and class labels ``(B,)`` for a conditional generator."""
+    return generator(z) if labels is None else generator(z, labels)
 
 
 # -- toy-2d: points in the plane -------------------------------------------------------------------
@@ -447,11 +450,11 @@ class ImageGeneration(_Adversarial):
         self.image_size, self.channels = int(model_config.image_size), int(model_config.channels)
         if self.channels not in (1, 3):
             raise ZooError(f"images are grey (channels=1) or RGB (3), not {self.channels}")
-        conditional = getattr(model_config, "num_classes", 0)
-        if conditional and conditional != len(self.classes):
+        num_classes = getattr(model_config, "num_classes", 0)
+        if num_classes and num_classes != len(self.classes):
             raise ZooError(
                 f"the data has {len(self.classes)} classes but the model's num_classes is "
-                f"{conditional}; leave num_classes unset to condition on the data's classes, "
+                f"{num_classes}; leave num_classes unset to condition on the data's classes, "
                 "or set it to 0 for an unconditional model"
             )
         if not hasattr(self, "_images"):
