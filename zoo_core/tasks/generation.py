@@ -44,6 +44,7 @@ from torch import nn
 from zoo_core.data import ring, shapes
 from zoo_core.errors import ZooError
 from zoo_core.tasks.base import Task
+from zoo_core.tasks.image import ImageClassification, ImageOptions, data_state, load_data_state
 
 SAMPLES_DIR = "samples"
 SAMPLES_FILE = "samples.png"
@@ -385,27 +386,13 @@ class ImageGeneration(_Adversarial):
 
     def load_state(self, state: dict[str, Any]) -> None:
         super().load_state(state)
-        self.data_name = state.get("data", "")
-        self.source = state.get("source")
-        self.val_source = state.get("val_source")
-        self.seed = state.get("seed", 0)
-        self.classes: list[str] = list(state.get("classes", []))
-        self.image_size = state.get("image_size")
-        self.channels = state.get("channels", 3)
+        load_data_state(self, state)
         self.classifier = None
         self.classifier_accuracy = None
         self.real_confident = None
 
     def state(self) -> dict[str, Any]:
-        return {
-            "data": self.data_name,
-            "source": self.source,
-            "val_source": self.val_source,
-            "seed": self.seed,
-            "classes": self.classes,
-            "image_size": self.image_size,
-            "channels": self.channels,
-        }
+        return data_state(self)
 
     def setup(self, data: str | None, val_data: str | None = None, seed: int = 0) -> None:
         """Find the images (read in ``bind``, at the model's size) with the classification task."""
@@ -428,8 +415,6 @@ class ImageGeneration(_Adversarial):
         self.data_name, self.classes = self._images.data_name, list(self._images.classes)
 
     def _image_task(self):
-        from zoo_core.tasks.image import ImageClassification, ImageOptions
-
         # No crops: the scoring classifier should fit the images as they are, in few steps.
         opts = ImageOptions(
             val_fraction=self.options.val_fraction, num_images=self.options.num_images, pad=0

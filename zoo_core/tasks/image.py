@@ -36,32 +36,44 @@ class ImageOptions:
     bad_images: Literal["skip", "error"] = "skip"  # an unreadable file: warn and skip, or stop
 
 
+def data_state(task: Task) -> dict[str, Any]:
+    """What an image task learned of its data, as JSON: where it came from, classes, size."""
+    return {
+        "data": task.data_name,
+        "source": task.source,
+        "val_source": task.val_source,
+        "seed": task.seed,
+        "classes": task.classes,
+        "image_size": task.image_size,
+        "channels": task.channels,
+    }
+
+
+def load_data_state(task: Task, state: dict[str, Any]) -> None:
+    """Restore what ``data_state`` saved onto ``task``."""
+    task.data_name = state.get("data", "")
+    task.source = state.get("source")  # the training folder; None for the default data
+    task.val_source = state.get("val_source")
+    task.seed = state.get("seed", 0)
+    task.classes = list(state.get("classes", []))
+    task.image_size = state.get("image_size")
+    task.channels = state.get("channels", 3)
+
+
 class ImageClassification(Task):
     name = "image-classification"
     Options = ImageOptions
     min_classes = 2  # class folders a data set needs (image generation reads one as well)
 
     def load_state(self, state: dict[str, Any]) -> None:
-        self.data_name = state.get("data", "")
-        self.source = state.get("source")  # the training folder; None for the default data
-        self.val_source = state.get("val_source")
-        self.seed = state.get("seed", 0)
-        self.classes: list[str] = list(state.get("classes", []))
-        self.image_size = state.get("image_size")
-        self.channels = state.get("channels", 3)
+        load_data_state(self, state)
         self.mean = state.get("mean")
         self.std = state.get("std")
         self.confusion: list[list[int]] | None = None
 
     def state(self) -> dict[str, Any]:
         return {
-            "data": self.data_name,
-            "source": self.source,
-            "val_source": self.val_source,
-            "seed": self.seed,
-            "classes": self.classes,
-            "image_size": self.image_size,
-            "channels": self.channels,
+            **data_state(self),
             "mean": self.mean,
             "std": self.std,
         }
