@@ -5,6 +5,7 @@ import re
 
 import pytest
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file
 from zoo_testutil import run_zoo
 
@@ -386,3 +387,110 @@ def test_the_classifier_score_of_real_and_of_blank_images():
     wrong = task.evaluate(_ConditionalReplay(real, labels, shift=1), 32)["val_class_match"]
     assert right == pytest.approx(task.classifier_accuracy, abs=0.1)
     assert right > 0.25 and right >= wrong + 0.15, (right, wrong)
+
+
+def test_diff_augment_shifts_and_cuts_each_image_its_own_way():
+    from zoo_core.tasks.generation import diff_augment
+
+    torch.manual_seed(0)
+    dots = torch.zeros(256, 3, 32, 32)
+    dots[:, :, 10, 20] = 1.0
+    moved = diff_augment(dots, ("translation",))
+    assert moved.shape == dots.shape and torch.equal(moved.sum((1, 2, 3)), torch.full((256,), 3.0))
+    where = torch.stack([(m[0] == 1).nonzero()[0] for m in moved])  # (256, 2): row, column
+    shifts = where - torch.tensor([10, 20])
+    # Up to an eighth of the size (4 pixels) each way, every shift drawn, all channels alike.
+    assert set(shifts[:, 0].tolist()) == set(range(-4, 5)) == set(shifts[:, 1].tolist())
+    assert torch.equal(moved[:, 0], moved[:, 2])
+    # What comes in from outside the image is 0.
+    ones = diff_augment(torch.ones(256, 1, 32, 32), ("translation",))
+    assert ones.min() == 0 and (ones == 0).any(0).any() and (ones == 1).sum() >= 256 * 28 * 28
+    # Cutout: a 16x16 square (cut where it crosses the border) set to 0, anywhere.
+    holes = diff_augment(torch.ones(256, 3, 32, 32), ("cutout",)) == 0  # (256, 3, 32, 32)
+    for hole in holes[:, 0]:
+        rows, cols = hole.any(1).nonzero().flatten(), hole.any(0).nonzero().flatten()
+        assert hole.sum() == len(rows) * len(cols) and 8 <= len(rows) <= 16 and 8 <= len(cols) <= 16
+    assert (holes[:, 0].sum((1, 2)) == 256).any() and holes.any(0).all()
+    # Colour: brightness, saturation, contrast; differentiable throughout, seeded by torch's RNG.
+    x = (torch.rand(8, 3, 32, 32) * 2 - 1).requires_grad_(True)
+    torch.manual_seed(1)
+    y = diff_augment(x, ("color", "translation", "cutout"))
+    torch.manual_seed(1)
+    assert torch.equal(y, diff_augment(x, ("color", "translation", "cutout")))
+    assert not torch.allclose(y, x)
+    y.square().sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_the_discriminator_sees_real_and_fake_images_through_the_augmentation():
+    from zoo_core.tasks.generation import ImageGenerationOptions, diff_augment
+
+    torch.manual_seed(0)
+    model = create_model("gan", image_size=16, width=4, latent_dim=8)  # unconditional
+    task = ImageGeneration(ImageGenerationOptions(augment="cutout,translation"))
+    real = torch.rand(6, 3, 16, 16) * 2 - 1
+    torch.manual_seed(5)
+    _, d_loss = next(task.training_step(model, (real, torch.zeros(6, dtype=torch.long))))
+    torch.manual_seed(5)  # the same draws, by hand: latents, then each augmentation in turn
+    with torch.no_grad():
+        fake = model.generator(torch.randn(6, 8))
+        names = ("cutout", "translation")
+        d_real = model.discriminator(diff_augment(real, names))
+        d_fake = model.discriminator(diff_augment(fake, names))
+    expected = F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
+    assert torch.allclose(d_loss, expected)
+    with torch.no_grad():  # and not the plain images
+        plain = (
+            F.softplus(-model.discriminator(real)).mean()
+            + F.softplus(model.discriminator(fake)).mean()
+        )
+    assert not torch.allclose(d_loss, plain)
+
+
+def test_the_diversity_term_pairs_latents_of_one_class_and_pays_for_collapse():
+    from zoo_core.tasks.generation import ImageGenerationOptions, mode_seeking
+
+    z = torch.randn(8, 4)
+    same = torch.ones(8, 3, 2, 2)
+    assert mode_seeking(same, z, 4) > 1e4  # collapsed pairs cost a lot
+    apart = torch.cat([torch.zeros(4, 3, 2, 2), torch.ones(4, 3, 2, 2)])
+    z = torch.cat([torch.zeros(4, 4), torch.full((4, 4), 0.5)])
+    assert mode_seeking(apart, z, 4) == pytest.approx(0.5, rel=1e-4)  # 1 / (1 / 0.5)
+    # In a conditional step, the two latents of a pair are drawn for the same class.
+    model = create_model("gan", image_size=16, width=4, latent_dim=8, num_classes=3)
+    drawn = []
+    model.generator.register_forward_pre_hook(lambda _, args: drawn.append(args[1].clone()))
+    task = ImageGeneration(ImageGenerationOptions(diversity_weight=1.0))
+    real, labels = torch.rand(7, 3, 16, 16) * 2 - 1, torch.tensor([0, 1, 2, 2, 1, 0, 1])
+    list(task.training_step(model, (real, labels)))
+    assert drawn[0].tolist() == [0, 1, 2, 0, 1, 2, 1]
+    # The generator's loss carries the weighted term (an unconditional model draws no labels).
+    model = create_model("gan", image_size=16, width=4, latent_dim=8)
+    losses = []
+    for weight in (0.0, 2.0):
+        torch.manual_seed(3)
+        steps = ImageGeneration(ImageGenerationOptions(diversity_weight=weight)).training_step(
+            model, (real, labels)
+        )
+        next(steps)  # the discriminator is not stepped: both runs see the same one
+        losses.append(next(steps)[1])
+    torch.manual_seed(3)
+    z = torch.randn(7, 8)
+    with torch.no_grad():
+        term = mode_seeking(model.generator(z), z, 3)
+    assert (losses[1] - losses[0]).item() == pytest.approx(2.0 * term.item(), rel=1e-4)
+
+
+def test_augment_and_diversity_options_are_checked(tmp_path):
+    from zoo_core.tasks.generation import ImageGenerationOptions
+
+    with pytest.raises(ZooError, match="unknown augmentation 'blur'"):
+        ImageGeneration(ImageGenerationOptions(augment="translation,blur")).setup(None)
+    with pytest.raises(ZooError, match="diversity_weight must be 0 or more"):
+        ImageGeneration(ImageGenerationOptions(diversity_weight=-1)).setup(None)
+    result = run_zoo(
+        "train", "gan", "--out", tmp_path / "run", "--set", "augment=flip", check=False
+    )
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "unknown augmentation 'flip'" in result.stderr
+    assert not (tmp_path / "run").exists()

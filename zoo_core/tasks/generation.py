@@ -12,6 +12,12 @@ also learn the classes, as in Odena et al.'s AC-GAN: the discriminator classifie
 and the generator is rewarded when its samples are classified as the class it was asked for
 (``aux_weight`` weighs these terms). The fakes of a step take the labels of its real images.
 
+Two image options help a small GAN on a small budget: ``augment`` shows the discriminator real
+and fake images through the same random, differentiable augmentations (Zhao et al.'s
+DiffAugment), and ``diversity_weight`` adds Mao et al.'s mode-seeking term to the generator's
+loss, which pays for pairs of latents drawn to near-identical samples (with a class-conditional
+model the two latents of a pair share their class).
+
 Each training step has two optimizers: the discriminator's loss is yielded first (real samples
 against detached fakes), the Trainer steps the discriminator, and only then is the generator's
 loss computed, against the updated discriminator. Losses: non-saturating (Goodfellow et al.) or
@@ -102,9 +108,15 @@ class _Adversarial(Task):
         conditional = getattr(model, "num_classes", 0) > 0
         labels = labels if conditional else None  # an unconditional model ignores the classes
         z = torch.randn(real.shape[0], model.latent_dim, device=real.device)  # (B, L)
-        fake = _draw(model.generator, z, labels)  # (B, ...)
-        d_real, real_classes = self._split(model.discriminator(real), conditional)
-        d_fake, _ = self._split(model.discriminator(fake.detach()), conditional)  # no G gradient
+        weight = getattr(self.options, "diversity_weight", 0.0)
+        half = real.shape[0] // 2 if weight > 0 else 0
+        fake_labels = labels
+        if half and labels is not None:  # the pairs of the diversity term share their class
+            fake_labels = torch.cat([labels[:half], labels[:half], labels[2 * half :]])
+        fake = _draw(model.generator, z, fake_labels)  # (B, ...)
+        see = self.augment  # what the discriminator sees of real and of fake samples alike
+        d_real, real_classes = self._split(model.discriminator(see(real)), conditional)
+        d_fake, _ = self._split(model.discriminator(see(fake.detach())), conditional)  # no G grad
         if self.options.loss == "hinge":
             d_loss = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
         else:  # -log D(x) - log(1 - D(G(z)))
@@ -113,12 +125,18 @@ class _Adversarial(Task):
             d_loss = d_loss + self.options.aux_weight * F.cross_entropy(real_classes, labels)
         yield "discriminator", d_loss
         # The Trainer has stepped the discriminator: the generator plays against the new one.
-        g_logits, fake_classes = self._split(model.discriminator(fake), conditional)  # (B,)
+        g_logits, fake_classes = self._split(model.discriminator(see(fake)), conditional)  # (B,)
         # Non-saturating: maximise log D(G(z)) rather than minimise log(1 - D(G(z))).
         g_loss = -g_logits.mean() if self.options.loss == "hinge" else F.softplus(-g_logits).mean()
         if conditional:  # and its samples should look like the class they were drawn for
-            g_loss = g_loss + self.options.aux_weight * F.cross_entropy(fake_classes, labels)
+            g_loss = g_loss + self.options.aux_weight * F.cross_entropy(fake_classes, fake_labels)
+        if half:
+            g_loss = g_loss + weight * mode_seeking(fake, z, half)
         yield "generator", g_loss
+
+    def augment(self, samples: torch.Tensor) -> torch.Tensor:
+        """Samples as the discriminator sees them (the image task: a DiffAugment policy)."""
+        return samples
 
     @staticmethod
     def _split(logits: torch.Tensor, conditional: bool) -> tuple[torch.Tensor, Any]:
@@ -252,6 +270,14 @@ class _Adversarial(Task):
         return torch.cat([fake.flatten(), model.discriminator(real).flatten()])
 
 
+def mode_seeking(fake: torch.Tensor, z: torch.Tensor, half: int) -> torch.Tensor:
+    """Mao et al.'s mode-seeking term (MSGAN, 2019), to be minimised: the inverse of how far
+    apart the samples of two latents lie, per unit of distance between the latents. Pairs are
+    sample i and sample ``half`` + i; a generator that collapses them onto one output pays."""
+    apart = (fake[:half] - fake[half : 2 * half]).abs().mean()
+    return 1 / (apart / (z[:half] - z[half : 2 * half]).abs().mean() + 1e-5)
+
+
 def _draw(generator: nn.Module, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
     """Samples from latents ``(B, L)``, and class labels ``(B,)`` for a conditional generator."""
     return generator(z) if labels is None else generator(z, labels)
@@ -368,6 +394,10 @@ class ImageGenerationOptions:
     ema: float = 0.0  # decay of the generator's weight average used for sampling (0: off)
     d_lr_ratio: float = 1.0  # the discriminator's learning rate over the generator's
     aux_weight: float = 1.0  # weight of the class terms of a class-conditional model's losses
+    # What the discriminator sees: a DiffAugment policy, a comma-separated list of translation,
+    # cutout and color (or none), applied alike to real and fake images.
+    augment: str = "none"
+    diversity_weight: float = 0.0  # weight of the mode-seeking term against collapse (0: off)
     num_images: int = shapes.DEFAULT_NUM  # size of the generated default data set
     val_fraction: float = 0.1  # held out (seeded) for the classifier's check
     classifier_steps: int = 1000  # steps of the scoring classifier (`resnet`); 0: no classifier
@@ -409,6 +439,9 @@ class ImageGeneration(_Adversarial):
                 "classifier_steps must be at least 0, classifier_size at least 8, "
                 "eval_samples and grid at least 1, confidence between 0 and 1"
             )
+        if o.diversity_weight < 0:
+            raise ZooError(f"diversity_weight must be 0 or more, not {o.diversity_weight}")
+        parse_augment(o.augment)
         self.source, self.val_source, self.seed = data, val_data, seed
         self._images = self._image_task()
         self._images.setup(data, val_data, seed)
@@ -422,6 +455,10 @@ class ImageGeneration(_Adversarial):
         images = ImageClassification(opts)
         images.min_classes = 1  # a GAN learns from one folder of images too (unconditionally)
         return images
+
+    def augment(self, samples: torch.Tensor) -> torch.Tensor:
+        names = parse_augment(self.options.augment)
+        return diff_augment(samples, names) if names else samples
 
     def model_config(self) -> dict[str, Any]:
         """Condition on the data's classes, if it has two or more (--set num_classes=0 for an
@@ -581,6 +618,67 @@ class ImageGeneration(_Adversarial):
 
     def picture(self, samples: torch.Tensor):
         return image_grid(self._to_uint8(samples))
+
+
+AUGMENTATIONS = ("translation", "cutout", "color")
+
+
+def parse_augment(policy: str) -> tuple[str, ...]:
+    """The augmentations named in a DiffAugment policy such as "translation,cutout"."""
+    names = tuple(n.strip() for n in policy.split(",") if n.strip() and n.strip() != "none")
+    unknown = [n for n in names if n not in AUGMENTATIONS]
+    if unknown:
+        raise ZooError(
+            f"unknown augmentation '{unknown[0]}' in augment='{policy}'; use a comma-separated "
+            f"list of {', '.join(AUGMENTATIONS)}, or none"
+        )
+    return names
+
+
+def diff_augment(images: torch.Tensor, names: tuple[str, ...]) -> torch.Tensor:
+    """Differentiable augmentation (Zhao et al., DiffAugment, 2020) of images ``(B, C, S, S)``
+    in [-1, 1], each image drawn its own way from the global random generator:
+
+    - ``translation``: shifted by up to an eighth of its size in each direction, filled with 0;
+    - ``cutout``: a square of half its size, anywhere, set to 0;
+    - ``color``: brightness, saturation and contrast changed, as the paper does.
+
+    The discriminator sees real and fake images through the same draws of the same policy, so
+    the generator is not taught the augmentations, and gradients flow through to it.
+    """
+    B, C, H, W = images.shape
+    device = images.device
+    x = images
+
+    def uniform(*shape: int) -> torch.Tensor:
+        return torch.rand(B, *shape, device=device, dtype=x.dtype)
+
+    if "color" in names:
+        x = x + (uniform(1, 1, 1) - 0.5)  # brightness
+        mean = x.mean(1, keepdim=True)
+        x = (x - mean) * (uniform(1, 1, 1) * 2) + mean  # saturation
+        mean = x.mean((1, 2, 3), keepdim=True)
+        x = (x - mean) * (uniform(1, 1, 1) + 0.5) + mean  # contrast
+    if "translation" in names:
+        m = max(1, H // 8)
+        padded = F.pad(x, (m, m, m, m))  # (B, C, H + 2m, W + 2m), zeros around
+        dx = torch.randint(-m, m + 1, (B, 1), device=device)
+        dy = torch.randint(-m, m + 1, (B, 1), device=device)
+        cols = torch.arange(W, device=device) + m - dx  # (B, W): output column j reads j - dx
+        rows = torch.arange(H, device=device) + m - dy  # (B, H)
+        x = padded.gather(3, cols[:, None, None, :].expand(B, C, H + 2 * m, W))
+        x = x.gather(2, rows[:, None, :, None].expand(B, C, H, W))
+    if "cutout" in names:
+        half_h, half_w = H // 4, W // 4  # a square of half the image's size
+        cy = torch.randint(0, H, (B, 1, 1), device=device)
+        cx = torch.randint(0, W, (B, 1, 1), device=device)
+        ys = torch.arange(H, device=device)[None, :, None]
+        xs = torch.arange(W, device=device)[None, None, :]
+        inside = (
+            (ys >= cy - half_h) & (ys < cy + half_h) & (xs >= cx - half_w) & (xs < cx + half_w)
+        )  # (B, H, W)
+        x = x.masked_fill(inside[:, None], 0.0)
+    return x
 
 
 def _colour_gap(fake: torch.Tensor, real: torch.Tensor) -> float:
