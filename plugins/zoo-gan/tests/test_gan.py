@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from zoo_core.api import create_model, model_info
+from zoo_core.errors import ZooError
 from zoo_core.testing import check_model, model_names
 
 
@@ -39,8 +40,20 @@ def test_dcgan_shapes_at_every_power_of_two(size):
     assert len(ups) == len(downs) == size.bit_length() - 2
 
 
+def test_d_width_sizes_the_discriminator_apart_from_the_generator():
+    same = create_model("gan", width=8)
+    narrow = create_model("gan", width=8, d_width=4)
+    convs = lambda m: [c for c in m.discriminator.modules() if isinstance(c, nn.Conv2d)]  # noqa: E731
+    assert [c.out_channels for c in convs(same)][:3] == [8, 16, 32]
+    assert [c.out_channels for c in convs(narrow)][:3] == [4, 8, 16]
+    assert narrow.discriminator(torch.randn(2, 3, 32, 32)).shape == (2,)
+    gen = lambda m: [p.shape for p in m.generator.parameters()]  # noqa: E731
+    assert gen(same) == gen(narrow)  # the generator is the same either way
+    with pytest.raises(ZooError, match="d_width must be positive, or 0"):
+        create_model("gan", d_width=-1)
+
+
 def test_image_size_must_be_a_power_of_two():
-    from zoo_core.errors import ZooError
 
     with pytest.raises((ValueError, ZooError), match="power of two"):
         create_model("gan", image_size=24)
@@ -98,7 +111,6 @@ def test_a_class_conditional_dcgan_draws_the_class_it_is_asked_for():
 
 
 def test_num_classes_must_not_be_negative():
-    from zoo_core.errors import ZooError
 
     with pytest.raises(ZooError, match="num_classes must be 0"):
         create_model("gan", num_classes=-1)

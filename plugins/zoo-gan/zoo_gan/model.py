@@ -43,7 +43,8 @@ class DCGANConfig:
     latent_dim: int = 64  # size of the noise vector z
     image_size: int = 32  # a power of two, at least 8
     channels: int = 3  # image channels (1 grey, 3 RGB)
-    width: int = 32  # channels of the generator's last and the discriminator's first feature map
+    width: int = 32  # channels of the generator's last feature map (doubled at each lower size)
+    d_width: int = 0  # channels of the discriminator's first feature map (0: the same as width)
     norm: Literal["batch", "spectral"] = "batch"  # the discriminator's normalisation
     # Classes to condition on (0: unconditional). The image-generation task sets it from the
     # data's class folders; --set num_classes=0 trains an unconditional DCGAN on them.
@@ -56,6 +57,10 @@ class DCGANConfig:
             raise ValueError(f"image_size must be a power of two, at least 8, not {size}")
         if self.latent_dim < 1 or self.channels < 1 or self.width < 1:
             raise ValueError("latent_dim, channels and width must be positive")
+        if self.d_width < 0:
+            raise ValueError(
+                f"d_width must be positive, or 0 for the same as width; not {self.d_width}"
+            )
         if self.num_classes < 0:
             raise ValueError(
                 f"num_classes must be 0 (unconditional) or more, not {self.num_classes}"
@@ -119,7 +124,7 @@ class DCGANDiscriminator(nn.Module):
             return spectral_norm(layer) if spectral else layer
 
         n = cfg.image_size.bit_length() - 3
-        ch = cfg.width
+        ch = cfg.d_width or cfg.width
         layers: list[nn.Module] = [
             conv(cfg.channels, ch, 4, 2, 1, normed=False),  # no norm on the input layer
             nn.LeakyReLU(0.2, inplace=True),
@@ -149,7 +154,7 @@ class DCGAN(nn.Module):
     class-conditional when ``num_classes`` > 0."""
 
     config_class = DCGANConfig
-    test_overrides = {"latent_dim": 8, "image_size": 16, "width": 8, "num_classes": 3}
+    test_overrides = {"latent_dim": 8, "image_size": 16, "width": 8, "d_width": 4, "num_classes": 3}
     channels_last = True
 
     def __init__(self, config: DCGANConfig):
