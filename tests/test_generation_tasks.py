@@ -359,6 +359,16 @@ class _ConditionalReplay(_Replay):
         self.generator = _ImagesOfClass(images, labels, shift)
 
 
+def test_diversity_is_the_mean_pixel_difference_within_a_class():
+    from zoo_core.tasks.generation import _diversity
+
+    black, white = torch.zeros(1, 3, 4, 4, dtype=torch.uint8), torch.full((1, 3, 4, 4), 255)
+    images = torch.cat([black, white.to(torch.uint8), black, black])
+    assert _diversity(images, None) == pytest.approx(0.5)  # 3 of the 6 pairs differ fully
+    assert _diversity(images, torch.tensor([0, 0, 1, 1])) == pytest.approx(0.5)  # 1 and 0
+    assert _diversity(images, torch.tensor([0, 1, 0, 2])) == 0  # the lone image counts not
+
+
 def test_the_classifier_score_of_real_and_of_blank_images():
     from zoo_core.tasks.generation import ImageGenerationOptions
 
@@ -374,10 +384,13 @@ def test_the_classifier_score_of_real_and_of_blank_images():
     # Samples that are the real images score exactly what the real images score.
     assert metrics["val_confident"] == pytest.approx(metrics["val_real_confident"])
     assert metrics["val_colour_gap"] < 1e-3
+    assert metrics["val_diversity"] == pytest.approx(metrics["val_real_diversity"])
+    assert 0.05 < metrics["val_real_diversity"] < 0.6
     # One blank picture, 80 times: whatever the classifier says, it says it for one class.
     blank = task.evaluate(_Replay(torch.zeros(80, 3, 16, 16)), 32)
     assert blank["val_classes"] <= 1 and blank["val_confident"] in (0.0, 1.0)
     assert blank["val_colour_gap"] > 0.1
+    assert blank["val_diversity"] == 0  # one picture, 80 times: no diversity at all
     assert "val_class_match" not in metrics  # an unconditional model has no classes to match
     # A conditional "generator" that answers each class with a real image of that class matches
     # about as often as this (weak, 60-step) classifier is right, well above chance (1/8); one

@@ -419,7 +419,7 @@ class ImageGeneration(_Adversarial):
         load_data_state(self, state)
         self.classifier = None
         self.classifier_accuracy = None
-        self.real_confident = None
+        self.real_confident = self.real_diversity = None
 
     def state(self) -> dict[str, Any]:
         return data_state(self)
@@ -492,6 +492,7 @@ class ImageGeneration(_Adversarial):
         self._images.bind(like)
         # The classifier sees the images downscaled (the classification task resizes per batch).
         self._images.image_size = min(self.image_size, self.options.classifier_size)
+        self.real_diversity = None  # of these images, measured at the first evaluation
         self.classifier = self._fit_classifier()
 
     def setup_eval(self, data: str | None) -> None:
@@ -580,14 +581,25 @@ class ImageGeneration(_Adversarial):
         class-conditional model, ``val_class_match``, the share it puts in the class each sample
         was drawn for (the samples go through the classes in turn). Always:
         ``val_colour_gap``, the mean absolute difference of per-channel means and standard
-        deviations between samples and real images (on a 0-1 scale).
+        deviations between samples and real images (on a 0-1 scale); ``val_diversity``, the mean
+        absolute pixel difference (0-1) between two samples drawn for one class (any two, for an
+        unconditional model), and ``val_real_diversity``, the same between two real held-out
+        images of one class: samples collapsed onto a few looks score far below the real images.
         """
         n = self.options.eval_samples
         samples = self.sample(model, max(n, self.options.grid), _EVAL_SEED)  # (N, C, S, S)
         self._save_progress(samples[: self.options.grid])
         fake = self._to_uint8(samples[:n])
         real = self._images.val_x
-        metrics = {"val_colour_gap": _colour_gap(fake, real)}
+        wanted = self._sample_labels(model, n, None)  # the classes the samples were drawn for
+        if self.real_diversity is None:
+            real_groups = self._images.val_y if wanted is not None else None
+            self.real_diversity = _diversity(real, real_groups)
+        metrics = {
+            "val_colour_gap": _colour_gap(fake, real),
+            "val_diversity": _diversity(fake, wanted),
+            "val_real_diversity": self.real_diversity,
+        }
         if self.classifier is None:
             return metrics
         device = next(model.parameters()).device
@@ -603,7 +615,6 @@ class ImageGeneration(_Adversarial):
             val_classes=int((counts >= n / (5 * K)).sum()),
             val_real_confident=self.real_confident,
         )
-        wanted = self._sample_labels(model, n, None)  # the classes the samples were drawn for
         if wanted is not None:
             metrics["val_class_match"] = (predicted == wanted).float().mean().item()
         return metrics
@@ -679,6 +690,21 @@ def diff_augment(images: torch.Tensor, names: tuple[str, ...]) -> torch.Tensor:
         )  # (B, H, W)
         x = x.masked_fill(inside[:, None], 0.0)
     return x
+
+
+def _diversity(images: torch.Tensor, groups: torch.Tensor | None, per_group: int = 64) -> float:
+    """The mean absolute pixel difference (0-1) between two images of one group, over up to
+    ``per_group`` images of each group that has two or more (all images are one group when
+    ``groups`` is None); averaged over the groups."""
+    groups = torch.zeros(len(images), dtype=torch.long) if groups is None else groups.cpu()
+    means = []
+    for g in groups.unique():
+        x = images[groups == g][:per_group].float().flatten(1) / 255  # (M, C * S * S)
+        if len(x) < 2:
+            continue
+        distances = torch.cdist(x, x, p=1) / x.shape[1]  # (M, M), zeros on the diagonal
+        means.append(distances.sum() / (len(x) * (len(x) - 1)))
+    return torch.stack(means).mean().item() if means else 0.0
 
 
 def _colour_gap(fake: torch.Tensor, real: torch.Tensor) -> float:
