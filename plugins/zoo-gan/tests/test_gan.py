@@ -41,7 +41,7 @@ def test_dcgan_shapes_at_every_power_of_two(size):
 
 
 def test_d_width_sizes_the_discriminator_apart_from_the_generator():
-    same = create_model("gan", width=8)
+    same = create_model("gan", width=8, d_width=0)  # 0: as wide as the generator
     narrow = create_model("gan", width=8, d_width=4)
     convs = lambda m: [c for c in m.discriminator.modules() if isinstance(c, nn.Conv2d)]  # noqa: E731
     assert [c.out_channels for c in convs(same)][:3] == [8, 16, 32]

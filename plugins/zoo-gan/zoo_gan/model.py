@@ -11,7 +11,8 @@ One module holds both players, so one safetensors file holds a trained GAN:
   updated by the task after each step and used for sampling; it never receives gradients.
 
 The DCGAN (Radford et al.) generator upsamples a 4x4 map with stride-2 transposed convolutions,
-halving the channels each time; the discriminator mirrors it with stride-2 convolutions. The
+halving the channels each time; the discriminator mirrors it with stride-2 convolutions, from
+its own width (``d_width``; the ``gan`` default makes the generator twice as wide). The
 generator uses batch norm, as in both the DCGAN and the SN-GAN papers; ``norm`` picks the
 discriminator's: batch norm (DCGAN) or spectral norm on every layer (Miyato et al., SN-GAN).
 A class-conditional generator learns a batch-norm scale and shift per class (conditional batch
