@@ -10,7 +10,8 @@ from the data's class folders) its generator takes class labels ``(B,)`` after t
 its discriminator returns ``(B, 1 + K)``: the "real" logit, then class logits. Both players then
 also learn the classes, as in Odena et al.'s AC-GAN: the discriminator classifies the real images
 and the generator is rewarded when its samples are classified as the class it was asked for
-(``aux_weight`` weighs these terms). The fakes of a step take the labels of its real images.
+(``aux_weight`` weighs these terms). The fakes of a step take the labels of its real images
+(with ``diversity_weight``, those of the first half of them twice).
 
 Two image options help a small GAN on a small budget: ``augment`` shows the discriminator real
 and fake images through the same random, differentiable augmentations (Zhao et al.'s
@@ -654,8 +655,9 @@ def diff_augment(images: torch.Tensor, names: tuple[str, ...]) -> torch.Tensor:
     - ``cutout``: a square of half its size, anywhere, set to 0;
     - ``color``: brightness, saturation and contrast changed, as the paper does.
 
-    The discriminator sees real and fake images through the same draws of the same policy, so
-    the generator is not taught the augmentations, and gradients flow through to it.
+    The discriminator sees real and fake images through the same policy (each batch with draws
+    of its own), so the augmentations tell it nothing about which is which and the generator is
+    not pushed to draw them; gradients flow through them to the generator.
     """
     B, C, H, W = images.shape
     device = images.device
