@@ -415,6 +415,10 @@ class ImageGeneration(_Adversarial):
     Options = ImageGenerationOptions
     metric = "val_confident"
 
+    def __init__(self, options: Any = None, **kwargs: Any):
+        super().__init__(options, **kwargs)
+        self.augmentations = parse_augment(self.options.augment)  # applied in every step
+
     def load_state(self, state: dict[str, Any]) -> None:
         super().load_state(state)
         load_data_state(self, state)
@@ -442,7 +446,6 @@ class ImageGeneration(_Adversarial):
             )
         if o.diversity_weight < 0:
             raise ZooError(f"diversity_weight must be 0 or more, not {o.diversity_weight}")
-        parse_augment(o.augment)
         self.source, self.val_source, self.seed = data, val_data, seed
         self._images = self._image_task()
         self._images.setup(data, val_data, seed)
@@ -458,8 +461,9 @@ class ImageGeneration(_Adversarial):
         return images
 
     def augment(self, samples: torch.Tensor) -> torch.Tensor:
-        names = parse_augment(self.options.augment)
-        return diff_augment(samples, names) if names else samples
+        if not self.augmentations:
+            return samples
+        return diff_augment(samples, self.augmentations)
 
     def model_config(self) -> dict[str, Any]:
         """Condition on the data's classes, if it has two or more (--set num_classes=0 for an

