@@ -187,11 +187,12 @@ class _Adversarial(Task):
         device = next(model.parameters()).device
         was_training = generator.training
         generator.eval()
-        chunks = [None] * len(z.split(256)) if labels is None else labels.to(device).split(256)
+        z_chunks = z.split(256)
+        label_chunks = [None] * len(z_chunks) if labels is None else labels.to(device).split(256)
         try:
             out = [
                 _draw(generator, c.to(device), y).float().cpu()
-                for c, y in zip(z.split(256), chunks, strict=True)
+                for c, y in zip(z_chunks, label_chunks, strict=True)
             ]
         finally:
             generator.train(was_training)
