@@ -173,6 +173,20 @@ def test_generate_with_a_seed_writes_the_same_picture_twice(toy_run, tmp_path):
         artifact.task.sample_to_file(artifact.model, 4, tmp_path / "no" / "x.png")
 
 
+def test_generate_writes_the_format_the_extension_names(toy_run, tmp_path):
+    from PIL import Image
+
+    for name, image_format in [("grid.jpg", "JPEG"), ("grid.WEBP", "WEBP"), ("grid.png", "PNG")]:
+        run_zoo("generate", toy_run, "--num", "50", "--out", tmp_path / name, "--seed", "1")
+        with Image.open(tmp_path / name) as picture:
+            assert picture.format == image_format and picture.size == (512, 512)
+    # An extension that names no picture format: one clear line, nothing written.
+    proc = run_zoo("generate", toy_run, "--out", tmp_path / "points.txt", check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "cannot tell a picture format from 'points.txt'" in proc.stderr and ".png" in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grid.WEBP", "grid.jpg", "grid.png"]
+
+
 def test_a_loaded_model_samples_what_the_trained_one_did(toy_run):
     artifact = load(toy_run)
     assert artifact.model.generator_ema is not None  # the average was saved and restored

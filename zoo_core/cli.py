@@ -334,7 +334,11 @@ def eval_cmd(source: str, data: str | None, batch_size: int, device: str, as_jso
 @click.option(
     "--num", type=int, default=64, show_default=True, help="Samples (image and 2-D models)."
 )
-@click.option("--out", type=click.Path(dir_okay=False), help="PNG to write (image and 2-D models).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    help="Picture to write, .png, .jpg, ... (image and 2-D models).",
+)
 @click.option(
     "--label",
     help="Class of the samples (class-conditional image models; default: each class in turn).",

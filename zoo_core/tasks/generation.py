@@ -59,6 +59,19 @@ _EVAL_SEED = 1234  # the fixed latents of every evaluation and progress grid
 _EMA_WARMUP = 10  # the average's decay ramps up as (1 + step) / (10 + step) towards `ema`
 
 
+# File extensions that `sample_to_file` writes pictures as, and Pillow's name for each format.
+PICTURE_FORMATS = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".webp": "WEBP",
+    ".bmp": "BMP",
+    ".gif": "GIF",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+}
+
+
 class _Adversarial(Task):
     """What both generation tasks share: two optimizers, the losses, the average, sampling."""
 
@@ -230,15 +243,22 @@ class _Adversarial(Task):
         seed: int | None = None,
         label: str | None = None,
     ) -> Path:
-        """Draw ``num`` samples and write their picture as a PNG (atomically)."""
+        """Draw ``num`` samples and write their picture (atomically), in the image format that
+        the file name's extension names (``.png``, ``.jpg``, ...)."""
         from zoo_core.artifacts import atomic_write
 
         out = Path(out)
+        image_format = PICTURE_FORMATS.get(out.suffix.lower())
+        if image_format is None:
+            raise ZooError(
+                f"cannot tell a picture format from '{out.name}': end the file name in "
+                + ", ".join(sorted(PICTURE_FORMATS))
+            )
         if not out.parent.is_dir():
             raise ZooError(f"cannot write '{out}': folder '{out.parent}' does not exist")
         picture = self.picture(self.sample(model, num, seed, label))
         try:
-            atomic_write(out, lambda p: picture.save(p, format="PNG"))
+            atomic_write(out, lambda p: picture.save(p, format=image_format))
         except OSError as exc:
             raise ZooError(f"cannot write '{out}': {exc.strerror or exc}") from None
         return out
