@@ -136,9 +136,28 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path, uninterrupted):
     assert _steps(out) == _steps(uninterrupted)
 
 
+def test_a_run_that_used_its_time_resumes_only_with_more(tmp_path):
+    out = tmp_path / "run"
+    run_zoo("train", "lstm", "--time", "1", "--out", out, *FAST)
+    proc = run_zoo("train", "--resume", out, "--quiet", check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "already and --time is 1 s" in proc.stderr and "longer --time" in proc.stderr
+    first = _steps(out)[-1]
+    run_zoo("train", "--resume", out, "--time", "2", "--quiet")
+    assert _steps(out)[-1] > first
+
+
 def test_a_damaged_latest_checkpoint_falls_back_to_the_previous(tmp_path):
     out = tmp_path / "run"
     run_zoo("train", "lstm", "--steps", "50", "--out", out, *FAST)
+    # A finished run: resuming it again, or to fewer steps, is one clear error that changes
+    # nothing in the run folder.
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    for more in ([], ["--steps", "20"], ["--steps", "50"]):
+        proc = run_zoo("train", "--resume", out, "--quiet", *more, check=False)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr
+        assert "has trained 50 steps already" in proc.stderr and "--steps above 50" in proc.stderr
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     checkpoints = sorted((out / "checkpoints").iterdir())
     assert [p.name for p in checkpoints] == ["step-00000025", "step-00000050"]
     latest = checkpoints[-1] / "model.safetensors"

@@ -435,6 +435,27 @@ def _finish(run_dir, config, spec, net, task_obj, final) -> tuple[Artifact, dict
     return Artifact(run_dir, config, spec, net, task_obj), final
 
 
+def _check_left_to_train(run_dir: Path, train_cfg: Any) -> None:
+    """A run that has already reached its --steps (or --time) is left as it is: resuming it
+    would only evaluate it again."""
+    from zoo_core.training import checkpoint
+
+    state = checkpoint.newest_state(run_dir / artifacts.CHECKPOINTS_DIR)
+    if state is None:
+        return  # load_latest says what is missing
+    done, spent = state["step"], state["trainer"]["elapsed"]
+    if done >= train_cfg.steps:
+        raise ZooError(
+            f"'{run_dir}' has trained {done} steps already and --steps is {train_cfg.steps}: "
+            f"resume with --steps above {done} to train it further"
+        )
+    if train_cfg.time is not None and spent >= train_cfg.time:
+        raise ZooError(
+            f"'{run_dir}' has trained for {spent:.0f} s already and --time is {train_cfg.time:g} "
+            f"s: resume with a longer --time to train it further"
+        )
+
+
 def _resume(run_dir: Path, overrides: dict, train_options: dict, progress: bool):
     from zoo_core.training import distributed
     from zoo_core.training.config import TrainConfig
@@ -462,6 +483,7 @@ def _resume(run_dir: Path, overrides: dict, train_options: dict, progress: bool)
             train_cfg, key, _config.parse_value(value, _config.field_types(TrainConfig)[key], key)
         )
     _validate_train_config(train_cfg)
+    _check_left_to_train(run_dir, train_cfg)
     task_obj.setup(config.get("data"), config.get("val_data"), train_cfg.seed)
     task_obj.bind(model_cfg)
     config["train_config"] = _config.to_json(train_cfg)

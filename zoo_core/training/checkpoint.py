@@ -141,6 +141,17 @@ def list_checkpoints(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir() and p.name.startswith(PREFIX))
 
 
+def newest_state(folder: Path) -> dict[str, Any] | None:
+    """The ``state.json`` of the newest checkpoint that has a readable one (its files are not
+    checked here; ``load_latest`` does that), or None when there is none."""
+    for path in reversed(list_checkpoints(folder)):
+        try:
+            return json.loads((path / "state.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+    return None
+
+
 def _verify(path: Path) -> dict[str, Any]:
     state = json.loads((path / "state.json").read_text(encoding="utf-8"))
     for name, digest in state["sha256"].items():
