@@ -119,6 +119,14 @@ def test_generate_stops_at_the_stop_string(zoo, tiny_run):
     assert "e" not in out and len(out) < 200
 
 
+def test_generate_refuses_the_options_of_the_other_kind_of_model(zoo, tiny_run, tmp_path):
+    # A language model prints text: --out and --num (pictures) are an error, not ignored.
+    proc = zoo("generate", tiny_run, "--num", "3", "--out", tmp_path / "x.png", check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr and not proc.stdout
+    assert "--num, --out are for image and 2-D models" in proc.stderr
+    assert not (tmp_path / "x.png").exists()
+
+
 def test_eval_on_a_user_file(zoo, tiny_run, tmp_path):
     (tmp_path / "val.txt").write_text("def f(x):\n    return x\n" * 20)
     metrics = json.loads(zoo("eval", tiny_run, "--data", tmp_path / "val.txt", "--json").stdout)

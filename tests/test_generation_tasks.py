@@ -180,6 +180,11 @@ def test_generate_writes_the_format_the_extension_names(toy_run, tmp_path):
         run_zoo("generate", toy_run, "--num", "50", "--out", tmp_path / name, "--seed", "1")
         with Image.open(tmp_path / name) as picture:
             assert picture.format == image_format and picture.size == (512, 512)
+    # The options of a language model are an error here, not ignored.
+    proc = run_zoo(
+        "generate", toy_run, "--out", tmp_path / "t.png", "--temperature", "2", check=False
+    )
+    assert proc.returncode != 0 and "--temperature is for language models" in proc.stderr
     # An extension that names no picture format: one clear line, nothing written.
     proc = run_zoo("generate", toy_run, "--out", tmp_path / "points.txt", check=False)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr

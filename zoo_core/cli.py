@@ -343,15 +343,44 @@ def eval_cmd(source: str, data: str | None, batch_size: int, device: str, as_jso
     "--label",
     help="Class of the samples (class-conditional image models; default: each class in turn).",
 )
+@click.pass_context
 def generate(
-    source, prompt, length, temperature, top_k, top_p, stop, seed, no_cache, device, num, out, label
+    ctx,
+    source,
+    prompt,
+    length,
+    temperature,
+    top_k,
+    top_p,
+    stop,
+    seed,
+    no_cache,
+    device,
+    num,
+    out,
+    label,
 ) -> None:
     """Sample text from a trained language model, or a picture of samples (images in a grid,
     2-D points in a scatter plot) from a generative model, into --out."""
     from zoo_core.api import load
 
+    def given(*names: str) -> list[str]:
+        """The options among ``names`` that the user set (a default is not an answer)."""
+        source_of = ctx.get_parameter_source
+        return [
+            "--" + name.replace("_", "-")
+            for name in names
+            if source_of(name) not in (None, click.core.ParameterSource.DEFAULT)
+        ]
+
     artifact = load(source, device=device)
     if not hasattr(artifact.task, "stream") and hasattr(artifact.task, "sample_to_file"):
+        text_only = given("prompt", "length", "temperature", "top_k", "top_p", "stop", "no_cache")
+        if text_only:
+            raise ZooError(
+                f"{', '.join(text_only)} {'is' if len(text_only) == 1 else 'are'} for language "
+                "models; this model draws pictures (its options: --num, --out, --seed, --label)"
+            )
         if out is None:
             raise ZooError("give --out FILE.png: this model's samples are written as a picture")
         path = artifact.task.sample_to_file(artifact.model, num, out, seed, label)
@@ -361,6 +390,12 @@ def generate(
         raise ZooError(f"task '{artifact.config['task']}' does not generate text")
     if label is not None:
         raise ZooError("--label picks the class of image samples; a language model has none")
+    picture_only = given("num", "out")
+    if picture_only:
+        raise ZooError(
+            f"{', '.join(picture_only)} {'is' if len(picture_only) == 1 else 'are'} for image "
+            "and 2-D models; a language model prints its text (redirect it to a file: > FILE.txt)"
+        )
     if length < 1:
         raise ZooError(f"--length must be at least 1, not {length}")
     click.echo(prompt, nl=False)
