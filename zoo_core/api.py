@@ -443,7 +443,7 @@ def _check_left_to_train(run_dir: Path, train_cfg: Any) -> None:
     state = checkpoint.newest_state(run_dir / artifacts.CHECKPOINTS_DIR)
     if state is None:
         return  # load_latest says what is missing
-    done, spent = state["step"], state["trainer"]["elapsed"]
+    done, spent = state["step"], (state.get("trainer") or {}).get("elapsed", 0.0)
     if done >= train_cfg.steps:
         raise ZooError(
             f"'{run_dir}' has trained {done} steps already and --steps is {train_cfg.steps}: "

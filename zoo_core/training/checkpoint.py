@@ -146,9 +146,11 @@ def newest_state(folder: Path) -> dict[str, Any] | None:
     checked here; ``load_latest`` does that), or None when there is none."""
     for path in reversed(list_checkpoints(folder)):
         try:
-            return json.loads((path / "state.json").read_text(encoding="utf-8"))
+            state = json.loads((path / "state.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
+        if isinstance(state, dict) and isinstance(state.get("step"), int):
+            return state
     return None
 
 
