@@ -204,6 +204,12 @@ def test_torchrun_two_processes_match_one_process(tmp_path):
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
     assert _steps(tmp_path / "two") == _steps(tmp_path / "one")  # one writer: no duplicate lines
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "two"]
+    # A rank's error under torchrun: its one line and exit code, without torchrun's traceback.
+    again = run_zoo(
+        "train", "--resume", tmp_path / "two", "--nproc", "2", cwd=tmp_path, check=False
+    )
+    assert again.returncode == 1 and "has trained 12 steps already" in again.stderr
+    assert "Traceback" not in again.stderr and "FAILED" not in again.stderr
 
 
 @pytest.fixture

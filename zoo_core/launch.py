@@ -37,7 +37,7 @@ def launch(nproc: int, name: str | None, out: str | None, resume: str | None) ->
     command = [
         sys.executable,
         "-m",
-        "torch.distributed.run",
+        "zoo_core._torchrun",  # torch.distributed.run, less its traceback after a rank's error
         "--standalone",
         f"--nproc-per-node={nproc}",
         "-m",
