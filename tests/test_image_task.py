@@ -66,6 +66,20 @@ def test_data_shapes_writes_an_image_folder(shapes_folder, zoo):
     assert proc.returncode == 1 and "not empty" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_data_shapes_writes_the_size_asked_for(tmp_path, zoo):
+    proc = zoo("data", "shapes", "--out", tmp_path / "big", "--num", "8", "--size", "48")
+    assert "8 48x48 images" in proc.stdout
+    written = sorted((tmp_path / "big").rglob("*.png"))
+    assert len(written) == 8
+    x, y = shapes.generate(8, seed=0, size=48)
+    with Image.open(tmp_path / "big" / shapes.CLASSES[y[0]] / "000000.png") as im:
+        assert im.size == (48, 48)
+        assert np.array_equal(np.asarray(im).transpose(2, 0, 1), x[0])
+    bad = zoo("data", "shapes", "--out", tmp_path / "tiny", "--size", "4", check=False)
+    assert bad.returncode == 1 and "at least 8" in bad.stderr and "Traceback" not in bad.stderr
+    assert not (tmp_path / "tiny").exists()
+
+
 def test_a_corrupt_image_is_skipped_with_a_warning_or_stops_the_read(shapes_folder, capsys):
     classes, files, labels = image_data.scan_folder(shapes_folder)
     assert classes == sorted(shapes.CLASSES) and len(files) == 49
@@ -212,6 +226,19 @@ def test_train_eval_and_predict_through_the_cli(shapes_folder, tmp_path, zoo):
     bad = zoo("predict", run, shapes_folder / "circle" / "broken.png", check=False)
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
     assert "broken.png" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+    # A folder stands for the images under it, in sorted order, beside files named directly.
+    stars = sorted((shapes_folder / "star").iterdir())
+    folder = json.loads(zoo("predict", run, shapes_folder / "star", images[1], "--json").stdout)
+    assert [r["image"] for r in folder] == [str(p) for p in stars] + [str(images[1])]
+    first, alone = folder[0]["predictions"], results[0]["predictions"][:5]
+    assert [p["class"] for p in first] == [p["class"] for p in alone]
+    assert [p["probability"] for p in first] == pytest.approx([p["probability"] for p in alone])
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no pictures here")
+    empty = zoo("predict", run, tmp_path / "empty", check=False)
+    assert empty.returncode == 1 and "Traceback" not in empty.stderr
+    assert "holds no images" in empty.stderr and len(empty.stderr.strip().splitlines()) == 1
 
 
 def test_bad_images_error_stops_before_writing_a_run(shapes_folder, tmp_path, zoo):

@@ -539,7 +539,8 @@ def push(
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def predict(source: str, images: tuple[str, ...], top_k: int, device: str, as_json: bool) -> None:
-    """Classify IMAGES (PNG or JPEG files) with a trained model (a run folder or a Hub repo)."""
+    """Classify IMAGES (PNG or JPEG files, or folders of them) with a trained model (a run folder
+    or a Hub repo)."""
     from zoo_core.api import load
 
     artifact = load(source, device=device)
@@ -563,12 +564,15 @@ def data() -> None:
 @click.option("--out", required=True, type=click.Path(), help="Folder to write (new or empty).")
 @click.option("--num", type=int, default=8000, show_default=True, help="Number of images.")
 @click.option("--seed", type=int, default=0, show_default=True)
-def data_shapes(out: str, num: int, seed: int) -> None:
+@click.option(
+    "--size", type=int, default=32, show_default=True, help="Width and height in pixels."
+)
+def data_shapes(out: str, num: int, seed: int, size: int) -> None:
     """Write the default image data set (coloured shapes) as one sub-folder of PNGs per class."""
     from zoo_core.data.shapes import write_folder
 
-    path = write_folder(out, num=num, seed=seed)
-    click.echo(f"wrote {num} images to {path}")
+    path = write_folder(out, num=num, seed=seed, size=size)
+    click.echo(f"wrote {num} {size}x{size} images to {path}")
 
 
 def _numbers(text: str | None, kind: type, option: str) -> list | None:

@@ -308,11 +308,7 @@ class ImageClassification(Task):
         """The ``top_k`` likeliest classes of each image file, with probabilities, likeliest first."""
         if top_k < 1:
             raise ZooError(f"top-k must be at least 1, not {top_k}")
-        if not images:
-            raise ZooError("give at least one image to classify")
-        for path in images:
-            if not Path(path).is_file():
-                raise ZooError(f"image '{path}' does not exist")
+        images = _image_files(images)
         k = min(top_k, len(self.classes))
         device = next(model.parameters()).device
         model.eval()
@@ -337,6 +333,29 @@ class ImageClassification(Task):
                     }
                 )
         return results
+
+
+def _image_files(paths: list[str | Path]) -> list[str | Path]:
+    """The image files named by ``paths``; a folder stands for the images under it, sorted."""
+    if not paths:
+        raise ZooError("give at least one image to classify")
+    files: list[str | Path] = []
+    for path in paths:
+        p = Path(path)
+        if p.is_dir():
+            found = sorted(
+                f for f in p.rglob("*") if f.suffix.lower() in image_data.IMAGE_EXTENSIONS
+                and f.is_file()
+            )
+            if not found:
+                kinds = ", ".join(image_data.IMAGE_EXTENSIONS)
+                raise ZooError(f"folder '{path}' holds no images ({kinds}); give image files")
+            files.extend(found)
+        elif p.is_file():
+            files.append(path)
+        else:
+            raise ZooError(f"image '{path}' does not exist")
+    return files
 
 
 def _grey(images: np.ndarray) -> np.ndarray:
