@@ -564,9 +564,7 @@ def data() -> None:
 @click.option("--out", required=True, type=click.Path(), help="Folder to write (new or empty).")
 @click.option("--num", type=int, default=8000, show_default=True, help="Number of images.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option(
-    "--size", type=int, default=32, show_default=True, help="Width and height in pixels."
-)
+@click.option("--size", type=int, default=32, show_default=True, help="Width and height in pixels.")
 def data_shapes(out: str, num: int, seed: int, size: int) -> None:
     """Write the default image data set (coloured shapes) as one sub-folder of PNGs per class."""
     from zoo_core.data.shapes import write_folder

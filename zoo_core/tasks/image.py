@@ -344,8 +344,9 @@ def _image_files(paths: list[str | Path]) -> list[str | Path]:
         p = Path(path)
         if p.is_dir():
             found = sorted(
-                f for f in p.rglob("*") if f.suffix.lower() in image_data.IMAGE_EXTENSIONS
-                and f.is_file()
+                f
+                for f in p.rglob("*")
+                if f.suffix.lower() in image_data.IMAGE_EXTENSIONS and f.is_file()
             )
             if not found:
                 kinds = ", ".join(image_data.IMAGE_EXTENSIONS)
