@@ -25,6 +25,7 @@ TINY = [
     "--set",
     "val_size=32",
 ]
+LSTM_TINY = ["--set", "hidden_size=16", "--set", "embed_dim=16", "--set", "val_size=32"]
 
 
 def test_compare_end_to_end_writes_results_for_every_variant_and_length(zoo, tmp_path):
@@ -119,6 +120,37 @@ def test_sets_split_into_fixed_values_and_sweeps():
         split_sets({"b": "x,"})
     with pytest.raises(ZooError, match="no compared model"):
         compare(["lstm"], "copy", sets={"n_embd": "8,16"}, steps=1)
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--steps", "0", "--steps must be at least 1, not 0"),
+        ("--batch-size", "0", "--batch-size must be at least 1, not 0"),
+        ("--lr", "-1", "--lr must be positive, not -1.0"),
+    ],
+)
+def test_a_bad_training_budget_is_refused_before_any_run(zoo, tmp_path, option, value, message):
+    out = tmp_path / "cmp"
+    args = ["compare", "lstm", "--task", "parity", "--steps", "1", option, value, "--out", out]
+    proc = zoo(*args, *LSTM_TINY, check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == f"Error: {message}"
+    assert not out.exists()
+
+
+def test_when_every_run_fails_compare_exits_with_the_first_error(zoo, tmp_path):
+    out = tmp_path / "cmp"
+    proc = zoo(
+        "compare", "lstm", "--task", "parity", "--steps", "1", "--set", "log_interval=0",
+        "--seeds", "2", "--out", out, *LSTM_TINY, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("Error: every run failed") and "log_interval must be at least 1" in last
+    assert "val_accuracy" not in proc.stdout  # no table of dashes
+    runs = json.loads((out / "results.json").read_text())["runs"]
+    assert len(runs) == 2 and all("log_interval" in r["error"] for r in runs)
 
 
 def test_lstm_mixer_carries_its_state_through_forward_step():

@@ -208,6 +208,14 @@ def compare(
         raise ZooError("name at least one model to compare (see `zoo list`)")
     if seeds < 1:
         raise ZooError(f"--seeds must be at least 1, not {seeds}")
+    for option, value, ok in (
+        ("--steps", steps, steps is None or steps >= 1),
+        ("--batch-size", batch_size, batch_size is None or batch_size >= 1),
+    ):
+        if not ok:
+            raise ZooError(f"{option} must be at least 1, not {value}")
+    if lr is not None and not lr > 0:
+        raise ZooError(f"--lr must be positive, not {lr}")
     specs = [get_model_spec(m) for m in models]
     task = task or specs[0].tasks[0]
     for spec in specs:
@@ -336,6 +344,12 @@ def compare(
     results["plots"] = _plots(results, folder)
     artifacts.write_json(folder / RESULTS_FILE, results)
     results["folder"] = str(folder)
+    if all("error" in run for run in results["runs"]):
+        first = results["runs"][0]
+        raise ZooError(
+            f"every run failed, so there is nothing to compare; {first['variant']} seed "
+            f"{first['seed']}: {first['error']} (the errors are in {folder / RESULTS_FILE})"
+        )
     return results
 
 
