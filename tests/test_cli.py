@@ -133,6 +133,23 @@ def test_eval_on_a_user_file(zoo, tiny_run, tmp_path):
     assert metrics["val_loss"] > 0 and metrics["val_bpc"] > 0
 
 
+def test_eval_defaults_to_the_validation_text_the_run_was_trained_with(zoo, tmp_path):
+    text = tmp_path / "mine.txt"
+    text.write_text("".join(f"line {i}: the quick brown fox\n" for i in range(200)))
+    held = tmp_path / "held.txt"
+    held.write_text("a different text, held out on purpose\n" * 40)
+    for name, extra in (("split", []), ("val", ["--val-data", held])):
+        run = tmp_path / name
+        zoo("train", "lstm", "--data", text, *extra, "--steps", "3", "--out", run, "--quiet", *TINY)
+        trained = json.loads((run / "config.json").read_text())["metrics"]["val_loss"]
+        evaluated = json.loads(zoo("eval", run, "--json").stdout)["val_loss"]
+        assert evaluated == pytest.approx(trained, rel=1e-5)  # not the embedded default text
+    text.rename(tmp_path / "moved.txt")
+    _one_line_error(zoo("eval", tmp_path / "split", check=False), "mine.txt", "--data")
+    moved = zoo("eval", tmp_path / "split", "--data", tmp_path / "moved.txt", "--json").stdout
+    assert json.loads(moved)["val_loss"] > 0
+
+
 def test_tokenizer_option_trains_with_byte_tokens(zoo, tmp_path):
     out = tmp_path / "bytes"
     zoo("train", "lstm", "--steps", "3", "--out", out, "--tokenizer", "byte", "--quiet", *TINY)

@@ -109,6 +109,28 @@ def test_trains_on_user_data(kind, tmp_path):
     assert loaded.task.classes == ["neg", "pos"]
 
 
+def test_eval_defaults_to_the_validation_examples_of_training(tmp_path):
+    train = _folder(tmp_path / "train", EXAMPLES * 3)
+    val = _folder(tmp_path / "held-out", EXAMPLES[:4])
+    for name, val_data in (("run-split", None), ("run-val", val)):
+        _, metrics = zoo_core.train(
+            "transformer-encoder",
+            data=train,
+            val_data=val_data,
+            out=tmp_path / name,
+            progress=False,
+            steps=3,
+            batch_size=4,
+            overrides=TINY,
+        )
+        # Not the embedded brackets, whose labels this model does not know.
+        again = zoo_core.load(tmp_path / name).evaluate()
+        assert again["val_loss"] == pytest.approx(metrics["val_loss"], rel=1e-5)
+    val.rename(tmp_path / "elsewhere")
+    with pytest.raises(ZooError, match="trained on .*held-out', which is not here; .* --data"):
+        zoo_core.load(tmp_path / "run-val").evaluate()
+
+
 def test_empty_or_invalid_data_is_a_clear_error(zoo, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()

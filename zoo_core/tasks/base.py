@@ -28,12 +28,24 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from zoo_core.errors import ZooError
+
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
     from zoo_core.tokenizers.base import Tokenizer
     from zoo_core.training.config import TrainConfig
+
+
+def trained_on(path: str) -> str:
+    """``path``, the data a saved task was trained on, if it is still here for evaluating on."""
+    if not Path(path).exists():
+        raise ZooError(
+            f"this model was trained on '{path}', which is not here; give the data to evaluate "
+            "on with --data"
+        )
+    return path
 
 
 @dataclasses.dataclass

@@ -50,7 +50,7 @@ from torch import nn
 
 from zoo_core.data import ring, shapes
 from zoo_core.errors import ZooError
-from zoo_core.tasks.base import Task
+from zoo_core.tasks.base import Task, trained_on
 from zoo_core.tasks.image import ImageClassification, ImageOptions, data_state, load_data_state
 
 SAMPLES_DIR = "samples"
@@ -524,7 +524,11 @@ class ImageGeneration(_Adversarial):
     def setup_eval(self, data: str | None) -> None:
         self._images = self._image_task()
         if data is None:
-            self._images.setup(self.source, self.val_source, self.seed)
+            self._images.setup(
+                self.source and trained_on(self.source),
+                self.val_source and trained_on(self.val_source),
+                self.seed,
+            )
         else:
             self._images.setup(data, None, self.seed)
             if self._images.classes != self.classes:

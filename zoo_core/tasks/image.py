@@ -21,7 +21,7 @@ from torch import nn
 from zoo_core.data import images as image_data
 from zoo_core.data import shapes
 from zoo_core.errors import ZooError
-from zoo_core.tasks.base import Task
+from zoo_core.tasks.base import Task, trained_on
 
 CONFUSION_FILE = "confusion.png"
 _MAX_GENERATED_SIZE = 64  # larger models get the shapes upsampled per batch, not stored large
@@ -178,11 +178,11 @@ class ImageClassification(Task):
 
     def setup_eval(self, data: str | None) -> None:
         if data is None and self.val_source is not None:
-            data = self.val_source
+            data = trained_on(self.val_source)
         if data is None:  # the held-out part of what it was trained on
             files = None
             if self.source is not None:
-                classes, found, labels = image_data.scan_folder(self.source)
+                classes, found, labels = image_data.scan_folder(trained_on(self.source))
                 files = (found, self._relabel(classes, labels, self.source))
             _, (self.val_x, self.val_y) = self._read_splits(self.source, files, None)
         else:

@@ -19,7 +19,7 @@ from torch import nn
 
 from zoo_core.data import text as text_data
 from zoo_core.errors import ZooError
-from zoo_core.tasks.base import Task
+from zoo_core.tasks.base import Task, trained_on
 from zoo_core.tokenizers.base import fit_tokenizer
 
 
@@ -39,16 +39,22 @@ class LanguageModeling(Task):
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.data_name = state.get("data", "")
+        self.val_source = state.get("val_data")
         if state.get("seq_len"):
             self.options.seq_len = state["seq_len"]
 
     def state(self) -> dict[str, Any]:
-        return {"data": self.data_name, "seq_len": self.options.seq_len}
+        return {
+            "data": self.data_name,
+            "val_data": self.val_source,
+            "seq_len": self.options.seq_len,
+        }
 
     # -- data ----------------------------------------------------------------------------------
     def setup(self, data: str | None, val_data: str | None = None, seed: int = 0) -> None:
         text = text_data.default_text() if data is None else text_data.read_text(data)
         self.data_name = text_data.DEFAULT_TEXT_NAME if data is None else str(data)
+        self.val_source = None if val_data is None else str(val_data)
         if val_data is None:
             train_text, val_text = text_data.split(text, self.options.val_fraction)
         else:
@@ -66,11 +72,17 @@ class LanguageModeling(Task):
         self._set_val(val_text)
 
     def setup_eval(self, data: str | None) -> None:
-        if data is None:
-            text = text_data.default_text()
-            self._set_val(text_data.split(text, self.options.val_fraction)[1])
-        else:
+        """``data``; by default the validation text of training (its --val-data or held-out end)."""
+        if data is None and self.val_source:
+            data = trained_on(self.val_source)
+        if data is not None:
             self._set_val(text_data.read_text(data))
+            return
+        if self.data_name in ("", text_data.DEFAULT_TEXT_NAME):
+            text = text_data.default_text()
+        else:
+            text = text_data.read_text(trained_on(self.data_name))
+        self._set_val(text_data.split(text, self.options.val_fraction)[1])
 
     def _encode(self, text: str) -> torch.Tensor:
         return torch.tensor(self.tokenizer.encode(text), dtype=torch.long)

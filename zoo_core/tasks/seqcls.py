@@ -23,7 +23,7 @@ from torch import nn
 from zoo_core.data import brackets
 from zoo_core.data.labelled import read_labelled, sort_labels
 from zoo_core.errors import ZooError
-from zoo_core.tasks.base import Task
+from zoo_core.tasks.base import Task, trained_on
 from zoo_core.tokenizers.base import fit_tokenizer
 
 
@@ -46,15 +46,22 @@ class SequenceClassification(Task):
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.data_name = state.get("data", "")
+        self.val_source = state.get("val_data")
         self.classes: list[str] = list(state.get("classes", []))
         if state.get("max_len"):
             self.options.max_len = state["max_len"]
 
     def state(self) -> dict[str, Any]:
-        return {"data": self.data_name, "classes": self.classes, "max_len": self.options.max_len}
+        return {
+            "data": self.data_name,
+            "val_data": self.val_source,
+            "classes": self.classes,
+            "max_len": self.options.max_len,
+        }
 
     # -- data ----------------------------------------------------------------------------------
     def setup(self, data: str | None, val_data: str | None = None, seed: int = 0) -> None:
+        self.val_source = None if data is None or val_data is None else str(val_data)
         if data is None:
             train, val = brackets.default_splits()
             self.data_name = brackets.NAME
@@ -82,7 +89,15 @@ class SequenceClassification(Task):
         self.val_set = self._encode(val)
 
     def setup_eval(self, data: str | None) -> None:
-        val = brackets.default_splits()[1] if data is None else read_labelled(data)
+        """``data``; by default the validation examples of training (--val-data or held out)."""
+        if data is None and self.val_source:
+            data = trained_on(self.val_source)
+        if data is not None:
+            val = read_labelled(data)
+        elif self.data_name in ("", brackets.NAME):
+            val = brackets.default_splits()[1]
+        else:
+            val = _split(read_labelled(trained_on(self.data_name)), self.options.val_fraction)[1]
         self.val_set = self._encode(val)
 
     def _encode(self, examples: list[tuple[str, str]]) -> list[tuple[list[int], int]]:
