@@ -126,6 +126,22 @@ def test_eval_defaults_to_the_validation_examples_of_training(tmp_path):
         # Not the embedded brackets, whose labels this model does not know.
         again = zoo_core.load(tmp_path / name).evaluate()
         assert again["val_loss"] == pytest.approx(metrics["val_loss"], rel=1e-5)
+    # --val-data beside the embedded default is used, not ignored.
+    own = tmp_path / "brackets.jsonl"
+    examples = brackets.examples(10, seed=99)
+    own.write_text("".join(json.dumps({"text": t, "label": y}) + "\n" for t, y in examples))
+    artifact, _ = zoo_core.train(
+        "transformer-encoder",
+        val_data=own,
+        out=tmp_path / "run-default",
+        progress=False,
+        steps=1,
+        overrides=TINY,
+    )
+    assert len(artifact.task.val_set) == 10
+    reloaded = zoo_core.load(tmp_path / "run-default")
+    reloaded.evaluate()
+    assert len(reloaded.task.val_set) == 10
     val.rename(tmp_path / "elsewhere")
     with pytest.raises(ZooError, match="trained on .*held-out', which is not here; .* --data"):
         zoo_core.load(tmp_path / "run-val").evaluate()

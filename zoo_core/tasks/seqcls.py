@@ -61,17 +61,17 @@ class SequenceClassification(Task):
 
     # -- data ----------------------------------------------------------------------------------
     def setup(self, data: str | None, val_data: str | None = None, seed: int = 0) -> None:
-        self.val_source = None if data is None or val_data is None else str(val_data)
+        self.val_source = None if val_data is None else str(val_data)
         if data is None:
             train, val = brackets.default_splits()
             self.data_name = brackets.NAME
         else:
             train = read_labelled(data)
             self.data_name = str(data)
-            if val_data is not None:
-                val = read_labelled(val_data)
-            else:
+            if val_data is None:
                 train, val = _split(train, self.options.val_fraction)
+        if val_data is not None:
+            val = read_labelled(val_data)
         labels = {label for _, label in train}
         if len(labels) < 2:
             raise ZooError(
