@@ -150,6 +150,10 @@ def test_eval_defaults_to_the_validation_text_the_run_was_trained_with(zoo, tmp_
     assert json.loads(moved)["val_loss"] > 0
 
 
+def test_eval_refuses_a_batch_size_below_one(zoo, tiny_run):
+    _one_line_error(zoo("eval", tiny_run, "--batch-size", "0", check=False), "batch size", "0")
+
+
 def test_tokenizer_option_trains_with_byte_tokens(zoo, tmp_path):
     out = tmp_path / "bytes"
     zoo("train", "lstm", "--steps", "3", "--out", out, "--tokenizer", "byte", "--quiet", *TINY)

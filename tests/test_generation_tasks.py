@@ -108,6 +108,8 @@ def test_ema_needs_a_model_that_keeps_an_average():
         Toy2D(ToyOptions(ema=1.5)).setup(None)
     with pytest.raises(ZooError, match="reads no --data"):
         Toy2D().setup("points.csv")
+    with pytest.raises(ZooError, match="evaluate it without --data"):
+        Toy2D().setup_eval("points.csv")
 
 
 def test_a_short_toy_run_covers_more_modes(tmp_path):

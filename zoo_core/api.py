@@ -137,6 +137,8 @@ class Artifact:
 
     def evaluate(self, data: str | None = None, batch_size: int = 32) -> dict[str, float]:
         """Metrics on ``data`` (default: the validation split of the data it was trained on)."""
+        if batch_size < 1:
+            raise ZooError(f"the batch size must be at least 1, not {batch_size}")
         self.task.setup_eval(data)
         return self.task.evaluate(self.model, batch_size)
 

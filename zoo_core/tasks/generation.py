@@ -336,6 +336,8 @@ class Toy2D(_Adversarial):
             raise ZooError("modes and eval_samples must be at least 1; radius and std positive")
 
     def setup_eval(self, data: str | None) -> None:
+        if data is not None:
+            raise ZooError("task 'toy-2d' generates its data; evaluate it without --data")
         self.setup(data)
 
     def bind(self, model_config: Any) -> None:
