@@ -63,6 +63,10 @@ def test_tasks_tokenizers_and_plugins(zoo):
         (["train", "lstm", "--set", "oops"], ["--set takes key=value"]),
         (["train", "lstm", "--task", "nope"], ["does not do task 'nope'"]),
         (["train", "lstm", "--steps", "0"], ["steps must be at least 1"]),
+        (["train", "lstm", "--lr", "inf"], ["learning rate must be positive and finite"]),
+        (["train", "lstm", "--set", "warmup=-1"], ["warmup must be 0 steps or more"]),
+        (["train", "lstm", "--set", "keep_checkpoints=0"], ["keep_checkpoints must be at least"]),
+        (["train", "lstm", "--set", "seq_len=0"], ["seq_len must be at least 1"]),
         (["train", "lstm", "--data", "/no/such/file.txt"], ["does not exist"]),
         (["train", "lstm", "--set", "tokenizer=nope"], ["unknown tokenizer 'nope'"]),
         (["eval", "/no/such/run"], ["neither a run folder"]),
@@ -148,6 +152,18 @@ def test_eval_defaults_to_the_validation_text_the_run_was_trained_with(zoo, tmp_
     _one_line_error(zoo("eval", tmp_path / "split", check=False), "mine.txt", "--data")
     moved = zoo("eval", tmp_path / "split", "--data", tmp_path / "moved.txt", "--json").stdout
     assert json.loads(moved)["val_loss"] > 0
+
+
+@pytest.mark.parametrize(
+    "option, value, fragment",
+    [
+        ("--temperature", "nan", "temperature must be >= 0 and finite"),
+        ("--temperature", "inf", "temperature must be >= 0 and finite"),
+        ("--top-k", "-5", "top-k must be at least 1 (or 0: off)"),
+    ],
+)
+def test_generate_refuses_sampling_settings_out_of_range(zoo, tiny_run, option, value, fragment):
+    _one_line_error(zoo("generate", tiny_run, option, value, check=False), fragment)
 
 
 def test_eval_refuses_a_batch_size_below_one(zoo, tiny_run):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -397,9 +398,27 @@ def _validate_train_config(cfg: Any) -> None:
     checks = [
         (cfg.steps >= 1, f"steps must be at least 1, not {cfg.steps}"),
         (cfg.batch_size >= 1, f"batch size must be at least 1, not {cfg.batch_size}"),
-        (cfg.lr > 0, f"learning rate must be positive, not {cfg.lr}"),
+        (0 < cfg.lr < math.inf, f"learning rate must be positive and finite, not {cfg.lr}"),
         (cfg.time is None or cfg.time > 0, f"time must be positive, not {cfg.time}"),
         (cfg.log_interval >= 1, f"log_interval must be at least 1, not {cfg.log_interval}"),
+        (0 <= cfg.min_lr_ratio <= 1, f"min_lr_ratio must be in [0, 1], not {cfg.min_lr_ratio}"),
+        (cfg.warmup >= 0, f"warmup must be 0 steps or more, not {cfg.warmup}"),
+        (cfg.weight_decay >= 0, f"weight_decay must be 0 or more, not {cfg.weight_decay}"),
+        (0 <= cfg.beta1 < 1 and 0 <= cfg.beta2 < 1, "beta1 and beta2 must be in [0, 1)"),
+        (cfg.grad_clip >= 0, f"grad_clip must be 0 (off) or more, not {cfg.grad_clip}"),
+        (
+            cfg.eval_interval >= 0,
+            f"eval_interval must be 0 (auto) or more, not {cfg.eval_interval}",
+        ),
+        (cfg.eval_batches >= 1, f"eval_batches must be at least 1, not {cfg.eval_batches}"),
+        (
+            cfg.checkpoint_interval >= 0,
+            f"checkpoint_interval must be 0 (at each evaluation) or more, not {cfg.checkpoint_interval}",
+        ),
+        (
+            cfg.keep_checkpoints >= 1,
+            f"keep_checkpoints must be at least 1, not {cfg.keep_checkpoints}",
+        ),
     ]
     for ok, message in checks:
         if not ok:

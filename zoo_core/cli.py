@@ -325,7 +325,7 @@ def eval_cmd(source: str, data: str | None, batch_size: int, device: str, as_jso
 @click.option("--prompt", default="", help="Text to continue.")
 @click.option("--length", type=int, default=300, show_default=True, help="New tokens.")
 @click.option("--temperature", type=float, default=0.8, show_default=True)
-@click.option("--top-k", type=int, help="Sample among the k likeliest tokens.")
+@click.option("--top-k", type=int, help="Sample among the k likeliest tokens (0: all).")
 @click.option("--top-p", type=float, help="Sample among the likeliest tokens holding this mass.")
 @click.option("--stop", help="Stop when this text is generated.")
 @click.option("--seed", type=int)

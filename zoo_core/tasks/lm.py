@@ -103,6 +103,8 @@ class LanguageModeling(Task):
             )
         if self.options.seq_len is None:
             self.options.seq_len = getattr(model_config, "context_length", None) or 128
+        if self.options.seq_len < 1:
+            raise ZooError(f"seq_len must be at least 1 token, not {self.options.seq_len}")
         # A model config may declare the longest input its model reads (``max_context``).
         reach = getattr(model_config, "max_context", None)
         if reach and self.options.seq_len > reach:
@@ -226,8 +228,10 @@ class LanguageModeling(Task):
         use_cache: bool = True,
     ) -> Iterator[str]:
         """Like :meth:`generate`, yielding text as it is sampled."""
-        if temperature < 0:
-            raise ZooError(f"temperature must be >= 0, not {temperature}")
+        if not 0 <= temperature < math.inf:
+            raise ZooError(f"temperature must be >= 0 and finite, not {temperature}")
+        if top_k is not None and top_k < 0:
+            raise ZooError(f"top-k must be at least 1 (or 0: off), not {top_k}")
         if top_p is not None and not 0 < top_p <= 1:
             raise ZooError(f"top-p must be in (0, 1], not {top_p}")
         device = next(model.parameters()).device

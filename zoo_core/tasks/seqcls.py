@@ -124,6 +124,8 @@ class SequenceClassification(Task):
         context = getattr(model_config, "context_length", None)
         if self.options.max_len is None:
             self.options.max_len = context or 512
+        if self.options.max_len < 1:
+            raise ZooError(f"max_len must be at least 1 token, not {self.options.max_len}")
         reach = getattr(model_config, "max_context", None)  # the longest input, if limited
         if reach and self.options.max_len > reach:
             raise ZooError(
