@@ -5,6 +5,7 @@ import importlib
 import os
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -161,3 +162,29 @@ def test_install_needs_something_to_install(tmp_path):
     result = zoo("plugins", "install", cwd=tmp_path)
     assert result.returncode == 1
     assert result.stderr.startswith("Error: name what to install")
+
+
+@pytest.mark.parametrize(
+    "name, fragment",
+    [
+        ("zoo-core", "'zoo-core' is the zoo itself, not a plugin"),
+        ("zoo_Core", "'zoo_Core' is the zoo itself"),
+        ("builtin-tasks", "built into zoo-core"),
+        ("numpy", "no installed plugin is named 'numpy'"),
+        ("zoo-nothing", "no installed plugin is named 'zoo-nothing'"),
+    ],
+)
+def test_uninstall_refuses_the_zoo_itself_and_what_is_no_plugin(tmp_path, name, fragment):
+    result = zoo("plugins", "uninstall", name, cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert fragment in result.stderr
+    assert metadata.version("zoo-core") and metadata.version("numpy")  # both still installed
+
+
+def test_uninstall_takes_a_plugin_name_for_its_distribution():
+    from zoo_core.scaffold import uninstall_args
+
+    assert uninstall_args(["lstm", "--verbose", "zoo_gan"]) == ["zoo-lstm", "--verbose", "zoo-gan"]
+    with pytest.raises(ZooError, match="name the plugins to uninstall"):
+        uninstall_args(["-y"])

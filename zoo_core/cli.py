@@ -455,8 +455,11 @@ def plugins_install(names: tuple[str, ...]) -> None:
 @plugins.command("uninstall", context_settings=_PIP_ARGS)
 @click.argument("names", nargs=-1, type=click.UNPROCESSED)
 def plugins_uninstall(names: tuple[str, ...]) -> None:
-    """pip uninstall plugin distributions (zoo-NAME) from the zoo's environment, without asking."""
-    _run_pip("uninstall", names)
+    """pip uninstall plugins (their distributions, zoo-NAME, or plugin names) from the zoo's
+    environment, without asking."""
+    from zoo_core.scaffold import uninstall_args
+
+    _run_pip("uninstall", tuple(uninstall_args(list(names))))
 
 
 @plugins.command("check")

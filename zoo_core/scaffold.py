@@ -154,6 +154,49 @@ def unloaded_plugins() -> list[PluginInfo]:
     return list(out.values())
 
 
+def _normalise(name: str) -> str:
+    """A distribution name as pip compares them (PEP 503): zoo_Foo.bar -> zoo-foo-bar."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def uninstall_args(args: list[str]) -> list[str]:
+    """``args`` for ``pip uninstall``, with each name checked to be an installed plugin's
+    distribution first. A plugin's own name (``lstm``) stands for its distribution (``zoo-lstm``).
+    The zoo itself and anything that is not a plugin are refused, so nothing else is removed."""
+    from zoo_core.plugins import get_catalog
+
+    if not any(not a.startswith("-") for a in args):
+        raise ZooError("name the plugins to uninstall (zoo-NAME); `zoo plugins` lists them")
+    plugins: dict[str, str] = {"zoo-core": "zoo-core"}  # normalised name -> distribution
+    for info in get_catalog().plugins.values():  # the built-in ones belong to zoo-core
+        plugins.setdefault(_normalise(info.name), info.distribution or "zoo-core")
+    for ep in metadata.entry_points(group="zoo"):  # loaded or not
+        dist = getattr(ep, "dist", None)
+        if dist is not None:
+            plugins[_normalise(dist.name)] = dist.name
+            plugins.setdefault(_normalise(ep.name), dist.name)
+    out, takes_value = [], False
+    for arg in args:
+        if takes_value or arg.startswith("-"):  # pip's options, and the file after -r
+            out.append(arg)
+            takes_value = arg in ("-r", "--requirement")
+            continue
+        dist = plugins.get(_normalise(arg))
+        if dist is not None and _normalise(dist) == "zoo-core":
+            what = "" if _normalise(arg) == "zoo-core" else " built into zoo-core,"
+            raise ZooError(
+                f"'{arg}' is{what} the zoo itself, not a plugin; `pip uninstall zoo-core` "
+                "removes the zoo"
+            )
+        if dist is None:
+            raise ZooError(
+                f"no installed plugin is named '{arg}'; `zoo plugins` lists them and their "
+                "distributions. Nothing was uninstalled"
+            )
+        out.append(dist)
+    return out
+
+
 def pip(command: str, args: list[str]) -> None:
     """Run ``python -m pip COMMAND ARGS`` with the interpreter the zoo runs in.
 
