@@ -166,6 +166,10 @@ def test_generate_refuses_sampling_settings_out_of_range(zoo, tiny_run, option, 
     _one_line_error(zoo("generate", tiny_run, option, value, check=False), fragment)
 
 
+def test_predict_on_a_language_model_says_it_is_no_classifier(zoo, tiny_run):
+    _one_line_error(zoo("predict", tiny_run, "some text", check=False), "'lm' is not a classifier")
+
+
 def test_eval_refuses_a_batch_size_below_one(zoo, tiny_run):
     _one_line_error(zoo("eval", tiny_run, "--batch-size", "0", check=False), "batch size", "0")
 

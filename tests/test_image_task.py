@@ -239,6 +239,8 @@ def test_train_eval_and_predict_through_the_cli(shapes_folder, tmp_path, zoo):
     empty = zoo("predict", run, tmp_path / "empty", check=False)
     assert empty.returncode == 1 and "Traceback" not in empty.stderr
     assert "holds no images" in empty.stderr and len(empty.stderr.strip().splitlines()) == 1
+    texts = zoo("predict", run, "-", check=False, input="a text\n")
+    assert texts.returncode == 1 and "is for text classifiers" in texts.stderr
 
 
 def test_bad_images_error_stops_before_writing_a_run(shapes_folder, tmp_path, zoo):

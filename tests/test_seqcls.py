@@ -42,6 +42,22 @@ def test_cli_trains_the_embedded_default(zoo, tmp_path):
     assert [sorted(p) for p in probs] == [["balanced", "unbalanced"]] * 2
     assert all(abs(sum(p.values()) - 1) < 1e-5 for p in probs)
 
+    # `zoo predict` on texts: arguments, or one per line from stdin in place of `-`.
+    texts = ["(())", "))(("]
+    results = json.loads(zoo("predict", out, *texts, "--json").stdout)
+    assert [r["text"] for r in results] == texts
+    for result, p in zip(results, probs, strict=True):
+        ranked = [x["class"] for x in result["predictions"]]
+        assert ranked == sorted(p, key=p.get, reverse=True)
+        assert [x["probability"] for x in result["predictions"]] == pytest.approx(
+            [p[c] for c in ranked], abs=1e-5
+        )
+    lines = zoo("predict", out, "-", "--top-k", "1", input="(())\n\n))((\n").stdout.splitlines()
+    assert [line.split(": ")[0] for line in lines] == ["'(())'", "'))(('"]  # blank lines skipped
+    assert [line.split(": ")[1].split()[0] for line in lines] == [
+        r["predictions"][0]["class"] for r in results
+    ]
+
 
 def _folder(root, examples):
     for i, (text, label) in enumerate(examples):

@@ -17,8 +17,9 @@ TINY = [
 ]
 
 
-def run_zoo(*args, cwd=None, env=None, check=True, timeout=300):
-    """Run the real `zoo` command in a subprocess; return the CompletedProcess."""
+def run_zoo(*args, cwd=None, env=None, check=True, timeout=300, input=None):
+    """Run the real `zoo` command in a subprocess (``input``: its stdin); return the
+    CompletedProcess."""
     full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
     proc = subprocess.run(
         [sys.executable, "-m", "zoo_core", *map(str, args)],
@@ -27,6 +28,7 @@ def run_zoo(*args, cwd=None, env=None, check=True, timeout=300):
         capture_output=True,
         text=True,
         timeout=timeout,
+        input=input,
     )
     if check and proc.returncode != 0:
         raise AssertionError(

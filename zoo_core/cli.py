@@ -534,28 +534,44 @@ def push(
     click.echo(result.commit_url)
 
 
-# -- images ----------------------------------------------------------------------------------------
+# -- classification --------------------------------------------------------------------------------
 @cli.command()
 @click.argument("source")
-@click.argument("images", nargs=-1, required=True, type=click.Path())
-@click.option("--top-k", type=int, default=5, show_default=True, help="Classes to show per image.")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--top-k", type=int, default=5, show_default=True, help="Classes to show per input.")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def predict(source: str, images: tuple[str, ...], top_k: int, device: str, as_json: bool) -> None:
-    """Classify IMAGES (PNG or JPEG files, or folders of them) with a trained model (a run folder
-    or a Hub repo)."""
+def predict(source: str, inputs: tuple[str, ...], top_k: int, device: str, as_json: bool) -> None:
+    """Classify INPUTS with a trained classifier (a run folder or a Hub repo): image files or
+    folders of them for an image model, texts for a text model (`-` reads one text per line
+    from stdin)."""
     from zoo_core.api import load
 
     artifact = load(source, device=device)
-    if not hasattr(artifact.task, "predict"):
-        raise ZooError(f"task '{artifact.config['task']}' does not classify images")
-    results = artifact.task.predict(artifact.model, list(images), top_k=top_k)
+    task = artifact.task
+    if not hasattr(task, "predict"):
+        raise ZooError(f"task '{artifact.config['task']}' is not a classifier; nothing to predict")
+    items = list(inputs)
+    if "-" in items and not hasattr(task, "classify"):
+        raise ZooError("`-` (texts from stdin) is for text classifiers; give image files")
+    if "-" in items:  # one text per line, in place of the `-`
+        lines = [line for line in click.get_text_stream("stdin").read().splitlines() if line]
+        at = items.index("-")
+        items[at : at + 1] = lines
+    results = task.predict(artifact.model, items, top_k=top_k)
     if as_json:
         _json(results)
         return
     for result in results:
         best = ", ".join(f"{p['class']} {p['probability']:.3f}" for p in result["predictions"])
-        click.echo(f"{result['image']}: {best}")
+        what = result["image"] if "image" in result else _shorten(result["text"])
+        click.echo(f"{what}: {best}")
+
+
+def _shorten(text: str, width: int = 60) -> str:
+    """A text on one line, cut to ``width`` characters, quoted."""
+    flat = " ".join(text.split())
+    return repr(flat if len(flat) <= width else flat[: width - 3] + "...")
 
 
 @cli.group()

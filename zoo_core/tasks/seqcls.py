@@ -202,6 +202,27 @@ class SequenceClassification(Task):
         return model(batch[0], batch[1])
 
     # -- inference -----------------------------------------------------------------------------
+    def predict(
+        self, model: nn.Module, texts: list[str], top_k: int = 5, batch_size: int = 64
+    ) -> list[dict[str, Any]]:
+        """The ``top_k`` likeliest classes of each text, with probabilities, likeliest first."""
+        if top_k < 1:
+            raise ZooError(f"top-k must be at least 1, not {top_k}")
+        if not texts:
+            raise ZooError("give at least one text to classify")
+        results = []
+        for i in range(0, len(texts), batch_size):
+            chunk = texts[i : i + batch_size]
+            for text, probs in zip(chunk, self.classify(model, chunk), strict=True):
+                ranked = sorted(probs.items(), key=lambda kv: -kv[1])[:top_k]
+                results.append(
+                    {
+                        "text": text,
+                        "predictions": [{"class": c, "probability": p} for c, p in ranked],
+                    }
+                )
+        return results
+
     @torch.no_grad()
     def classify(self, model: nn.Module, texts: list[str]) -> list[dict[str, float]]:
         """Class probabilities of each text, as ``{class: probability}``."""
