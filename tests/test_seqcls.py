@@ -52,6 +52,15 @@ def test_cli_trains_the_embedded_default(zoo, tmp_path):
         assert [x["probability"] for x in result["predictions"]] == pytest.approx(
             [p[c] for c in ranked], abs=1e-5
         )
+    from_api = artifact.predict(texts, top_k=1)
+    for api, cli in zip(from_api, results, strict=True):
+        assert (
+            len(api["predictions"]) == 1
+            and api["predictions"][0]["class"] == cli["predictions"][0]["class"]
+        )
+        assert api["predictions"][0]["probability"] == pytest.approx(
+            cli["predictions"][0]["probability"], abs=1e-5
+        )
     lines = zoo("predict", out, "-", "--top-k", "1", input="(())\n\n))((\n").stdout.splitlines()
     assert [line.split(": ")[0] for line in lines] == ["'(())'", "'))(('"]  # blank lines skipped
     assert [line.split(": ")[1].split()[0] for line in lines] == [

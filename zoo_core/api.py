@@ -136,6 +136,13 @@ class Artifact:
             raise ZooError(f"task '{self.config['task']}' does not generate")
         return self.task.generate(self.model, **options)
 
+    def predict(self, inputs: list[Any], top_k: int = 5) -> list[dict[str, Any]]:
+        """The ``top_k`` likeliest classes of each input (image files or folders of them for an
+        image classifier, texts for a text classifier), with probabilities, likeliest first."""
+        if not hasattr(self.task, "predict"):
+            raise ZooError(f"task '{self.config['task']}' is not a classifier; nothing to predict")
+        return self.task.predict(self.model, list(inputs), top_k=top_k)
+
     def evaluate(self, data: str | None = None, batch_size: int = 32) -> dict[str, float]:
         """Metrics on ``data`` (default: the validation split of the data it was trained on)."""
         if batch_size < 1:

@@ -548,17 +548,15 @@ def predict(source: str, inputs: tuple[str, ...], top_k: int, device: str, as_js
     from zoo_core.api import load
 
     artifact = load(source, device=device)
-    task = artifact.task
-    if not hasattr(task, "predict"):
-        raise ZooError(f"task '{artifact.config['task']}' is not a classifier; nothing to predict")
     items = list(inputs)
-    if "-" in items and not hasattr(task, "classify"):
+    texts = hasattr(artifact.task, "classify")
+    if "-" in items and not texts and hasattr(artifact.task, "predict"):
         raise ZooError("`-` (texts from stdin) is for text classifiers; give image files")
-    if "-" in items:  # one text per line, in place of the `-`
+    if "-" in items and texts:  # one text per line, in place of the `-`
         lines = [line for line in click.get_text_stream("stdin").read().splitlines() if line]
         at = items.index("-")
         items[at : at + 1] = lines
-    results = task.predict(artifact.model, items, top_k=top_k)
+    results = artifact.predict(items, top_k=top_k)
     if as_json:
         _json(results)
         return
