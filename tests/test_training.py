@@ -38,7 +38,8 @@ def uninterrupted(tmp_path_factory):
     return out
 
 
-def _start(out):
+def _start(out, *extra):
+    """`zoo train` in the background, in a process group of its own (as a terminal starts it)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(
         [
@@ -52,11 +53,13 @@ def _start(out):
             "--out",
             str(out),
             *FAST,
+            *extra,
         ],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,
     )
 
 
@@ -209,7 +212,24 @@ def test_torchrun_two_processes_match_one_process(tmp_path):
         "train", "--resume", tmp_path / "two", "--nproc", "2", cwd=tmp_path, check=False
     )
     assert again.returncode == 1 and "has trained 12 steps already" in again.stderr
-    assert "Traceback" not in again.stderr and "FAILED" not in again.stderr
+    # Both ranks stop on it; the line is printed once, and nothing else (no torchrun log lines).
+    lines = again.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), again.stderr
+
+    # Ctrl-C in the terminal (SIGINT to the whole process group): every rank stops at one step,
+    # one line says how to go on, and that resume finishes the run.
+    out = tmp_path / "ctrl-c"
+    proc = _start(out, "--nproc", "2")
+    _wait_for_checkpoints(out, 1)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: interrupted at step "), err
+    assert lines[0].endswith(f"Continue with: zoo train --resume {out} --nproc 2")
+    run_zoo("train", "--resume", out, "--nproc", "2", "--quiet", cwd=tmp_path)
+    steps = _steps(out)
+    assert steps == sorted(set(steps)) and steps[-1] == int(STEPS)
 
 
 @pytest.fixture

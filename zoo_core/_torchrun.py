@@ -1,27 +1,42 @@
 """torchrun, as ``zoo train --nproc`` starts it: ``python -m zoo_core._torchrun [torchrun args]``.
 
-A rank that exits with an error has already said why on stderr (one ``Error:`` line for a
-user's mistake), and torchrun then stops the others. torchrun would add a traceback of its own
-and a box naming the ranks; this ends with the first failed rank's exit code instead. When that
-rank was killed by a signal it printed nothing, so that case keeps torchrun's report.
+A rank that stops on a user's mistake leaves its one ``Error:`` line for this launcher (see
+``zoo_core.launch``), and torchrun then stops the others. This prints each different line once,
+since every rank usually fails the same way, and ends with the first failed rank's exit code,
+where torchrun would add a traceback of its own and a box naming the ranks. When that rank was
+killed by a signal it said nothing, so that case keeps torchrun's report.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 
+from torch.distributed.elastic.multiprocessing.api import SignalException
 from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 from torch.distributed.run import main as torchrun
 
+from zoo_core.launch import rank_errors
+
 
 def main(argv: list[str]) -> None:
+    # Its "failed (exitcode: 1)" and "Sending process ... SIGTERM" lines repeat what follows.
+    logging.getLogger("torch.distributed.elastic.multiprocessing.api").setLevel(logging.CRITICAL)
+    # Its "Received 2 death signal, shutting down workers" on Ctrl-C, before the ranks' line.
+    logging.getLogger("torch.distributed.elastic.agent.server.api").setLevel(logging.ERROR)
     try:
         torchrun(argv)
     except ChildFailedError as exc:
+        for line in rank_errors():  # each rank's Error line, once
+            print(line, file=sys.stderr)
         _, first = exc.get_first_failure()  # the others were stopped by torchrun after it
         if first.exitcode > 0:
             sys.exit(first.exitcode)
         raise
+    except SignalException as exc:  # Ctrl-C: the ranks have saved a checkpoint and stopped
+        for line in rank_errors():
+            print(line, file=sys.stderr)
+        sys.exit(128 + int(exc.sigval))
 
 
 if __name__ == "__main__":

@@ -292,6 +292,15 @@ def train(
     ignored.
     """
     from zoo_core.training import distributed
+
+    try:
+        return _train(model, task, data, val_data, out, resume, overrides, progress, train_options)
+    finally:
+        distributed.finish()  # under torchrun: leave the process group, error or not
+
+
+def _train(model, task, data, val_data, out, resume, overrides, progress, train_options):
+    from zoo_core.training import distributed
     from zoo_core.training.config import TrainConfig
     from zoo_core.training.trainer import Trainer, pick_device
 

@@ -22,7 +22,10 @@ class _Group(click.Group):
             # Only a loaded trainer can have raised TrainingInterrupted: don't import torch to ask.
             trainer = sys.modules.get("zoo_core.training.trainer")
             interrupted = trainer is not None and isinstance(exc, trainer.TrainingInterrupted)
-            click.echo(f"Error: {exc}", err=True)
+            from zoo_core.launch import report_rank_error
+
+            if not report_rank_error(f"Error: {exc}"):  # under --nproc the launcher prints it
+                click.echo(f"Error: {exc}", err=True)
             ctx.exit(130 if interrupted else 1)
 
 

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 from zoo_core.errors import ZooError
+
+RANK_ERRORS = "ZOO_RANK_ERRORS"  # the folder where ranks leave their error lines
 
 
 def _without_nproc(argv: list[str]) -> list[str]:
@@ -34,6 +39,10 @@ def launch(nproc: int, name: str | None, out: str | None, resume: str | None) ->
         args += ["--out", out]
     env = dict(os.environ)
     env.setdefault("GLOO_SOCKET_IFNAME", "lo")  # one machine: talk over loopback
+    if nproc > 1:  # share the cores (torchrun would set 1, with a warning)
+        env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    errors = tempfile.mkdtemp(prefix="zoo-rank-errors-")
+    env[RANK_ERRORS] = errors  # each rank's Error line goes here; the launcher prints it once
     command = [
         sys.executable,
         "-m",
@@ -44,4 +53,44 @@ def launch(nproc: int, name: str | None, out: str | None, resume: str | None) ->
         "zoo_core",
         *args,
     ]
-    return subprocess.call(command, env=env)
+    # Ctrl-C reaches every process of the terminal's group: the ranks save a checkpoint and stop,
+    # torchrun reports. This process waits for that rather than being interrupted (and killing
+    # torchrun mid-report, as subprocess.call would).
+    # (Ignored here only after the start: a child would inherit the ignoring.)
+    try:
+        with subprocess.Popen(command, env=env) as proc:
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+            try:
+                return proc.wait()
+            finally:
+                signal.signal(signal.SIGINT, previous)
+    finally:
+        shutil.rmtree(errors, ignore_errors=True)
+
+
+def report_rank_error(message: str) -> bool:
+    """Under ``zoo train --nproc``, keep a rank's error line for the launcher, which prints each
+    different line once (every rank usually fails the same way). False when not under it."""
+    folder, rank = os.environ.get(RANK_ERRORS), os.environ.get("RANK")
+    if not folder or rank is None or not os.path.isdir(folder):
+        return False
+    try:
+        Path(folder, f"rank-{int(rank):05d}.txt").write_text(message, encoding="utf-8")
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def rank_errors() -> list[str]:
+    """The error lines the ranks kept, each once, in rank order; a line that not every rank
+    printed names its ranks."""
+    folder = os.environ.get(RANK_ERRORS)
+    if not folder or not os.path.isdir(folder):
+        return []
+    said: dict[str, list[int]] = {}
+    files = sorted(Path(folder).glob("rank-*.txt"))
+    for f in files:
+        said.setdefault(f.read_text(encoding="utf-8"), []).append(int(f.stem.split("-")[1]))
+    if len(said) == 1:
+        return list(said)
+    return [f"{line} (rank {', '.join(map(str, ranks))})" for line, ranks in said.items()]

@@ -115,6 +115,12 @@ def broadcast_text(text: str) -> str:
     return bytes(data.cpu().tolist()).decode("utf-8")
 
 
+def barrier() -> None:
+    """Wait until every rank gets here (no-op in one process)."""
+    if dist.is_initialized():
+        dist.barrier()
+
+
 def finish() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()

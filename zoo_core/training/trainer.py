@@ -225,9 +225,11 @@ class Trainer:
                         break
                     if self._stop_requested:
                         save_checkpoint()
+                        distributed.barrier()  # no rank exits while rank 0 still writes
+                        again = f" --nproc {self.world}" if self.world > 1 else ""
                         raise TrainingInterrupted(
                             f"interrupted at step {step}; checkpoint saved. "
-                            f"Continue with: zoo train --resume {self.out}"
+                            f"Continue with: zoo train --resume {self.run_dir}{again}"
                         )
                     by_steps = (step - cfg.warmup) / max(1, steps - cfg.warmup)
                     by_time = elapsed / cfg.time if cfg.time else 0.0
