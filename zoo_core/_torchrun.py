@@ -18,12 +18,21 @@ from torch.distributed.run import main as torchrun
 
 from zoo_core.launch import rank_errors
 
+# torchrun's log lines that only repeat what the ranks' own line says; the others are kept.
+_REPEATS = {
+    "torch.distributed.elastic.multiprocessing.api": ("failed (exitcode", "Sending process"),
+    "torch.distributed.elastic.agent.server.api": ("Received",),  # "... death signal"
+}
+
+
+def _drop_repeats(record: logging.LogRecord) -> bool:
+    starts = _REPEATS.get(record.name, ())
+    return not str(record.msg).startswith(starts)
+
 
 def main(argv: list[str]) -> None:
-    # Its "failed (exitcode: 1)" and "Sending process ... SIGTERM" lines repeat what follows.
-    logging.getLogger("torch.distributed.elastic.multiprocessing.api").setLevel(logging.CRITICAL)
-    # Its "Received 2 death signal, shutting down workers" on Ctrl-C, before the ranks' line.
-    logging.getLogger("torch.distributed.elastic.agent.server.api").setLevel(logging.ERROR)
+    for name in _REPEATS:
+        logging.getLogger(name).addFilter(_drop_repeats)
     try:
         torchrun(argv)
     except ChildFailedError as exc:
