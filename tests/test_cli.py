@@ -30,7 +30,11 @@ def test_list_json_and_wildcards(zoo):
     assert "parity" in lstm["tasks"]  # the core's synthetic tasks, which any lm model can do
     only = json.loads(zoo("list", "lstm-*", "--json").stdout)
     assert [m["name"] for m in only] == ["lstm-large"]
-    assert json.loads(zoo("list", "--task", "no-such-task", "--json").stdout) == []
+    assert json.loads(zoo("list", "nothing-*", "--json").stdout) == []
+    classifiers = json.loads(zoo("list", "--task", "image-classification", "--json").stdout)
+    assert classifiers and all("image-classification" in m["tasks"] for m in classifiers)
+    # A task name with a typo is an error that offers the closest, not an empty list.
+    _one_line_error(zoo("list", "--task", "lmm", check=False), "unknown task 'lmm'", "lm")
 
 
 def test_info_counts_parameters_of_the_default_config(zoo):

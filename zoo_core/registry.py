@@ -131,6 +131,8 @@ class Catalog:
         if exclude:
             specs = [s for s in specs if not fnmatch.fnmatchcase(s.name, exclude)]
         if task:
+            if task not in self.tasks and not any(task in s.tasks for s in self.models.values()):
+                self.get("task", task)  # a typo: the error offers the closest task names
             specs = [s for s in specs if task in s.tasks]
         return specs
 
