@@ -150,6 +150,37 @@ def test_a_run_that_used_its_time_resumes_only_with_more(tmp_path):
     assert _steps(out)[-1] > first
 
 
+def test_a_resume_keeps_its_model_task_data_and_folder(tmp_path):
+    text = tmp_path / "mine.txt"
+    text.write_text("".join(f"line {i}: the quick brown fox\n" for i in range(300)))
+    other = tmp_path / "other.txt"
+    other.write_text(text.read_text())
+    out = tmp_path / "run"
+    run_zoo("train", "lstm", "--data", text, "--steps", "4", "--out", out, *FAST)
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    # Other settings than the run's are refused, all named in one line, not silently ignored.
+    proc = run_zoo(
+        "train", "resnet", "--resume", out, "--steps", "8", "--task", "parity", "--data", other,
+        "--val-data", text, "--out", tmp_path / "elsewhere", check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    for fragment in ("the model resnet", "--task parity", "--data", "--val-data", "--out"):
+        assert fragment in line, line
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert not (tmp_path / "elsewhere").exists()
+    # Naming the run's own model, data and folder is harmless.
+    run_zoo(
+        "train", "lstm", "--resume", out, "--data", text, "--out", out, "--steps", "8", "--quiet"
+    )
+    assert _steps(out)[-1] == 8
+    # Its data moved away: one line that says so, instead of an error about --data.
+    text.rename(tmp_path / "moved.txt")
+    proc = run_zoo("train", "--resume", out, "--steps", "12", check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "mine.txt', which is not here; put it back" in proc.stderr
+
+
 def test_a_damaged_latest_checkpoint_falls_back_to_the_previous(tmp_path):
     out = tmp_path / "run"
     run_zoo("train", "lstm", "--steps", "50", "--out", out, *FAST)

@@ -307,7 +307,8 @@ def _train(model, task, data, val_data, out, resume, overrides, progress, train_
     train_options = {k: v for k, v in train_options.items() if v is not None}
     overrides = dict(overrides or {})
     if resume is not None:
-        return _resume(Path(resume), overrides, train_options, progress)
+        given = {"model": model, "task": task, "data": data, "val_data": val_data, "out": out}
+        return _resume(Path(resume), overrides, train_options, progress, given)
     if model is None:
         raise ZooError("name a model to train (see `zoo list`), or --resume a run folder")
     spec = get_model_spec(model)
@@ -493,12 +494,48 @@ def _check_left_to_train(run_dir: Path, train_cfg: Any) -> None:
         )
 
 
-def _resume(run_dir: Path, overrides: dict, train_options: dict, progress: bool):
+def _check_same_run(run_dir: Path, config: dict[str, Any], given: dict[str, Any]) -> None:
+    """A resumed run keeps its model, task, data and folder: naming others is an error (naming
+    the same ones is harmless)."""
+
+    def path(p: Any) -> str | None:
+        return None if p is None else str(Path(p).resolve())
+
+    differs = []
+    if given.get("model") not in (None, config.get("model")):
+        differs.append(f"the model {given['model']} (it trains {config.get('model')})")
+    if given.get("task") not in (None, config.get("task")):
+        differs.append(f"--task {given['task']} (its task is {config.get('task')})")
+    for key, option, verb, default in (
+        ("data", "--data", "trains", "the embedded default"),
+        ("val_data", "--val-data", "validates", "the held-out part of its data"),
+    ):
+        if given.get(key) is not None and path(given[key]) != config.get(key):
+            differs.append(f"{option} (it {verb} on {config.get(key) or default})")
+    if given.get("out") is not None and path(given["out"]) != path(run_dir):
+        differs.append("--out (it stays in its folder)")
+    if differs:
+        raise ZooError(
+            f"a resumed run keeps its model, task, data and folder; drop {'; '.join(differs)}, "
+            "or start a new run"
+        )
+    for key in ("data", "val_data"):
+        if config.get(key) and not Path(config[key]).exists():
+            raise ZooError(
+                f"'{run_dir}' was trained on '{config[key]}', which is not here; put it back "
+                "there to resume the run"
+            )
+
+
+def _resume(
+    run_dir: Path, overrides: dict, train_options: dict, progress: bool, given: dict[str, Any]
+):
     from zoo_core.training import distributed
     from zoo_core.training.config import TrainConfig
     from zoo_core.training.trainer import Trainer
 
     config = artifacts.read_json(run_dir / artifacts.CONFIG_FILE, "run config")
+    _check_same_run(run_dir, config, given)
     changeable = {"steps", "time", "device", "log_interval", "eval_interval", "eval_batches"}
     fixed = sorted(set(overrides) | (set(train_options) - changeable))
     if fixed:
