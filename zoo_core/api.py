@@ -169,7 +169,9 @@ def build_task(config: dict[str, Any], folder: Path) -> Task:
         if not path.exists():
             raise ZooError(f"'{folder}' has no {artifacts.TOKENIZER_FILE}, which its config names")
         tokenizer = tokenizer_class(config["tokenizer"]).load(path)
-    return cls(options, state=config.get("task_state", {}), tokenizer=tokenizer)
+    state = dict(config.get("task_state", {}))
+    state.setdefault("val_data", config.get("val_data"))  # runs saved before tasks kept it
+    return cls(options, state=state, tokenizer=tokenizer)
 
 
 def load_local(
