@@ -44,3 +44,23 @@ def test_a_file_that_is_not_safetensors_is_a_clear_error(tmp_path):
     bad.write_bytes(b"\x80\x04not safetensors at all")
     with pytest.raises(ZooError, match="not a readable safetensors file"):
         artifacts.load_weights(Tied(), bad)
+
+
+@pytest.mark.parametrize(
+    "task, command, pipeline",
+    [
+        ("lm", "zoo generate acme/m --prompt", "text-generation"),
+        ("image-classification", "zoo predict acme/m picture.png", "image-classification"),
+        ("sequence-classification", "zoo predict acme/m 'a text", "text-classification"),
+        ("image-generation", "zoo generate acme/m --num 64 --out grid.png", None),
+        ("parity", "zoo eval acme/m", None),  # a task that makes its own data
+    ],
+)
+def test_the_card_shows_what_to_try_with_a_model_of_its_task(tmp_path, task, command, pipeline):
+    from zoo_core.card import render_card
+
+    config = {"model": "m", "family": "f", "task": task, "distribution": "zoo-f", "metrics": {}}
+    text = render_card(tmp_path, config, repo_id="acme/m")
+    assert "zoo pull acme/m\n" + command in text
+    tags = [line for line in text.splitlines() if line.startswith("pipeline_tag:")]
+    assert tags == ([f"pipeline_tag: {pipeline}"] if pipeline else [])

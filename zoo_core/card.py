@@ -19,7 +19,19 @@ def _curve(folder: Path) -> list[dict[str, Any]]:
 
 
 # The Hub's pipeline tag (and model-index task type) of each zoo task, where one fits.
-_PIPELINE_TAGS = {"lm": "text-generation", "image-classification": "image-classification"}
+_PIPELINE_TAGS = {
+    "lm": "text-generation",
+    "image-classification": "image-classification",
+    "sequence-classification": "text-classification",
+}
+# What to try first with a model of each task; any other task: `zoo eval`, whose data it makes.
+_TRY = {
+    "lm": "zoo generate {source} --prompt 'The '",
+    "image-classification": "zoo predict {source} picture.png",
+    "sequence-classification": "zoo predict {source} 'a text to classify'",
+    "image-generation": "zoo generate {source} --num 64 --out grid.png",
+    "toy-2d": "zoo generate {source} --out points.png",
+}
 
 
 def _dataset_name(config: dict[str, Any]) -> str:
@@ -59,9 +71,7 @@ def card_data(config: dict[str, Any], repo_id: str | None = None) -> Any:
 
 def _use(config: dict[str, Any], source: str, distribution: str, hub: bool) -> str:
     pull = f"zoo pull {source}\n" if hub else ""
-    run = (
-        f"zoo generate {source} --prompt 'The '" if config["task"] == "lm" else f"zoo eval {source}"
-    )
+    run = _TRY.get(config["task"], "zoo eval {source}").format(source=source)
     load = f"hf:{source}" if hub else source
     return f"""```bash
 pip install zoo-core {distribution}
