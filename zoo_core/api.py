@@ -170,7 +170,7 @@ def build_task(config: dict[str, Any], folder: Path) -> Task:
             raise ZooError(f"'{folder}' has no {artifacts.TOKENIZER_FILE}, which its config names")
         tokenizer = tokenizer_class(config["tokenizer"]).load(path)
     state = dict(config.get("task_state", {}))
-    state.setdefault("val_data", config.get("val_data"))  # runs saved before tasks kept it
+    state.setdefault("val_data", config.get("val_data"))  # what it validated on, if given
     return cls(options, state=state, tokenizer=tokenizer)
 
 

@@ -13,6 +13,13 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 _MAX_WARNINGS = 20
 
 
+def image_files(folder: Path) -> list[Path]:
+    """The PNG and JPEG files at any depth under ``folder``, sorted."""
+    return sorted(
+        f for f in folder.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS and f.is_file()
+    )
+
+
 def scan_folder(folder: str | Path) -> tuple[list[str], list[Path], list[int]]:
     """Class names (sorted sub-folder names), image files and their class indices."""
     root = Path(folder)
@@ -33,9 +40,7 @@ def scan_folder(folder: str | Path) -> tuple[list[str], list[Path], list[int]]:
     files: list[Path] = []
     labels: list[int] = []
     for index, class_dir in enumerate(class_dirs):
-        found = sorted(
-            f for f in class_dir.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS and f.is_file()
-        )
+        found = image_files(class_dir)
         if not found:
             raise ZooError(
                 f"class folder '{class_dir}' holds no PNG or JPEG images; add images or remove it"

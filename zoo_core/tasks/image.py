@@ -343,11 +343,7 @@ def _image_files(paths: list[str | Path]) -> list[str | Path]:
     for path in paths:
         p = Path(path)
         if p.is_dir():
-            found = sorted(
-                f
-                for f in p.rglob("*")
-                if f.suffix.lower() in image_data.IMAGE_EXTENSIONS and f.is_file()
-            )
+            found = image_data.image_files(p)
             if not found:
                 kinds = ", ".join(image_data.IMAGE_EXTENSIONS)
                 raise ZooError(f"folder '{path}' holds no images ({kinds}); give image files")

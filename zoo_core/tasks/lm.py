@@ -39,16 +39,12 @@ class LanguageModeling(Task):
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.data_name = state.get("data", "")
-        self.val_source = state.get("val_data")
+        self.val_source = state.get("val_data")  # the config's, handed on by build_task
         if state.get("seq_len"):
             self.options.seq_len = state["seq_len"]
 
     def state(self) -> dict[str, Any]:
-        return {
-            "data": self.data_name,
-            "val_data": self.val_source,
-            "seq_len": self.options.seq_len,
-        }
+        return {"data": self.data_name, "seq_len": self.options.seq_len}
 
     # -- data ----------------------------------------------------------------------------------
     def setup(self, data: str | None, val_data: str | None = None, seed: int = 0) -> None:

@@ -46,18 +46,13 @@ class SequenceClassification(Task):
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.data_name = state.get("data", "")
-        self.val_source = state.get("val_data")
+        self.val_source = state.get("val_data")  # the config's, handed on by build_task
         self.classes: list[str] = list(state.get("classes", []))
         if state.get("max_len"):
             self.options.max_len = state["max_len"]
 
     def state(self) -> dict[str, Any]:
-        return {
-            "data": self.data_name,
-            "val_data": self.val_source,
-            "classes": self.classes,
-            "max_len": self.options.max_len,
-        }
+        return {"data": self.data_name, "classes": self.classes, "max_len": self.options.max_len}
 
     # -- data ----------------------------------------------------------------------------------
     def setup(self, data: str | None, val_data: str | None = None, seed: int = 0) -> None:
