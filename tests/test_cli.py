@@ -82,6 +82,24 @@ def test_user_errors_are_one_line_without_traceback(zoo, tmp_path, args, fragmen
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
+def test_a_folder_that_is_not_a_run_is_named_with_the_runs_inside_it(zoo, tiny_run, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for command in (["eval"], ["generate"], ["train", "--resume"], ["push"]):
+        extra = ["acme/x"] if command == ["push"] else []
+        _one_line_error(
+            zoo(*command, empty, *extra, check=False),
+            f"'{empty}' is not a run folder (it has no config.json)",
+            "give a folder that `zoo train` wrote",
+        )
+    # The folder above a run, as `runs/` is: the runs in it are named.
+    _one_line_error(
+        zoo("eval", tiny_run.parent, check=False),
+        f"'{tiny_run.parent}' is not a run folder",
+        f"the runs in it are {tiny_run}",
+    )
+
+
 def test_empty_data_file_is_a_clear_error(zoo, tmp_path):
     (tmp_path / "empty.txt").write_text("")
     _one_line_error(

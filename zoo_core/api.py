@@ -182,7 +182,7 @@ def load_local(
     ``overrides`` change config fields that keep the weights' shapes (``dropout=0``).
     """
     folder = Path(folder)
-    config = artifacts.read_json(folder / artifacts.CONFIG_FILE, "config")
+    config = artifacts.read_run_config(folder)
     catalog = get_catalog()
     if config.get("model") not in catalog.models:
         raise ZooError(_missing_model_message(config))
@@ -536,7 +536,7 @@ def _resume(
     from zoo_core.training.config import TrainConfig
     from zoo_core.training.trainer import Trainer
 
-    config = artifacts.read_json(run_dir / artifacts.CONFIG_FILE, "run config")
+    config = artifacts.read_run_config(run_dir)
     _check_same_run(run_dir, config, given)
     changeable = {"steps", "time", "device", "log_interval", "eval_interval", "eval_batches"}
     fixed = sorted(set(overrides) | (set(train_options) - changeable))

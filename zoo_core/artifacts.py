@@ -96,6 +96,22 @@ def read_json(path: str | Path, what: str = "file") -> Any:
         raise ZooError(f"{what} '{path}' is not valid JSON ({exc})") from None
 
 
+def read_run_config(folder: str | Path) -> dict[str, Any]:
+    """A run folder's config.json, or one line saying why ``folder`` is not a run folder (naming
+    the runs inside it, when it holds some, as ``runs/`` does)."""
+    folder = Path(folder)
+    if not (folder / CONFIG_FILE).is_file():
+        if not folder.is_dir():
+            raise ZooError(f"'{folder}' is not a run folder: it does not exist")
+        inside = sorted(p for p in folder.iterdir() if (p / CONFIG_FILE).is_file())
+        hint = "give a folder that `zoo train` wrote"
+        if inside:
+            more = f" and {len(inside) - 3} more" if len(inside) > 3 else ""
+            hint = f"the runs in it are {', '.join(str(p) for p in inside[:3])}{more}"
+        raise ZooError(f"'{folder}' is not a run folder (it has no {CONFIG_FILE}): {hint}")
+    return read_json(folder / CONFIG_FILE, "run config")
+
+
 # -- weights ---------------------------------------------------------------------------------------
 def _tied_names(state: dict[str, torch.Tensor]) -> dict[str, str]:
     """For each tensor that shares storage with an earlier one, the earlier one's name."""

@@ -513,7 +513,11 @@ def pull(source: str, revision: str | None) -> None:
 @click.option("--private", is_flag=True, help="Create the repo private (if it does not exist yet).")
 @click.option("--revision", help="Branch to push to, created if needed (default: main).")
 @click.option("--message", help="Commit message.")
-@click.option("--include-checkpoints", is_flag=True, help="Upload checkpoints/ too.")
+@click.option(
+    "--include-checkpoints",
+    is_flag=True,
+    help="Upload checkpoints/ too (and delete the branch's checkpoints this run has not).",
+)
 def push(
     run: str,
     repo_id: str,
@@ -522,7 +526,8 @@ def push(
     message: str | None,
     include_checkpoints: bool,
 ) -> None:
-    """Upload run folder RUN to Hub repo REPO_ID (ORG/NAME), with a model card."""
+    """Upload run folder RUN to Hub repo REPO_ID (ORG/NAME), with a model card, in one commit.
+    Unchanged files are not sent again; artifact files the run lacks are deleted."""
     from zoo_core.hub import push as hub_push
 
     result = hub_push(
@@ -533,8 +538,31 @@ def push(
         message=message,
         include_checkpoints=include_checkpoints,
     )
-    click.echo(f"pushed {len(result.files)} files to {result.repo_url} ({result.revision})")
+    where = f"{result.repo_url} ({result.revision})"
+    if not result.changed:
+        click.echo(f"nothing to push: {where} already has this run's {len(result.unchanged)} files")
+    else:
+        count = len(result.files)
+        line = f"pushed {count} file{'' if count == 1 else 's'} to {where}"
+        if result.unchanged:
+            line += f"; {len(result.unchanged)} unchanged"
+        if result.removed:
+            line += f"; removed {_removed(result.removed)}, which this run does not have"
+        click.echo(line)
     click.echo(result.commit_url)
+
+
+def _removed(paths: list[str]) -> str:
+    """``tokenizer.json and checkpoints step-00000024, step-00000030``: files, then the
+    checkpoints they belong to, each once."""
+    from zoo_core import artifacts
+
+    prefix = artifacts.CHECKPOINTS_DIR + "/"
+    files = [p for p in paths if not p.startswith(prefix)]
+    steps = sorted({p[len(prefix) :].split("/")[0] for p in paths if p.startswith(prefix)})
+    if steps:
+        files.append(f"checkpoint{'s' if len(steps) > 1 else ''} {', '.join(steps)}")
+    return ", ".join(files[:-1]) + " and " + files[-1] if len(files) > 1 else files[0]
 
 
 # -- classification --------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ or run. A model's code always comes from an installed plugin; a repo only names 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 import sys
 from pathlib import Path
@@ -311,9 +312,31 @@ def load_pretrained(
 @dataclasses.dataclass
 class PushResult:
     repo_url: str
-    commit_url: str
+    commit_url: str  # the new commit, or the branch's head when nothing changed
     revision: str
-    files: list[str]
+    files: list[str]  # uploaded: new or changed
+    unchanged: list[str]  # already on the branch, byte for byte
+    removed: list[str]  # artifact files the branch had and this run has not
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.files or self.removed)
+
+
+def _git_blob_id(data: bytes) -> str:
+    """The id git (and the Hub, for a file not in LFS) gives a file's content."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def _same_content(local: bytes | Path, remote: Any) -> bool:
+    """Is the Hub's file ``remote`` (a ``RepoFile``) this content? LFS files are named by their
+    sha256, other files by their git blob id."""
+    if remote.lfs is not None:
+        if isinstance(local, Path):
+            return artifacts.file_sha256(local) == remote.lfs.sha256
+        return hashlib.sha256(local).hexdigest() == remote.lfs.sha256
+    data = local.read_bytes() if isinstance(local, Path) else local
+    return _git_blob_id(data) == remote.blob_id
 
 
 def push(
@@ -329,48 +352,78 @@ def push(
     """Upload a run folder to a Hub repo (created if needed) in one commit.
 
     Uploads config.json, model.safetensors, tokenizer.json, metrics.jsonl and a model card
-    regenerated for ``repo_id``; ``checkpoints/`` only with ``include_checkpoints``.
+    regenerated for ``repo_id``; ``checkpoints/`` only with ``include_checkpoints``. The branch's
+    artifact files then are this run's: one this run lacks (a tokenizer.json left by another
+    model, checkpoints this run no longer has when they are pushed) is deleted in the same
+    commit, and files the branch already has are not sent again. Other files in the repo are
+    left alone. Nothing changed, no commit.
     """
-    from huggingface_hub import CommitOperationAdd, HfApi
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
+    from huggingface_hub.hf_api import RepoFile
 
     from zoo_core.card import render_card
 
     folder = Path(run)
     check_repo_id(repo_id)
-    if not folder.is_dir():
-        raise ZooError(f"'{run}' is not a run folder")
-    config = artifacts.read_json(folder / artifacts.CONFIG_FILE, "run config")
+    config = artifacts.read_run_config(folder)
     if not (folder / artifacts.WEIGHTS_FILE).is_file():
         raise ZooError(f"'{run}' has no {artifacts.WEIGHTS_FILE}: has its training finished?")
     if _offline():
         raise ZooError("HF_HUB_OFFLINE is set, and pushing needs the network; unset it")
-    files = [
-        name
+    contents: dict[str, bytes | Path] = {
+        name: folder / name
         for name in artifacts.ARTIFACT_FILES
         if name != artifacts.CARD_FILE and (folder / name).is_file()
-    ]
+    }
     checkpoints = folder / artifacts.CHECKPOINTS_DIR
     if include_checkpoints and checkpoints.is_dir():
-        files += sorted(
-            p.relative_to(folder).as_posix() for p in checkpoints.rglob("*") if p.is_file()
-        )
-    card = render_card(folder, config, repo_id).encode("utf-8")
-    operations = [
-        CommitOperationAdd(path_in_repo=f, path_or_fileobj=str(folder / f)) for f in files
-    ]
-    operations.append(CommitOperationAdd(path_in_repo=artifacts.CARD_FILE, path_or_fileobj=card))
+        for path in sorted(p for p in checkpoints.rglob("*") if p.is_file()):
+            contents[path.relative_to(folder).as_posix()] = path
+    contents[artifacts.CARD_FILE] = render_card(folder, config, repo_id).encode("utf-8")
+
+    def ours(path: str) -> bool:  # a file a push of a run owns on the branch
+        in_checkpoints = path.startswith(artifacts.CHECKPOINTS_DIR + "/")
+        return path in artifacts.ARTIFACT_FILES or (include_checkpoints and in_checkpoints)
+
     branch = revision or "main"
     api = HfApi(token=token)
     try:
         repo_url = api.create_repo(repo_id, private=private, exist_ok=True)
         if branch != "main":
             api.create_branch(repo_id, branch=branch, exist_ok=True)
-        info = api.create_commit(
-            repo_id,
-            operations,
-            commit_message=message or f"Upload {config.get('model', 'model')} with zoo",
-            revision=branch,
-        )
+        remote = {
+            entry.path: entry
+            for entry in api.list_repo_tree(repo_id, revision=branch, recursive=True)
+            if isinstance(entry, RepoFile)
+        }
+        unchanged = [
+            name
+            for name, local in contents.items()
+            if name in remote and _same_content(local, remote[name])
+        ]
+        upload = [name for name in contents if name not in unchanged]
+        removed = sorted(path for path in remote if ours(path) and path not in contents)
+        if not upload and not removed:
+            head = api.repo_info(repo_id, revision=branch).sha
+            commit_url = f"{endpoint()}/{repo_id}/commit/{head}"
+        else:
+            operations: list[Any] = [
+                CommitOperationAdd(
+                    path_in_repo=name,
+                    path_or_fileobj=str(contents[name])
+                    if isinstance(contents[name], Path)
+                    else contents[name],
+                )
+                for name in upload
+            ]
+            operations += [CommitOperationDelete(path_in_repo=path) for path in removed]
+            info = api.create_commit(
+                repo_id,
+                operations,
+                commit_message=message or f"Upload {config.get('model', 'model')} with zoo",
+                revision=branch,
+            )
+            commit_url = info.commit_url
     except Exception as exc:
         _raise(exc, repo_id, branch)
-    return PushResult(str(repo_url), info.commit_url, branch, [*files, artifacts.CARD_FILE])
+    return PushResult(str(repo_url), commit_url, branch, upload, unchanged, removed)

@@ -1,8 +1,9 @@
 """A small Hub-compatible server for the upload tests: `python hub_server.py --token T`.
 
 It implements what huggingface_hub's upload and download paths call, kept in memory:
-repo creation, branches, YAML validation, preupload (every file is "regular", so no LFS),
-NDJSON commits with base64 content, repo info, tree listings and file resolution with the
+repo creation (with the Hub's first commit, a .gitattributes on main), branches, YAML
+validation, preupload (every file is "regular", so no LFS, and the blob id of the file already
+at that path is returned), NDJSON commits with base64 content and deletions, repo info, tree listings and file resolution with the
 headers ``hf_hub_download`` reads (X-Repo-Commit, ETag, Content-Length). Errors carry the Hub's
 ``X-Error-Code`` header, so the client raises its real exceptions. Writes need
 ``Authorization: Bearer T``; a private repo needs it for reading too; a gated repo refuses file
@@ -24,6 +25,7 @@ from urllib.parse import unquote, urlparse
 
 import yaml
 
+GITATTRIBUTES = b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n"
 REPO = r"(?P<repo>[^/]+/[^/]+)"
 REV = r"(?P<rev>[^/]+)"
 
@@ -138,7 +140,7 @@ class Handler(BaseHTTPRequestHandler):
             if path == "/api/validate-yaml":
                 return self._validate_yaml(json.loads(body))
             if m := re.fullmatch(rf"/api/models/{REPO}/preupload/{REV}", path):
-                return self._preupload(m["repo"], json.loads(body))
+                return self._preupload(m["repo"], unquote(m["rev"]), json.loads(body))
             if m := re.fullmatch(rf"/api/models/{REPO}/branch/{REV}", path):
                 return self._branch(m["repo"], unquote(m["rev"]), json.loads(body or b"{}"))
             if m := re.fullmatch(rf"/api/models/{REPO}/commit/{REV}", path):
@@ -219,7 +221,9 @@ class Handler(BaseHTTPRequestHandler):
                 409, {"error": "You already created this model repo", "url": self._url(repo_id)}
             )
         private = payload.get("visibility") == "private" or bool(payload.get("private"))
-        self.state.repos[repo_id] = Repo(private=private)
+        repo = self.state.repos[repo_id] = Repo(private=private)
+        # The Hub starts every repo with one commit on main that adds a .gitattributes.
+        repo.branches["main"] = self._new_commit(repo, {".gitattributes": GITATTRIBUTES})
         self._json(200, {"url": self._url(repo_id), "name": repo_id, "id": repo_id})
 
     def _validate_yaml(self, payload: dict):
@@ -232,11 +236,21 @@ class Handler(BaseHTTPRequestHandler):
             return self._json(400, {"error": f"invalid YAML metadata: {exc}"})
         self._json(200, {"errors": [], "warnings": []})
 
-    def _preupload(self, repo_id: str, payload: dict):
-        if self._repo(repo_id, write=True) is None:
+    def _preupload(self, repo_id: str, rev: str, payload: dict):
+        repo = self._repo(repo_id, write=True)
+        if repo is None:
             return
+        oid = repo.branches.get(rev)
+        current = repo.commits[oid] if oid else {}
+        # As the Hub does: the blob id of the file already at that path, so the client can leave
+        # out what has not changed.
         files = [
-            {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False, "oid": None}
+            {
+                "path": f["path"],
+                "uploadMode": "regular",
+                "shouldIgnore": False,
+                "oid": blob_oid(current[f["path"]]) if f["path"] in current else None,
+            }
             for f in payload["files"]
         ]
         self._json(200, {"files": files})

@@ -10,6 +10,9 @@ import pytest
 
 from zoo_core import artifacts
 
+ARTIFACTS = artifacts.ARTIFACT_FILES
+GITATTRIBUTES = ".gitattributes"  # the Hub's first commit in every repo
+
 
 @pytest.fixture
 def client(hub_server, tmp_path, make_client):
@@ -32,7 +35,7 @@ def test_push_then_pull_gives_the_same_model_and_a_card(client, hub_server, hub_
     card_before = (run / artifacts.CARD_FILE).read_bytes()
     out = client.zoo("push", run, "acme/round-trip", HF_TOKEN=hub_server.token).stdout
     assert f"{hub_server.endpoint}/acme/round-trip (main)" in out
-    assert tree(hub_server, "acme/round-trip", "main") == sorted(artifacts.ARTIFACT_FILES)
+    assert tree(hub_server, "acme/round-trip", "main") == sorted([GITATTRIBUTES, *ARTIFACTS])
     assert (run / artifacts.CARD_FILE).read_bytes() == card_before  # the run folder is untouched
 
     path = Path(client.zoo("pull", "acme/round-trip").stdout.strip())  # public: no token needed
@@ -73,7 +76,7 @@ def test_push_to_a_private_branch_with_checkpoints(client, hub_server, hub_runs)
     checkpoints = sorted(
         p.relative_to(run).as_posix() for p in run.glob("checkpoints/**/*") if p.is_file()
     )
-    assert checkpoints and files == sorted([*artifacts.ARTIFACT_FILES, *checkpoints])
+    assert checkpoints and files == sorted([GITATTRIBUTES, *ARTIFACTS, *checkpoints])
 
     error = client.error("pull", "acme/private@dev")  # private: anonymous users see nothing
     assert "was not found" in error and "HF_TOKEN" in error
@@ -82,6 +85,71 @@ def test_push_to_a_private_branch_with_checkpoints(client, hub_server, hub_runs)
     assert (path / artifacts.WEIGHTS_FILE).read_bytes() == (
         run / artifacts.WEIGHTS_FILE
     ).read_bytes()
+
+
+def commit(out: str) -> str:
+    return out.strip().splitlines()[-1].rsplit("/", 1)[1]
+
+
+def test_a_push_sends_what_changed_and_removes_what_the_run_lacks(
+    client, hub_server, hub_runs, tmp_path
+):
+    import zoo_core
+
+    token = {"HF_TOKEN": hub_server.token}
+    first = client.zoo("push", hub_runs["a"], "acme/sync", **token).stdout
+    assert f"pushed {len(ARTIFACTS)} files to" in first
+
+    # The same run again: nothing is sent and no commit is made.
+    again = client.zoo("push", hub_runs["a"], "acme/sync", **token).stdout
+    assert "nothing to push" in again and f"this run's {len(ARTIFACTS)} files" in again
+    assert commit(again) == commit(first)
+
+    # Another run of the same model: its files are sent, and the one they share is not.
+    other = client.zoo("push", hub_runs["b"], "acme/sync", **token).stdout
+    assert commit(other) != commit(first)
+    shared = [
+        name
+        for name in ARTIFACTS
+        if (hub_runs["a"] / name).is_file()
+        and (hub_runs["a"] / name).read_bytes() == (hub_runs["b"] / name).read_bytes()
+    ]
+    assert shared == [artifacts.TOKENIZER_FILE]  # same data, same tokenizer
+    assert f"pushed {len(ARTIFACTS) - 1} files to" in other and "; 1 unchanged" in other
+
+    # A model with no tokenizer, with its checkpoints: the branch now holds that run alone,
+    # and no file from the earlier run is left to be mistaken for part of it.
+    points, _ = zoo_core.train(
+        "gan-mlp", out=tmp_path / "points", steps=4, batch_size=8, device="cpu", progress=False
+    )
+    out = client.zoo("push", points.path, "acme/sync", "--include-checkpoints", **token).stdout
+    assert "removed tokenizer.json, which this run does not have" in out
+    files = tree(hub_server, "acme/sync", "main")
+    assert artifacts.TOKENIZER_FILE not in files and GITATTRIBUTES in files
+    steps = sorted(p.name for p in (points.path / "checkpoints").iterdir())
+    assert {p.split("/")[1] for p in files if p.startswith("checkpoints/")} == set(steps)
+    path = Path(client.zoo("pull", "acme/sync").stdout.strip())
+    assert sorted(p.name for p in path.iterdir()) == sorted(
+        name for name in ARTIFACTS if name != artifacts.TOKENIZER_FILE
+    )
+    assert (
+        client.python(
+            "import json, sys, zoo_core; print(json.dumps(zoo_core.load(sys.argv[1]).spec.name))",
+            "hf:acme/sync",
+        )
+        == "gan-mlp"
+    )
+
+    # Back to the language model with checkpoints: the other model's checkpoints go with it.
+    back = client.zoo("push", hub_runs["a"], "acme/sync", "--include-checkpoints", **token).stdout
+    ours = sorted(
+        p.relative_to(hub_runs["a"]).as_posix()
+        for p in (hub_runs["a"] / "checkpoints").rglob("*")
+        if p.is_file()
+    )
+    gone = sorted(set(steps) - {p.split("/")[1] for p in ours})
+    assert gone and f"removed checkpoint{'s' if len(gone) > 1 else ''} {', '.join(gone)}," in back
+    assert tree(hub_server, "acme/sync", "main") == sorted([GITATTRIBUTES, *ARTIFACTS, *ours])
 
 
 def test_push_without_a_token_is_refused(client, hub_runs):
