@@ -1,14 +1,20 @@
 """`zoo compare`: the same budget for every model, results at every length, tables and plots."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
 from PIL import Image
+from zoo_testutil import run_zoo
 from zoo_transformer.model import TransformerConfig, TransformerLM
 
 import zoo_core
-from zoo_core.compare import compare, split_sets
+from zoo_core.compare import compare, resume, split_sets
 from zoo_core.errors import ZooError
 
 TINY = [
@@ -151,6 +157,107 @@ def test_when_every_run_fails_compare_exits_with_the_first_error(zoo, tmp_path):
     assert "val_accuracy" not in proc.stdout  # no table of dashes
     runs = json.loads((out / "results.json").read_text())["runs"]
     assert len(runs) == 2 and all("log_interval" in r["error"] for r in runs)
+
+
+def _results(out):
+    return json.loads((out / "results.json").read_text())
+
+
+def test_ctrl_c_stops_the_comparison_and_resume_finishes_it(tmp_path):
+    out = tmp_path / "cmp"
+    args = ["compare", "lstm", "--task", "parity", "--steps", "1000", "--seeds", "2"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "zoo_core", *args, "--set", "checkpoint_interval=20", *LSTM_TINY,
+         "--out", str(out)],
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    checkpoints = out / "lstm-seed1" / "checkpoints"
+    deadline = time.time() + 120
+    while not (checkpoints.is_dir() and any(checkpoints.iterdir())):
+        assert proc.poll() is None and time.time() < deadline, "the second run never started"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+
+    # Ctrl-C stops the comparison, not just the run it was in; one line says how to go on.
+    assert proc.returncode == 130 and "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("[1/2] lstm seed 0: "), err
+    assert lines[1] == (
+        f"Error: interrupted at lstm seed 1 (run 2 of 2); 1 finished run kept in "
+        f"{out / 'results.json'}. Continue with: zoo compare --resume {out}"
+    )
+    assert [r["folder"] for r in _results(out)["runs"]] == ["lstm-seed0"]
+    first = (out / "lstm-seed0" / "model.safetensors").read_bytes()
+
+    done = run_zoo("compare", "--resume", out)
+    assert "[1/2] lstm seed 0: " in done.stderr and "[2/2] lstm seed 1: " in done.stderr
+    results = _results(out)
+    assert [r["folder"] for r in results["runs"]] == ["lstm-seed0", "lstm-seed1"]
+    assert not any("error" in r for r in results["runs"])
+    assert results["summary"][0]["lengths"]  # the table and plots are made at the end
+    assert (out / "lstm-seed0" / "model.safetensors").read_bytes() == first  # kept, not redone
+    steps = [
+        json.loads(line)["step"]
+        for line in (out / "lstm-seed1" / "metrics.jsonl").read_text().splitlines()
+        if '"loss"' in line
+    ]
+    assert steps == sorted(set(steps)) and steps[-1] == 1000  # continued, not restarted
+
+
+def test_resume_evaluates_a_trained_run_and_restarts_one_stopped_before_its_first_step(tmp_path):
+    out = tmp_path / "cmp"
+    sets = {"hidden_size": "16", "embed_dim": "16", "val_size": "32"}
+    whole = compare(["lstm"], "parity", steps=5, seeds=3, batch_size=8, sets=sets, out=out)
+    # What Ctrl-C can leave: seed 1 trained but not yet evaluated, seed 2 stopped before its
+    # first step, with only the files a run writes as it starts.
+    cut = {**whole, "runs": whole["runs"][:1]}
+    for key in ("summary", "plots", "folder"):
+        cut.pop(key)
+    (out / "results.json").write_text(json.dumps(cut))
+    trained = {p.name: p.read_bytes() for p in (out / "lstm-seed1").iterdir() if p.is_file()}
+    started = out / "lstm-seed2"
+    for path in [*started.iterdir()]:
+        if path.name != "config.json":
+            subprocess.run(["rm", "-r", str(path)], check=True)
+    (started / "config.json").write_text(
+        json.dumps({k: v for k, v in json.loads((started / "config.json").read_text()).items()
+                    if k != "metrics"})
+    )  # fmt: skip
+
+    again = resume(out)
+    assert [r["folder"] for r in again["runs"]] == ["lstm-seed0", "lstm-seed1", "lstm-seed2"]
+    # seed 1 was evaluated as it was, not trained again; seed 2 trained from the start, to the
+    # same result as the first time (same seed).
+    assert {p.name: p.read_bytes() for p in (out / "lstm-seed1").iterdir() if p.is_file()} == (
+        trained
+    )
+    assert [r["eval"] for r in again["runs"]] == [r["eval"] for r in whole["runs"]]
+    assert [row["lengths"] for row in again["summary"]] == [
+        row["lengths"] for row in whole["summary"]
+    ]
+
+
+def test_resume_keeps_the_comparisons_settings(zoo, tmp_path):
+    out = tmp_path / "cmp"
+    zoo("compare", "lstm", "--task", "parity", "--steps", "2", "--out", out, *LSTM_TINY)
+    for args, message in [
+        (["--steps", "5"], "keeps the settings it was started with; drop --steps"),
+        (["lstm", "--set", "x=1"], "drop MODELS, --set"),
+    ]:
+        proc = zoo("compare", "--resume", out, *args, check=False)
+        assert proc.returncode == 1 and proc.stderr.strip().endswith(message), proc.stderr
+    proc = zoo("compare", "--resume", tmp_path, check=False)
+    assert proc.returncode == 1 and "is not a comparison folder" in proc.stderr
+    proc = zoo("compare", check=False)
+    assert proc.returncode == 1 and "name the models to compare" in proc.stderr
+    # Resuming a finished comparison changes nothing and prints its table again.
+    before = _results(out)
+    again = zoo("compare", "--resume", out)
+    assert "val_accuracy @" in again.stdout and _results(out) == before
 
 
 def test_lstm_mixer_carries_its_state_through_forward_step():

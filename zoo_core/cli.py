@@ -631,7 +631,7 @@ def _numbers(text: str | None, kind: type, option: str) -> list | None:
 
 
 @cli.command()
-@click.argument("models", nargs=-1, required=True)
+@click.argument("models", nargs=-1)
 @click.option("--task", help="Task to train on (default: the first model's first).")
 @click.option("--train-length", type=int, help="Length (or seq_len) trained at.")
 @click.option(
@@ -659,8 +659,15 @@ def _numbers(text: str | None, kind: type, option: str) -> list | None:
 @click.option(
     "--out", type=click.Path(), help="Folder for runs, results.json and plots (new or empty)."
 )
+@click.option(
+    "--resume",
+    type=click.Path(),
+    help="Continue the interrupted comparison in this folder, with its own settings.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print results.json's summary as JSON.")
+@click.pass_context
 def compare(
+    ctx: click.Context,
     models,
     task,
     train_length,
@@ -673,42 +680,68 @@ def compare(
     match_params,
     data_fraction,
     out,
+    resume,
     as_json,
 ) -> None:
     """Train MODELS on the same data and budget; compare them at several lengths."""
     from zoo_core.compare import compare as run_compare
     from zoo_core.compare import format_cell
+    from zoo_core.compare import resume as resume_compare
+
+    if resume is not None:
+        given = [
+            param.opts[0] if isinstance(param, click.Option) else param.name.upper()
+            for param in ctx.command.params
+            if param.name not in ("resume", "as_json")
+            and ctx.get_parameter_source(param.name) is not click.core.ParameterSource.DEFAULT
+            and ctx.params[param.name] not in ((), None)
+        ]
+        if given:
+            raise ZooError(
+                f"a resumed comparison keeps the settings it was started with; drop "
+                f"{', '.join(given)}"
+            )
+    elif not models:
+        raise ZooError("name the models to compare (see `zoo list`), or --resume a comparison")
 
     def on_run(run: dict, done: int, total: int) -> None:
         if "error" in run:
             line = f"failed: {run['error']}"
         else:
-            line = f"{run['train_seconds']:.0f}s | " + " ".join(
-                f"@{n} "
-                + (
-                    f"{m.get('val_accuracy', m.get('val_loss', 0)):.3f}"
-                    if "refused" not in m
-                    else "refused"
+            seconds = run.get("train_seconds")
+            line = (
+                ("-" if seconds is None else f"{seconds:.0f}s")
+                + " | "
+                + " ".join(
+                    f"@{n} "
+                    + (
+                        f"{m.get('val_accuracy', m.get('val_loss', 0)):.3f}"
+                        if "refused" not in m
+                        else "refused"
+                    )
+                    for n, m in run["eval"].items()
                 )
-                for n, m in run["eval"].items()
             )
         click.echo(f"[{done}/{total}] {run['variant']} seed {run['seed']}: {line}", err=True)
 
-    results = run_compare(
-        list(models),
-        task,
-        train_length=train_length,
-        eval_lengths=_numbers(eval_lengths, int, "--eval-lengths"),
-        steps=steps,
-        seeds=seeds,
-        sets=_parse_sets(sets),
-        match_params=match_params,
-        data_fractions=_numbers(data_fraction, float, "--data-fraction"),
-        batch_size=batch_size,
-        lr=lr,
-        out=out,
-        on_run=on_run,
-    )
+    if resume is not None:
+        results = resume_compare(resume, on_run=on_run)
+    else:
+        results = run_compare(
+            list(models),
+            task,
+            train_length=train_length,
+            eval_lengths=_numbers(eval_lengths, int, "--eval-lengths"),
+            steps=steps,
+            seeds=seeds,
+            sets=_parse_sets(sets),
+            match_params=match_params,
+            data_fractions=_numbers(data_fraction, float, "--data-fraction"),
+            batch_size=batch_size,
+            lr=lr,
+            out=out,
+            on_run=on_run,
+        )
     if as_json:
         _json(results["summary"])
         return

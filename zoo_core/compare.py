@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import shutil
 import statistics
 import time
 from collections.abc import Callable
@@ -202,7 +203,6 @@ def compare(
     ``on_run(run, done, total)`` is called after each run (for progress lines).
     """
     from zoo_core.api import _new_run_dir, get_model_spec, task_class
-    from zoo_core.api import train as train_one
 
     if not models:
         raise ZooError("name at least one model to compare (see `zoo list`)")
@@ -294,52 +294,103 @@ def compare(
         "eval_lengths": lengths,
         "steps": steps,
         "seeds": seeds,
+        "batch_size": batch_size,
+        "lr": lr,
         "settings": {"fixed": fixed, "sweeps": sweeps, "match_params": match_params},
         "variants": [
-            {"label": v.label, "model": v.model, "settings": v.settings, "params": v.params}
+            {
+                "label": v.label,
+                "model": v.model,
+                "settings": v.settings,
+                "params": v.params,
+                "overrides": v.overrides,
+            }
             for v in variants
         ],
         "runs": [],
     }
-    total, done = len(variants) * seeds, 0
-    for v in variants:
-        for seed in range(seeds):
-            run_dir = folder / f"{v.slug}-seed{seed}"
-            run: dict[str, Any] = {
-                "variant": v.label,
-                "seed": seed,
-                "folder": run_dir.name,
-                "params": v.params,
-            }
-            started = time.perf_counter()
-            try:
-                artifact, final = train_one(
-                    v.model,
-                    task=task,
-                    out=run_dir,
-                    overrides=dict(v.overrides),
-                    progress=False,
-                    steps=steps,
-                    seed=seed,
-                    batch_size=batch_size,
-                    lr=lr,
-                )
-                run["train_seconds"] = final.get("elapsed")
-                eval_batch = artifact.config["train_config"]["batch_size"]
-                run["eval"] = (
-                    {str(n): _evaluate(artifact, n, key, eval_batch) for n in lengths}
-                    if key
-                    else {"-": {k: val for k, val in final.items() if k.startswith("val_")}}
-                )
-            except ZooError as exc:
-                run["error"] = str(exc)
-            run["seconds"] = time.perf_counter() - started
-            run["loss_curve"] = _loss_curve(run_dir)
-            results["runs"].append(run)
-            done += 1
-            artifacts.write_json(folder / RESULTS_FILE, results)
+    artifacts.write_json(folder / RESULTS_FILE, results)  # the plan, before any run: resumable
+    return _run_all(folder, results, on_run)
+
+
+def resume(
+    folder: str | Path, on_run: Callable[[dict[str, Any], int, int], None] | None = None
+) -> dict[str, Any]:
+    """Continue an interrupted comparison in ``folder`` with the settings it was started with:
+    finished runs are kept, an interrupted run continues from its checkpoint, the rest start."""
+    folder = Path(folder)
+    path = folder / RESULTS_FILE
+    if not path.is_file():
+        raise ZooError(
+            f"'{folder}' is not a comparison folder (it has no {RESULTS_FILE}): give the --out "
+            "folder of a `zoo compare`"
+        )
+    results = artifacts.read_json(path, "comparison results")
+    variants = results.get("variants") if isinstance(results, dict) else None
+    if not variants or any("overrides" not in v for v in variants) or "lr" not in results:
+        raise ZooError(
+            f"'{path}' was written by an earlier version of zoo and cannot be resumed; start a "
+            "new comparison"
+        )
+    results.pop("summary", None)
+    results.pop("plots", None)
+    return _run_all(folder, results, on_run)
+
+
+def _run_all(
+    folder: Path,
+    results: dict[str, Any],
+    on_run: Callable[[dict[str, Any], int, int], None] | None,
+) -> dict[str, Any]:
+    """Train and evaluate every run of ``results``' plan that it has no record of, in order,
+    writing results.json after each; then the summary and plots. Ctrl-C stops the comparison
+    (an interrupted run keeps its checkpoint) and says how to continue it."""
+    from zoo_core.training.trainer import TrainingInterrupted
+
+    recorded = {run["folder"]: run for run in results["runs"]}
+    plan = [
+        (Variant(v["model"], v["settings"], v["overrides"], v["params"]), seed)
+        for v in results["variants"]
+        for seed in range(results["seeds"])
+    ]
+    for done, (v, seed) in enumerate(plan, 1):
+        run_dir = folder / f"{v.slug}-seed{seed}"
+        if run_dir.name in recorded:
             if on_run is not None:
-                on_run(run, done, total)
+                on_run(recorded[run_dir.name], done, len(plan))
+            continue
+        run: dict[str, Any] = {
+            "variant": v.label,
+            "seed": seed,
+            "folder": run_dir.name,
+            "params": v.params,
+        }
+        started = time.perf_counter()
+        try:
+            artifact, final = _train_run(run_dir, v, seed, results)
+            run["train_seconds"] = final.get("elapsed")
+            eval_batch = artifact.config["train_config"]["batch_size"]
+            key = results["length_option"]
+            run["eval"] = (
+                {str(n): _evaluate(artifact, n, key, eval_batch) for n in results["eval_lengths"]}
+                if key
+                else {"-": {k: val for k, val in final.items() if k.startswith("val_")}}
+            )
+        except (TrainingInterrupted, KeyboardInterrupt):
+            finished = sum("error" not in r for r in results["runs"])
+            raise TrainingInterrupted(
+                f"interrupted at {v.label} seed {seed} (run {done} of {len(plan)}); "
+                f"{finished} finished run{'' if finished == 1 else 's'} kept in "
+                f"{folder / RESULTS_FILE}. Continue with: zoo compare --resume {folder}"
+            ) from None
+        except ZooError as exc:
+            run["error"] = str(exc)
+        run["seconds"] = time.perf_counter() - started
+        run["loss_curve"] = _loss_curve(run_dir)
+        results["runs"].append(run)
+        artifacts.write_json(folder / RESULTS_FILE, results)
+        if on_run is not None:
+            on_run(run, done, len(plan))
     results["summary"] = _summarise(results)
     results["plots"] = _plots(results, folder)
     artifacts.write_json(folder / RESULTS_FILE, results)
@@ -353,6 +404,47 @@ def compare(
     return results
 
 
+# What a run folder holds before its first checkpoint: nothing that training produced.
+_BEFORE_FIRST_STEP = {artifacts.CONFIG_FILE, artifacts.TOKENIZER_FILE, "metrics.jsonl"}
+
+
+def _train_run(run_dir: Path, v: Variant, seed: int, results: dict[str, Any]):
+    """Train one run of the plan; a run folder an interrupted comparison left is continued: from
+    its checkpoint, or only evaluated if its training had finished."""
+    from zoo_core.api import load_local
+    from zoo_core.api import train as train_one
+    from zoo_core.training import checkpoint
+
+    if run_dir.exists():
+        checkpoints = run_dir / artifacts.CHECKPOINTS_DIR
+        state = checkpoint.newest_state(checkpoints)
+        config_file = run_dir / artifacts.CONFIG_FILE
+        config = artifacts.read_json(config_file, "run config") if config_file.is_file() else {}
+        if "metrics" in config and (run_dir / artifacts.WEIGHTS_FILE).is_file():  # trained
+            elapsed = ((state or {}).get("trainer") or {}).get("elapsed")
+            return load_local(run_dir), {**config["metrics"], "elapsed": elapsed}
+        if state is not None:
+            return train_one(resume=run_dir, progress=False)
+        names = {p.name for p in run_dir.iterdir()} - {artifacts.CHECKPOINTS_DIR}
+        if names - _BEFORE_FIRST_STEP or (checkpoints.is_dir() and any(checkpoints.iterdir())):
+            raise ZooError(
+                f"'{run_dir}' has files but no checkpoint to continue from; move it away and "
+                "resume again to train that run afresh"
+            )
+        shutil.rmtree(run_dir)  # stopped before its first step: nothing of it to keep
+    return train_one(
+        v.model,
+        task=results["task"],
+        out=run_dir,
+        overrides=dict(v.overrides),
+        progress=False,
+        steps=results["steps"],
+        seed=seed,
+        batch_size=results["batch_size"],
+        lr=results["lr"],
+    )
+
+
 def _summarise(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Per variant and length: the metric's mean and spread over seeds (or why it is missing)."""
     metric = results["metric"]
@@ -360,7 +452,11 @@ def _summarise(results: dict[str, Any]) -> list[dict[str, Any]]:
     summary = []
     for variant in results["variants"]:
         runs = [r for r in results["runs"] if r["variant"] == variant["label"]]
-        row: dict[str, Any] = {**variant, "lengths": {}, "train_seconds": None}
+        row: dict[str, Any] = {
+            **{k: v for k, v in variant.items() if k != "overrides"},
+            "lengths": {},
+            "train_seconds": None,
+        }
         times = [r["train_seconds"] for r in runs if r.get("train_seconds") is not None]
         if times:
             row["train_seconds"] = statistics.fmean(times)
