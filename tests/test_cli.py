@@ -63,7 +63,7 @@ def test_tasks_tokenizers_and_plugins(zoo):
         (["train", "lstn"], ["unknown model 'lstn'", "Did you mean: lstm"]),
         (["info", "transformr-xyz"], ["unknown model"]),
         (["train", "lstm", "--set", "bogus=1"], ["no setting 'bogus'", "hidden_size"]),
-        (["train", "lstm", "--set", "hidden_size=wide"], ["hidden_size must be a int"]),
+        (["train", "lstm", "--set", "hidden_size=wide"], ["hidden_size must be an integer"]),
         (["train", "lstm", "--set", "oops"], ["--set takes key=value"]),
         (["train", "lstm", "--task", "nope"], ["does not do task 'nope'"]),
         (["train", "lstm", "--steps", "0"], ["steps must be at least 1"]),

@@ -73,7 +73,8 @@ def parse_value(text: Any, tp: Any, key: str) -> Any:
         if tp is float:
             return float(text)
     except ValueError:
-        raise ZooError(f"{key} must be a {type_name(tp)}, not {text!r}") from None
+        kind = {bool: "true or false", int: "an integer", float: "a number"}[tp]
+        raise ZooError(f"{key} must be {kind}, not {text!r}") from None
     return text
 
 
