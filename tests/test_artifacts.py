@@ -64,3 +64,23 @@ def test_the_card_shows_what_to_try_with_a_model_of_its_task(tmp_path, task, com
     assert "zoo pull acme/m\n" + command in text
     tags = [line for line in text.splitlines() if line.startswith("pipeline_tag:")]
     assert tags == ([f"pipeline_tag: {pipeline}"] if pipeline else [])
+
+
+def test_a_loaded_artifact_generates_as_a_pipeline_would(tiny_run):
+    import zoo_core
+
+    artifact = zoo_core.load(tiny_run)
+    assert repr(artifact) == (
+        f"Artifact('{tiny_run}', model='lstm', task='lm', "
+        f"parameters={sum(p.numel() for p in artifact.model.parameters()):,})"
+    )
+    # The prompt may be given by position, as to a Hugging Face pipeline.
+    by_position = artifact.generate("def ", length=12, seed=1)
+    assert by_position == artifact.generate(prompt="def ", length=12, seed=1)
+    assert len(by_position) == 12  # a character model: one character a token
+    # An option of another library is named, with the ones this task takes.
+    with pytest.raises(ZooError, match="unexpected keyword argument 'max_new_tokens'.*length"):
+        artifact.generate("def ", max_new_tokens=5)
+    for length in (0, -3, 2.5):
+        with pytest.raises(ZooError, match="length must be a whole number of tokens"):
+            artifact.generate("def ", length=length)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import time
 from dataclasses import dataclass
@@ -130,11 +131,29 @@ class Artifact:
     def tokenizer(self) -> Tokenizer | None:
         return self.task.tokenizer
 
-    def generate(self, **options: Any) -> Any:
-        """The task's inference (``prompt``, ``length``, ``temperature``... for ``lm``)."""
-        if not hasattr(self.task, "generate"):
+    def __repr__(self) -> str:
+        parameters = sum(p.numel() for p in self.model.parameters())
+        return (
+            f"Artifact('{self.path}', model='{self.spec.name}', task='{self.config['task']}', "
+            f"parameters={parameters:,})"
+        )
+
+    def generate(self, *args: Any, **options: Any) -> Any:
+        """The task's inference: ``generate("def ", length=100, temperature=0.8, seed=0)`` for a
+        language model (the new text), ``generate(num=16, seed=0)`` for a GAN (a tensor)."""
+        method = getattr(self.task, "generate", None)
+        if method is None:
             raise ZooError(f"task '{self.config['task']}' does not generate")
-        return self.task.generate(self.model, **options)
+        signature = inspect.signature(method)
+        try:
+            signature.bind(self.model, *args, **options)
+        except TypeError as exc:
+            names = [name for name in signature.parameters if name != "model"]
+            raise ZooError(
+                f"generate() for task '{self.config['task']}': {exc}; its options are "
+                f"{', '.join(names)}"
+            ) from None
+        return method(self.model, *args, **options)
 
     def predict(self, inputs: list[Any], top_k: int = 5) -> list[dict[str, Any]]:
         """The ``top_k`` likeliest classes of each input (image files or folders of them for an

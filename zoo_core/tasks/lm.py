@@ -224,6 +224,8 @@ class LanguageModeling(Task):
         use_cache: bool = True,
     ) -> Iterator[str]:
         """Like :meth:`generate`, yielding text as it is sampled."""
+        if isinstance(length, bool) or not isinstance(length, int) or length < 1:
+            raise ZooError(f"length must be a whole number of tokens, at least 1, not {length!r}")
         if not 0 <= temperature < math.inf:
             raise ZooError(f"temperature must be >= 0 and finite, not {temperature}")
         if top_k is not None and top_k < 0:
