@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+import zoo_core
 from zoo_core.data import images as image_data
 from zoo_core.data import shapes
 from zoo_core.errors import ZooError
@@ -241,6 +242,23 @@ def test_train_eval_and_predict_through_the_cli(shapes_folder, tmp_path, zoo):
     assert "holds no images" in empty.stderr and len(empty.stderr.strip().splitlines()) == 1
     texts = zoo("predict", run, "-", check=False, input="a text\n")
     assert texts.returncode == 1 and "is for text classifiers" in texts.stderr
+
+    # From Python: one image alone, or images already opened with Pillow, as a pipeline takes.
+    artifact = zoo_core.load(run)
+    alone = artifact.predict(images[0], top_k=20)
+    assert [r["image"] for r in alone] == [str(images[0])]
+    with Image.open(images[0]) as opened:
+        pillow = artifact.predict([opened, opened.copy()], top_k=20)
+    assert pillow[0]["image"] == str(images[0]) and pillow[1]["image"] == "<Image 32x32>"
+    for result in (alone[0], *pillow):
+        assert [p["class"] for p in result["predictions"]] == [
+            p["class"] for p in results[0]["predictions"]
+        ]
+        assert [p["probability"] for p in result["predictions"]] == pytest.approx(
+            [p["probability"] for p in results[0]["predictions"]], abs=1e-6
+        )
+    with pytest.raises(ZooError, match="cannot classify 'int' objects"):
+        artifact.predict(7)
 
 
 def test_bad_images_error_stops_before_writing_a_run(shapes_folder, tmp_path, zoo):

@@ -61,6 +61,12 @@ def test_cli_trains_the_embedded_default(zoo, tmp_path):
         assert api["predictions"][0]["probability"] == pytest.approx(
             cli["predictions"][0]["probability"], abs=1e-5
         )
+    # One text alone is one input, not a list of characters.
+    alone = artifact.predict("(())")
+    assert len(alone) == 1 and alone[0]["text"] == "(())"
+    assert alone[0]["predictions"][0]["probability"] == pytest.approx(max(probs[0].values()))
+    with pytest.raises(ZooError, match="cannot classify 'int' objects: give texts"):
+        artifact.predict(["(())", 3])
     lines = zoo("predict", out, "-", "--top-k", "1", input="(())\n\n))((\n").stdout.splitlines()
     assert [line.split(": ")[0] for line in lines] == ["'(())'", "'))(('"]  # blank lines skipped
     assert [line.split(": ")[1].split()[0] for line in lines] == [

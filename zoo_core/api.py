@@ -6,6 +6,7 @@ import dataclasses
 import inspect
 import math
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -155,12 +156,18 @@ class Artifact:
             ) from None
         return method(self.model, *args, **options)
 
-    def predict(self, inputs: list[Any], top_k: int = 5) -> list[dict[str, Any]]:
-        """The ``top_k`` likeliest classes of each input (image files or folders of them for an
-        image classifier, texts for a text classifier), with probabilities, likeliest first."""
+    def predict(self, inputs: Any, top_k: int = 5) -> list[dict[str, Any]]:
+        """The ``top_k`` likeliest classes of each input (image files, folders of them or Pillow
+        images for an image classifier, texts for a text classifier), with probabilities,
+        likeliest first. One input may be given alone; the result is a list all the same."""
         if not hasattr(self.task, "predict"):
             raise ZooError(f"task '{self.config['task']}' is not a classifier; nothing to predict")
-        return self.task.predict(self.model, list(inputs), top_k=top_k)
+        one = (
+            isinstance(inputs, str | Path)
+            or hasattr(inputs, "getpixel")  # a Pillow image
+            or not isinstance(inputs, Iterable)
+        )
+        return self.task.predict(self.model, [inputs] if one else list(inputs), top_k=top_k)
 
     def evaluate(self, data: str | None = None, batch_size: int = 32) -> dict[str, float]:
         """Metrics on ``data`` (default: the validation split of the data it was trained on)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -50,15 +51,22 @@ def scan_folder(folder: str | Path) -> tuple[list[str], list[Path], list[int]]:
     return [d.name for d in class_dirs], files, labels
 
 
-def read_image(path: str | Path, size: int, channels: int) -> np.ndarray:
+def read_image(path: Any, size: int, channels: int) -> np.ndarray:
     """One image ``(channels, size, size)`` as uint8: cropped to a square around its centre and
-    resized. Raises ZooError naming the file when Pillow cannot read it."""
+    resized. ``path`` is a file, or an image already opened with Pillow. Raises ZooError naming
+    the file when Pillow cannot read it."""
     from PIL import Image, ImageOps
 
+    def square(image: Image.Image) -> Image.Image:
+        image = ImageOps.exif_transpose(image).convert("L" if channels == 1 else "RGB")
+        return ImageOps.fit(image, (size, size), Image.Resampling.BILINEAR)
+
     try:
-        with Image.open(path) as image:
-            image = ImageOps.exif_transpose(image).convert("L" if channels == 1 else "RGB")
-            image = ImageOps.fit(image, (size, size), Image.Resampling.BILINEAR)
+        if isinstance(path, Image.Image):
+            image = square(path)
+        else:
+            with Image.open(path) as opened:
+                image = square(opened)
     except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
         raise ZooError(f"cannot read image '{path}': {exc}") from None
     array = np.asarray(image, dtype=np.uint8)

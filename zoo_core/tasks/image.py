@@ -303,9 +303,10 @@ class ImageClassification(Task):
     # -- inference -----------------------------------------------------------------------------
     @torch.no_grad()
     def predict(
-        self, model: nn.Module, images: list[str | Path], top_k: int = 5, batch_size: int = 64
+        self, model: nn.Module, images: list[Any], top_k: int = 5, batch_size: int = 64
     ) -> list[dict[str, Any]]:
-        """The ``top_k`` likeliest classes of each image file, with probabilities, likeliest first."""
+        """The ``top_k`` likeliest classes of each image (a file, a folder standing for the images
+        under it, or a Pillow image), with probabilities, likeliest first."""
         if top_k < 1:
             raise ZooError(f"top-k must be at least 1, not {top_k}")
         images = _image_files(images)
@@ -325,7 +326,7 @@ class ImageClassification(Task):
             for path, values, indices in zip(paths, top.values, top.indices, strict=True):
                 results.append(
                     {
-                        "image": str(path),
+                        "image": _name(path),
                         "predictions": [
                             {"class": self.classes[j], "probability": float(p)}
                             for p, j in zip(values.tolist(), indices.tolist(), strict=True)
@@ -335,12 +336,23 @@ class ImageClassification(Task):
         return results
 
 
-def _image_files(paths: list[str | Path]) -> list[str | Path]:
-    """The image files named by ``paths``; a folder stands for the images under it, sorted."""
+def _image_files(paths: list[Any]) -> list[Any]:
+    """The image files named by ``paths``; a folder stands for the images under it, sorted;
+    Pillow images are kept as they are."""
+    from PIL import Image
+
     if not paths:
         raise ZooError("give at least one image to classify")
-    files: list[str | Path] = []
+    files: list[Any] = []
     for path in paths:
+        if isinstance(path, Image.Image):
+            files.append(path)
+            continue
+        if not isinstance(path, str | Path):
+            raise ZooError(
+                f"cannot classify {type(path).__name__!r} objects: give image files, folders of "
+                "them, or Pillow images"
+            )
         p = Path(path)
         if p.is_dir():
             found = image_data.image_files(p)
@@ -353,6 +365,15 @@ def _image_files(paths: list[str | Path]) -> list[str | Path]:
         else:
             raise ZooError(f"image '{path}' does not exist")
     return files
+
+
+def _name(image: Any) -> str:
+    """How a result names its image: the path, or the file a Pillow image was opened from."""
+    if isinstance(image, str | Path):
+        return str(image)
+    return (
+        getattr(image, "filename", "") or f"<{type(image).__name__} {image.width}x{image.height}>"
+    )
 
 
 def _grey(images: np.ndarray) -> np.ndarray:

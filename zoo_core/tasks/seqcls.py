@@ -205,6 +205,9 @@ class SequenceClassification(Task):
             raise ZooError(f"top-k must be at least 1, not {top_k}")
         if not texts:
             raise ZooError("give at least one text to classify")
+        if not all(isinstance(text, str) for text in texts):
+            odd = next(type(t).__name__ for t in texts if not isinstance(t, str))
+            raise ZooError(f"cannot classify {odd!r} objects: give texts (str)")
         results = []
         for i in range(0, len(texts), batch_size):
             chunk = texts[i : i + batch_size]
