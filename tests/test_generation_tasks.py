@@ -202,6 +202,12 @@ def test_a_loaded_model_samples_what_the_trained_one_did(toy_run):
     assert torch.equal(first, load(toy_run).generate(num=16, seed=3))
     metrics = artifact.evaluate()  # `zoo eval`: the ring metrics on fixed samples
     assert set(metrics) == {"val_modes", "val_quality"} and 0 <= metrics["val_modes"] <= 8
+    # `zoo eval` prints the count of modes as a count, the share as a fraction.
+    lines = run_zoo("eval", toy_run).stdout.splitlines()
+    assert lines == [
+        f"val_modes: {metrics['val_modes']}",
+        f"val_quality: {metrics['val_quality']:.4f}",
+    ]
 
 
 def test_a_diverging_gan_stops_with_a_clear_message(tmp_path):

@@ -319,8 +319,8 @@ def eval_cmd(source: str, data: str | None, batch_size: int, device: str, as_jso
     if as_json:
         _json(metrics)
     else:
-        for key, value in metrics.items():
-            click.echo(f"{key}: {value:.4f}")
+        for key, value in metrics.items():  # counts (modes, classes) stay whole numbers
+            click.echo(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
 
 
 @cli.command()
