@@ -68,6 +68,8 @@ def test_tasks_tokenizers_and_plugins(zoo):
         (["train", "lstm", "--task", "nope"], ["does not do task 'nope'"]),
         (["train", "lstm", "--steps", "0"], ["steps must be at least 1"]),
         (["train", "lstm", "--lr", "inf"], ["learning rate must be positive and finite"]),
+        (["train", "lstm", "--time", "inf"], ["time must be a positive, finite number"]),
+        (["train", "lstm", "--time", "0"], ["time must be a positive, finite number"]),
         (["train", "lstm", "--set", "warmup=-1"], ["warmup must be 0 steps or more"]),
         (["train", "lstm", "--set", "keep_checkpoints=0"], ["keep_checkpoints must be at least"]),
         (["train", "lstm", "--set", "seq_len=0"], ["seq_len must be at least 1"]),

@@ -444,7 +444,10 @@ def _validate_train_config(cfg: Any) -> None:
         (cfg.steps >= 1, f"steps must be at least 1, not {cfg.steps}"),
         (cfg.batch_size >= 1, f"batch size must be at least 1, not {cfg.batch_size}"),
         (0 < cfg.lr < math.inf, f"learning rate must be positive and finite, not {cfg.lr}"),
-        (cfg.time is None or cfg.time > 0, f"time must be positive, not {cfg.time}"),
+        (
+            cfg.time is None or 0 < cfg.time < math.inf,
+            f"time must be a positive, finite number of seconds, not {cfg.time}",
+        ),
         (cfg.log_interval >= 1, f"log_interval must be at least 1, not {cfg.log_interval}"),
         (0 <= cfg.min_lr_ratio <= 1, f"min_lr_ratio must be in [0, 1], not {cfg.min_lr_ratio}"),
         (cfg.warmup >= 0, f"warmup must be 0 steps or more, not {cfg.warmup}"),
