@@ -40,7 +40,7 @@ def register_tasks(register):
         TaskSpec(
             "image-generation",
             "zoo_core.tasks.generation:ImageGeneration",
-            "generate images like those of a folder (default: generated coloured shapes); a GAN",
+            "generate images like a folder's (default: generated coloured shapes), as a GAN does",
         )
     )
     register(
