@@ -102,6 +102,27 @@ def test_a_folder_that_is_not_a_run_is_named_with_the_runs_inside_it(zoo, tiny_r
     )
 
 
+def test_info_on_a_run_shows_the_trained_model(zoo, tiny_run):
+    import zoo_core
+
+    config = json.loads((tiny_run / "config.json").read_text())
+    lines = zoo("info", tiny_run).stdout.splitlines()
+    assert lines[0] == f"{tiny_run}: lstm (plugin lstm, zoo-lstm) for task lm"
+    assert lines[1:4] == ["  data: pydoc-topics", "  tokenizer: char", lines[3]]
+    assert lines[3].startswith("  trained: 30 steps in ")
+    shown = dict(part.split() for part in lines[4].removeprefix("  metrics: ").split(", "))
+    assert {k: float(v) for k, v in shown.items()} == pytest.approx(config["metrics"], abs=1e-4)
+    parameters = zoo_core.count_parameters(zoo_core.load(tiny_run).model)
+    assert lines[5] == f"  parameters: {parameters:,}"
+    assert lines[6].startswith("  model config: vocab_size=") and "hidden_size=32" in lines[6]
+    data = json.loads(zoo("info", tiny_run, "--json").stdout)
+    assert data["finished"] and data["steps"] == 30 and data["parameters"] == parameters
+    assert data["metrics"] == config["metrics"] and data["model_config"] == config["model_config"]
+    # A registered model's name still shows the model; a folder that is not a run says so.
+    assert zoo("info", "lstm").stdout.startswith("lstm: ")
+    _one_line_error(zoo("info", tiny_run.parent, check=False), "is not a run folder")
+
+
 def test_empty_data_file_is_a_clear_error(zoo, tmp_path):
     (tmp_path / "empty.txt").write_text("")
     _one_line_error(

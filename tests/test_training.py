@@ -120,6 +120,10 @@ def test_ctrl_c_saves_and_resume_continues_the_run(tmp_path, uninterrupted):
     assert "interrupted at step" in err and "--resume" in err and "Traceback" not in err
     stopped_at = int(err.split("interrupted at step ")[1].split(";")[0])
     assert 0 < stopped_at < int(STEPS)
+    # `zoo info` tells an unfinished run, how far it got and how to go on.
+    trained = run_zoo("info", out).stdout.splitlines()[3]
+    assert trained.startswith(f"  trained: {stopped_at:,} of {int(STEPS):,} steps in ")
+    assert trained.endswith(f"unfinished (continue with: zoo train --resume {out})")
     run_zoo("train", "--resume", out, "--quiet")
     steps = _steps(out)
     assert steps == sorted(set(steps)) and steps[-1] == int(STEPS)  # one curve, no repeats

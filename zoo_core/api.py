@@ -117,6 +117,71 @@ def model_info(name: str) -> dict[str, Any]:
     }
 
 
+def run_info(source: str | Path) -> dict[str, Any]:
+    """Everything `zoo info RUN` shows of a trained model (a run folder or a Hub repo): its model,
+    task, data, how far it trained, its last metrics and configs. Needs no plugin but for the
+    parameter count."""
+    import json
+
+    import torch
+
+    from zoo_core.training.checkpoint import newest_state
+
+    folder = Path(source)
+    if not folder.is_dir():
+        from zoo_core.hub import pull
+
+        folder = pull(str(source))
+    config = artifacts.read_run_config(folder)
+    log: list[dict[str, Any]] = []
+    metrics_file = folder / "metrics.jsonl"
+    if metrics_file.is_file():
+        for line in metrics_file.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue  # a line cut short by a kill: the rest still counts
+            if isinstance(record, dict):
+                log.append(record)
+    steps = max((r.get("step", 0) for r in log), default=0)
+    seconds = max((r["elapsed"] for r in log if "elapsed" in r), default=None)
+    newest = newest_state(folder / artifacts.CHECKPOINTS_DIR)  # where a resume would go on
+    if newest is not None and newest["step"] >= steps:
+        steps = newest["step"]
+        seconds = (newest.get("trainer") or {}).get("elapsed", seconds)
+    state = config.get("task_state") or {}
+    data = config.get("data") or state.get("data")
+    parameters = None
+    catalog = get_catalog()
+    if config.get("model") in catalog.models:
+        cls = model_class(catalog.models[config["model"]])
+        with torch.device("meta"):  # count without allocating
+            parameters = count_parameters(
+                cls(_config.from_json(cls.config_class, config["model_config"]))
+            )
+    train_config = config.get("train_config") or {}
+    return {
+        "source": str(source),
+        "folder": str(folder),
+        "model": config.get("model"),
+        "plugin": config.get("plugin"),
+        "distribution": config.get("distribution"),
+        "task": config.get("task"),
+        "tokenizer": config.get("tokenizer"),
+        "data": data,  # a path, an embedded data set's name, or None: the task generates it
+        "val_data": config.get("val_data") or state.get("val_source"),
+        "steps": steps,
+        "planned_steps": train_config.get("steps"),
+        "seconds": seconds,
+        "finished": "metrics" in config,
+        "metrics": config.get("metrics") or {},
+        "parameters": parameters,
+        "model_config": config.get("model_config") or {},
+        "train_config": train_config,
+        "zoo_version": config.get("zoo_version"),
+    }
+
+
 # -- artifacts -------------------------------------------------------------------------------------
 @dataclass
 class Artifact:

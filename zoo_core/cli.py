@@ -133,9 +133,17 @@ def _list_pretrained(specs: list, as_json: bool) -> None:
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def info(name: str, as_json: bool) -> None:
-    """Show a model: summary, paper, plugin, tasks, config fields and parameter count."""
-    from zoo_core.api import model_info
+    """Show a model: summary, paper, plugin, tasks, config fields and parameter count. Given a
+    run folder or a Hub repo (ORG/NAME), show that trained model: its task, data, training and
+    last metrics."""
+    from pathlib import Path
 
+    from zoo_core.api import model_info
+    from zoo_core.plugins import get_catalog
+
+    if name not in get_catalog().models and (Path(name).is_dir() or "/" in name):
+        _run_info(name, as_json)  # a run folder, or a Hub repo's ORG/NAME
+        return
     data = model_info(name)
     if as_json:
         _json(data)
@@ -156,6 +164,56 @@ def info(name: str, as_json: bool) -> None:
             "  training defaults: "
             + ", ".join(f"{k}={v}" for k, v in data["train_defaults"].items())
         )
+
+
+def _run_info(source: str, as_json: bool) -> None:
+    from zoo_core.api import run_info
+
+    data = run_info(source)
+    if as_json:
+        _json(data)
+        return
+    plugin = f"plugin {data['plugin']}, {data['distribution']}" if data["plugin"] else ""
+    click.echo(f"{source}: {data['model']} ({plugin}) for task {data['task']}")
+    if data["folder"] != source:
+        click.echo(f"  folder: {data['folder']}")
+    data_line = data["data"] or "made by the task as it trains"
+    if data["val_data"]:
+        data_line += f"; validation: {data['val_data']}"
+    click.echo(f"  data: {data_line}")
+    if data["tokenizer"]:
+        click.echo(f"  tokenizer: {data['tokenizer']}")
+    seconds = "" if data["seconds"] is None else f" in {data['seconds']:.0f} s"
+    if data["finished"]:
+        click.echo(f"  trained: {data['steps']:,} steps{seconds}")
+    else:
+        budget = data["train_config"].get("time")
+        planned = (
+            f" steps{seconds} of a {budget:g} s budget"
+            if budget
+            else f" of {data['planned_steps']:,} steps{seconds}"
+        )
+        click.echo(
+            f"  trained: {data['steps']:,}{planned}, unfinished (continue with: zoo train "
+            f"--resume {source})"
+        )
+    if data["metrics"]:
+        click.echo(
+            "  metrics: "
+            + ", ".join(
+                f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                for k, v in data["metrics"].items()
+            )
+        )
+    if data["parameters"] is not None:
+        click.echo(f"  parameters: {data['parameters']:,}")
+    else:
+        click.echo(f"  parameters: install {data['distribution'] or 'its plugin'} to count them")
+    for key, title in (("model_config", "model config"), ("train_config", "training")):
+        if data[key]:
+            click.echo(
+                f"  {title}: " + ", ".join(f"{k}={json.dumps(v)}" for k, v in data[key].items())
+            )
 
 
 @cli.group(invoke_without_command=True)

@@ -185,12 +185,15 @@ def pull(
     """
     repo_id, rev = parse_source(source, revision)
     where = f"{repo_id}@{rev}"
+    path_like = not source.startswith("hf:")  # it may have been meant as a folder
     if _offline():
-        folder = _from_cache(repo_id, rev, "HF_HUB_OFFLINE is set", "unset HF_HUB_OFFLINE and ")
+        folder = _from_cache(
+            repo_id, rev, "HF_HUB_OFFLINE is set", "unset HF_HUB_OFFLINE and ", path_like
+        )
     elif _COMMIT.match(rev) and (cached := _cached(repo_id, rev)) is not None:
         folder = cached  # a commit never changes: no need to ask the Hub
     else:
-        folder = _download(repo_id, rev, token, path_like=not source.startswith("hf:"))
+        folder = _download(repo_id, rev, token, path_like)
     _check_folder(folder, where)
     if sha256:
         verify_sha256(folder / artifacts.WEIGHTS_FILE, sha256, what or where)
@@ -205,7 +208,8 @@ def _download(repo_id: str, rev: str, token: str | None, path_like: bool) -> Pat
     except Exception as exc:
         if isinstance(exc, _connection_errors()):
             reason = f"the Hub at {endpoint()} cannot be reached ({_first_line(exc)})"
-            return _from_cache(repo_id, rev, reason, "check the network or HF_ENDPOINT, then ")
+            todo = "check the network or HF_ENDPOINT, then "
+            return _from_cache(repo_id, rev, reason, todo, path_like)
         _raise(exc, repo_id, rev, path_like)
     _check_listing([s.rfilename for s in info.siblings or []], f"{repo_id}@{rev}")
     try:
@@ -230,12 +234,13 @@ def _cached(repo_id: str, rev: str) -> Path | None:
     return folder if (folder / artifacts.WEIGHTS_FILE).is_file() else None
 
 
-def _from_cache(repo_id: str, rev: str, reason: str, todo: str) -> Path:
+def _from_cache(repo_id: str, rev: str, reason: str, todo: str, path_like: bool = False) -> Path:
     folder = _cached(repo_id, rev)
     if folder is None:
+        nor = ", nor a folder here," if path_like else ""
         raise ZooError(
-            f"'{repo_id}@{rev}' is not in the Hugging Face cache ({_cache_dir()}) and {reason}; "
-            f"{todo}run `zoo pull {repo_id}@{rev}` to download it"
+            f"'{repo_id}@{rev}' is not in the Hugging Face cache ({_cache_dir()}){nor} and "
+            f"{reason}; {todo}run `zoo pull {repo_id}@{rev}` to download it"
         )
     return folder
 

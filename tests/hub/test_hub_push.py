@@ -58,6 +58,12 @@ def test_push_then_pull_gives_the_same_model_and_a_card(client, hub_server, hub_
     )
     assert "| step |" in card.text  # the training curve
 
+    # `zoo info ORG/NAME` shows the pushed model as `zoo info RUN` shows the run.
+    info = client.zoo("info", "acme/round-trip").stdout.splitlines()
+    assert info[0] == "acme/round-trip: lstm (plugin lstm, zoo-lstm) for task lm"
+    assert info[1] == f"  folder: {path}"
+    assert info[1:] == [f"  folder: {path}", *client.zoo("info", run).stdout.splitlines()[1:]]
+
 
 def test_push_to_a_private_branch_with_checkpoints(client, hub_server, hub_runs):
     run = hub_runs["b"]
