@@ -123,6 +123,23 @@ def test_info_on_a_run_shows_the_trained_model(zoo, tiny_run):
     _one_line_error(zoo("info", tiny_run.parent, check=False), "is not a run folder")
 
 
+def test_the_default_text_written_out_trains_as_the_default_does(zoo, tmp_path):
+    import zoo_core
+    from zoo_core.data.text import default_text
+
+    path = tmp_path / "text" / "pydoc.txt"
+    assert "characters) to" in zoo("data", "text", "--out", path).stdout
+    assert path.read_text(encoding="utf-8") == default_text()
+    common = dict(steps=2, batch_size=8, progress=False)
+    overrides = {"hidden_size": 16, "embed_dim": 16, "seq_len": 32}
+    default = zoo_core.train("lstm", out=tmp_path / "a", overrides=dict(overrides), **common)
+    files = zoo_core.train(
+        "lstm", out=tmp_path / "b", data=path, overrides=dict(overrides), **common
+    )
+    assert files[1]["val_loss"] == default[1]["val_loss"]
+    _one_line_error(zoo("data", "text", "--out", path, check=False), "already exists")
+
+
 def test_empty_data_file_is_a_clear_error(zoo, tmp_path):
     (tmp_path / "empty.txt").write_text("")
     _one_line_error(

@@ -232,3 +232,25 @@ def test_validation_labels_must_be_known(tmp_path):
             steps=1,
             overrides=TINY,
         )
+
+
+def test_the_default_written_out_trains_as_the_default_does(zoo, tmp_path):
+    out = tmp_path / "brackets"
+    zoo("data", "brackets", "--out", out)
+    train, val = brackets.default_splits()
+    assert read_labelled(out / "train.jsonl") == train
+    assert read_labelled(out / "val.jsonl") == val
+    common = dict(overrides=TINY, steps=2, batch_size=8, progress=False)
+    default = zoo_core.train("transformer-encoder", out=tmp_path / "a", **common)[1]
+    files = zoo_core.train(
+        "transformer-encoder",
+        out=tmp_path / "b",
+        data=out / "train.jsonl",
+        val_data=out / "val.jsonl",
+        **common,
+    )[1]
+    assert {k: v for k, v in files.items() if k.startswith("val_")} == {
+        k: v for k, v in default.items() if k.startswith("val_")
+    }
+    again = zoo("data", "brackets", "--out", out, check=False)
+    assert again.returncode == 1 and "already exists and is not empty" in again.stderr

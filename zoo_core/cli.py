@@ -679,6 +679,31 @@ def data_shapes(out: str, num: int, seed: int, size: int) -> None:
     click.echo(f"wrote {num} {size}x{size} images to {path}")
 
 
+@data.command("text")
+@click.option("--out", required=True, type=click.Path(), help="File to write (new).")
+def data_text(out: str) -> None:
+    """Write the default text of language models (Python's pydoc topics) as one UTF-8 file."""
+    from zoo_core.data.text import DEFAULT_TEXT_NAME, write_default
+
+    path, length = write_default(out)
+    click.echo(f"wrote {DEFAULT_TEXT_NAME} ({length:,} characters) to {path}")
+
+
+@data.command("brackets")
+@click.option("--out", required=True, type=click.Path(), help="Folder to write (new or empty).")
+def data_brackets(out: str) -> None:
+    """Write the default data of text classifiers (balanced brackets or not) as train.jsonl and
+    val.jsonl, one {"text", "label"} a line: the layout `--data` reads."""
+    from zoo_core.data.brackets import default_splits, write_default
+
+    path = write_default(out)
+    train, val = (len(split) for split in default_splits())
+    click.echo(
+        f"wrote {train:,} training and {val:,} validation examples to {path / 'train.jsonl'} "
+        f"and {path / 'val.jsonl'}"
+    )
+
+
 def _numbers(text: str | None, kind: type, option: str) -> list | None:
     if text is None:
         return None

@@ -21,6 +21,20 @@ def default_text() -> str:
     return "\n\n".join(topics[key] for key in sorted(topics))
 
 
+def write_default(out: str | Path) -> tuple[Path, int]:
+    """Write the default text to the new file ``out`` (UTF-8, all or nothing); return the path
+    and its length in characters. Training on that file is training on the default."""
+    from zoo_core.artifacts import atomic_write
+
+    out = Path(out)
+    if out.exists():
+        raise ZooError(f"'{out}' already exists; choose a new --out")
+    text = default_text()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(out, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    return out, len(text)
+
+
 def read_text(path: str | Path) -> str:
     """A text file, or every ``.txt`` file of a folder (sorted, recursively) joined by blank lines."""
     p = Path(path)
