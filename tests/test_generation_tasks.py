@@ -195,6 +195,9 @@ def test_generate_writes_the_format_the_extension_names(toy_run, tmp_path):
 
 
 def test_a_loaded_model_samples_what_the_trained_one_did(toy_run):
+    card = (toy_run / "README.md").read_text()
+    assert "](samples.png)" in card and (toy_run / "samples.png").is_file()
+    assert "- val_modes: " in card and "- val_modes: 8.0" not in card  # a count, not 8.0000
     artifact = load(toy_run)
     assert artifact.model.generator_ema is not None  # the average was saved and restored
     first = artifact.generate(num=16, seed=3)

@@ -202,6 +202,7 @@ def test_train_eval_and_predict_through_the_cli(shapes_folder, tmp_path, zoo):
     assert per_class and per_class <= set(shapes.CLASSES)
     with Image.open(run / "confusion.png") as im:
         assert im.format == "PNG"
+    assert "](confusion.png)" in (run / "README.md").read_text()  # the card shows it
     evaluated = json.loads(zoo("eval", run, "--json").stdout)
     assert evaluated["val_accuracy"] == pytest.approx(config["metrics"]["val_accuracy"])
 

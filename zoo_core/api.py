@@ -146,7 +146,7 @@ def run_info(source: str | Path) -> dict[str, Any]:
     steps = max((r.get("step", 0) for r in log), default=0)
     seconds = max((r["elapsed"] for r in log if "elapsed" in r), default=None)
     newest = newest_state(folder / artifacts.CHECKPOINTS_DIR)  # where a resume would go on
-    if newest is not None and newest["step"] >= steps:
+    if newest is not None and newest["step"] > steps:  # it saved after its last log line
         steps = newest["step"]
         seconds = (newest.get("trainer") or {}).get("elapsed", seconds)
     state = config.get("task_state") or {}
@@ -558,8 +558,8 @@ def _finish(run_dir, config, spec, net, task_obj, final) -> tuple[Artifact, dict
     config = {**config, "metrics": {k: v for k, v in final.items() if k.startswith("val_")}}
     try:
         artifacts.write_json(run_dir / artifacts.CONFIG_FILE, config)
-        write_card(run_dir, config)
         task_obj.save_extras(run_dir)  # task-made files (an image task's confusion matrix)
+        write_card(run_dir, config)  # after them: it shows the pictures among them
     except OSError as exc:
         raise ZooError(
             f"training finished and its weights are saved, but writing '{run_dir}' failed: "

@@ -34,6 +34,39 @@ _TRY = {
 }
 
 
+def task_pictures(task: str) -> dict[str, str]:
+    """The pictures a task writes into a run folder, with their captions ({} for a task that is
+    not installed: a card can still be written)."""
+    from zoo_core.api import task_class
+    from zoo_core.errors import ZooError
+
+    try:
+        return dict(task_class(task).pictures)
+    except ZooError:
+        return {}
+
+
+def all_picture_names() -> set[str]:
+    """The picture files of every installed task: what a run folder may hold besides its model."""
+    from zoo_core.plugins import get_catalog
+
+    return {name for task in get_catalog().tasks for name in task_pictures(task)}
+
+
+def pictures(folder: Path, config: dict[str, Any]) -> dict[str, str]:
+    """The pictures of the run in ``folder`` that are there, with their captions."""
+    return {
+        name: caption
+        for name, caption in task_pictures(config["task"]).items()
+        if (folder / name).is_file()
+    }
+
+
+def _number(value: Any) -> str:
+    """A metric as the card shows it: a count (modes, classes) whole, a measure to 4 places."""
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
 def _dataset_name(config: dict[str, Any]) -> str:
     dataset = config.get("task_state", {}).get("data") or config.get("data") or "default"
     return Path(str(dataset)).name
@@ -99,7 +132,7 @@ def render_card(folder: Path, config: dict[str, Any], repo_id: str | None = None
     evals = [r for r in _curve(folder) if any(k.startswith("val_") for k in r)]
     curve = "\n".join(
         f"| {r['step']} | "
-        + " | ".join(f"{r[k]:.4f}" for k in sorted(r) if k.startswith("val_"))
+        + " | ".join(_number(r[k]) for k in sorted(r) if k.startswith("val_"))
         + " |"
         for r in evals
     )
@@ -107,10 +140,14 @@ def render_card(folder: Path, config: dict[str, Any], repo_id: str | None = None
     if evals:
         keys = sorted(k for k in evals[-1] if k.startswith("val_"))
         header = "| step | " + " | ".join(keys) + " |\n|" + "---|" * (len(keys) + 1) + "\n"
-    results = "\n".join(f"- {k}: {v:.4f}" for k, v in sorted(metrics.items()))
+    results = "\n".join(f"- {k}: {_number(v)}" for k, v in sorted(metrics.items()))
     settings = {
         k: config[k] for k in ("model_config", "task_config", "train_config") if k in config
     }
+    shown = "".join(
+        f"\n![{caption}]({name})\n\n*{caption}.*\n"
+        for name, caption in pictures(folder, config).items()
+    )
     content = f"""---
 {card_data(config, repo_id).to_yaml()}
 ---
@@ -128,7 +165,7 @@ on `{_dataset_name(config)}` with [zoo](https://pypi.org/project/zoo-core/). Its
 ## Results
 
 {results or "No evaluation yet."}
-
+{shown}
 ## Training curve
 
 {header}{curve or "No evaluation was logged."}

@@ -356,8 +356,9 @@ def push(
 ) -> PushResult:
     """Upload a run folder to a Hub repo (created if needed) in one commit.
 
-    Uploads config.json, model.safetensors, tokenizer.json, metrics.jsonl and a model card
-    regenerated for ``repo_id``; ``checkpoints/`` only with ``include_checkpoints``. The branch's
+    Uploads config.json, model.safetensors, tokenizer.json, metrics.jsonl, the pictures the task
+    drew (a GAN's samples.png, a classifier's confusion.png) and a model card regenerated for
+    ``repo_id`` that shows them; ``checkpoints/`` only with ``include_checkpoints``. The branch's
     artifact files then are this run's: one this run lacks (a tokenizer.json left by another
     model, checkpoints this run no longer has when they are pushed) is deleted in the same
     commit, and files the branch already has are not sent again. Other files in the repo are
@@ -366,7 +367,7 @@ def push(
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
     from huggingface_hub.hf_api import RepoFile
 
-    from zoo_core.card import render_card
+    from zoo_core.card import all_picture_names, pictures, render_card
 
     folder = Path(run)
     check_repo_id(repo_id)
@@ -384,11 +385,18 @@ def push(
     if include_checkpoints and checkpoints.is_dir():
         for path in sorted(p for p in checkpoints.rglob("*") if p.is_file()):
             contents[path.relative_to(folder).as_posix()] = path
+    for name in pictures(folder, config):  # shown on the card
+        contents[name] = folder / name
     contents[artifacts.CARD_FILE] = render_card(folder, config, repo_id).encode("utf-8")
+    picture_names = all_picture_names()
 
     def ours(path: str) -> bool:  # a file a push of a run owns on the branch
         in_checkpoints = path.startswith(artifacts.CHECKPOINTS_DIR + "/")
-        return path in artifacts.ARTIFACT_FILES or (include_checkpoints and in_checkpoints)
+        return (
+            path in artifacts.ARTIFACT_FILES
+            or path in picture_names
+            or (include_checkpoints and in_checkpoints)
+        )
 
     branch = revision or "main"
     api = HfApi(token=token)

@@ -133,6 +133,7 @@ def test_a_push_sends_what_changed_and_removes_what_the_run_lacks(
     assert "removed tokenizer.json, which this run does not have" in out
     files = tree(hub_server, "acme/sync", "main")
     assert artifacts.TOKENIZER_FILE not in files and GITATTRIBUTES in files
+    assert "samples.png" in files  # the picture its card shows goes with it
     steps = sorted(p.name for p in (points.path / "checkpoints").iterdir())
     assert {p.split("/")[1] for p in files if p.startswith("checkpoints/")} == set(steps)
     path = Path(client.zoo("pull", "acme/sync").stdout.strip())
@@ -155,7 +156,8 @@ def test_a_push_sends_what_changed_and_removes_what_the_run_lacks(
         if p.is_file()
     )
     gone = sorted(set(steps) - {p.split("/")[1] for p in ours})
-    assert gone and f"removed checkpoint{'s' if len(gone) > 1 else ''} {', '.join(gone)}," in back
+    plural = "s" if len(gone) > 1 else ""
+    assert gone and f"removed samples.png and checkpoint{plural} {', '.join(gone)}," in back
     assert tree(hub_server, "acme/sync", "main") == sorted([GITATTRIBUTES, *ARTIFACTS, *ours])
 
 

@@ -17,7 +17,7 @@ Trainer uses it:
 5. ``after_step(model, step)`` runs after every step (a weight average, say).
 6. ``evaluate(model, batch_size, limit)`` returns metrics on the validation split, ``val_*`` keys.
 7. ``save_extras(run_dir)`` writes task-made files into the run folder at the end (a confusion
-   matrix). While training, ``self.run_dir`` is the run folder (None on ranks that do not write),
+   matrix). Those named in ``pictures`` are shown on the model card and pushed with the model. While training, ``self.run_dir`` is the run folder (None on ranks that do not write),
    for files a task writes as it goes (a GAN's samples).
 """
 
@@ -62,6 +62,9 @@ class Task:
     metric: ClassVar[str] = "val_loss"
     # What one training example is called in throughput figures ("tokens", "samples").
     unit: ClassVar[str] = "samples"
+    # Pictures the task writes into the run folder, with their captions: the model card shows
+    # them, and `zoo push` uploads them beside the model.
+    pictures: ClassVar[dict[str, str]] = {}
     # The run folder while training (set by zoo_core.train), else None.
     run_dir: Path | None = None
 

@@ -42,7 +42,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -73,6 +73,9 @@ PICTURE_FORMATS = {
 
 
 class _Adversarial(Task):
+    pictures: ClassVar[dict[str, str]] = {
+        SAMPLES_FILE: "Samples of one fixed batch of latents at the last evaluation"
+    }
     """What both generation tasks share: two optimizers, the losses, the average, sampling."""
 
     unit = "samples"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -61,6 +61,9 @@ def load_data_state(task: Task, state: dict[str, Any]) -> None:
 
 
 class ImageClassification(Task):
+    pictures: ClassVar[dict[str, str]] = {
+        CONFUSION_FILE: "The confusion matrix of the last evaluation (rows: true class)"
+    }
     name = "image-classification"
     Options = ImageOptions
     min_classes = 2  # class folders a data set needs (image generation reads one as well)
