@@ -140,6 +140,20 @@ def test_the_default_text_written_out_trains_as_the_default_does(zoo, tmp_path):
     _one_line_error(zoo("data", "text", "--out", path, check=False), "already exists")
 
 
+def test_training_says_what_it_trains_and_where_before_the_first_step(zoo, tmp_path):
+    import zoo_core
+
+    run = tmp_path / "run"
+    proc = zoo("train", "lstm", "--steps", "2", "--out", run, *TINY)
+    parameters = zoo_core.count_parameters(zoo_core.load(run).model)
+    first = proc.stderr.splitlines()[0]
+    assert first == f"lstm ({parameters:,} parameters), task lm, on cpu (fp32): {run}"
+    again = zoo("train", "--resume", run, "--steps", "3")
+    assert again.stderr.splitlines()[0] == first.replace(": ", ", from step 2: ")
+    quiet = zoo("train", "lstm", "--steps", "1", "--out", tmp_path / "quiet", "--quiet", *TINY)
+    assert quiet.stderr == ""
+
+
 def test_empty_data_file_is_a_clear_error(zoo, tmp_path):
     (tmp_path / "empty.txt").write_text("")
     _one_line_error(

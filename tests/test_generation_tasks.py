@@ -140,7 +140,7 @@ def test_a_short_toy_run_covers_more_modes(tmp_path):
 @pytest.fixture(scope="module")
 def toy_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("gan") / "toy"
-    run_zoo(
+    proc = run_zoo(
         "train",
         "gan-mlp",
         "--steps",
@@ -153,6 +153,9 @@ def toy_run(tmp_path_factory):
         "--set",
         "ema=0.9",
     )
+    done = proc.stdout.splitlines()[0]
+    assert done.startswith("done: 40 steps in ") and " val_modes " in done
+    assert int(done.split(" val_modes ")[1].split()[0]) in range(9)  # a count: 5, not 5.0000
     return out
 
 

@@ -358,7 +358,11 @@ def train(
     )
     if not final:  # a rank other than 0 under torchrun: rank 0 reports
         return
-    metrics = " ".join(f"{k} {v:.4f}" for k, v in final.items() if k.startswith("val_"))
+    metrics = " ".join(
+        f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"  # counts stay whole numbers
+        for k, v in final.items()
+        if k.startswith("val_")
+    )
     click.echo(f"done: {final['step']} steps in {final['elapsed']:.0f}s | {metrics}")
     click.echo(f"saved to {artifact.path}")
 

@@ -32,8 +32,10 @@ class Progress:
         unit: str,
         enabled: bool = True,
         start_step: int = 0,
+        title: str | None = None,
     ):
         self.enabled = enabled
+        self.title = title
         self.unit = unit
         self.steps = steps
         self.seconds = seconds
@@ -57,6 +59,8 @@ class Progress:
             self._task = self._bar.add_task("train", total=total, completed=start_step, info="")
 
     def __enter__(self) -> Progress:
+        if self.enabled and self.title:  # what trains and where, before the first step
+            self.console.print(self.title, highlight=False, soft_wrap=True)
         if self._bar is not None:
             self._bar.__enter__()
         return self

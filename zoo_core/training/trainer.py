@@ -205,7 +205,12 @@ class Trainer:
             signal.signal(signal.SIGINT, self._request_stop) if in_main_thread else None
         )
         progress = Progress(
-            steps, cfg.time, self.task.unit, enabled=self.show_progress, start_step=step
+            steps,
+            cfg.time,
+            self.task.unit,
+            enabled=self.show_progress,
+            start_step=step,
+            title=self._title(step),
         )
         start = time.perf_counter()
         window_start, window_units = start, 0
@@ -305,6 +310,19 @@ class Trainer:
         finally:
             if in_main_thread and previous_handler is not None:
                 signal.signal(signal.SIGINT, previous_handler)
+
+    def _title(self, step: int) -> str:
+        """``lstm (1,079,400 parameters), task lm, on cpu (fp32), 4 processes: runs/lstm-...``"""
+        parameters = sum(p.numel() for p in {id(p): p for p in self.model.parameters()}.values())
+        parts = [f"{self.metadata.get('zoo.model', 'model')} ({parameters:,} parameters)"]
+        if self.task.name:
+            parts.append(f"task {self.task.name}")
+        parts.append(f"on {self.device.type} ({self.precision})")
+        if self.world > 1:
+            parts.append(f"{self.world} processes")
+        where = f": {self.run_dir}" if self.run_dir is not None else ""
+        again = f", from step {step:,}" if step else ""
+        return ", ".join(parts) + again + where
 
     def _evaluate(self, step: int, limit: int | None) -> dict[str, Any]:
         with self._autocast():
