@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
@@ -860,4 +861,18 @@ def main() -> None:
     except ZooError as exc:  # ZOO_STRICT_PLUGINS=1 and a broken plugin
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)
-    cli(prog_name="zoo")
+    try:
+        cli(prog_name="zoo")
+    except SystemExit as exc:
+        if "TORCHELASTIC_RUN_ID" in os.environ and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            # A rank under torchrun, its work done and its process group destroyed, leaves at
+            # once. Tearing down the interpreter could destroy tensors still held by gloo's
+            # worker threads, which now and then aborts the process (SIGABRT) while rank 0 is
+            # still writing the run, and torchrun then kills rank 0 too.
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            if not isinstance(exc.code, int | None):
+                print(exc.code, file=sys.stderr)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        raise
