@@ -89,6 +89,10 @@ def test_offline_mode_needs_no_network(client, olah, hub_runs):
     assert json.loads(proc.stdout) == pytest.approx(zoo_core.load(hub_runs["b"]).evaluate())
     error = client.error("pull", "acme/noweights", HF_HUB_OFFLINE="1")
     assert "HF_HUB_OFFLINE" in error and "zoo pull acme/noweights@main" in error
+    # A mistyped run folder looks like ORG/NAME: the error says it is no folder either.
+    error = client.error("eval", "runs/typo", HF_HUB_OFFLINE="1")
+    assert "not in the Hugging Face cache" in error and ", nor a folder here," in error
+    assert ", nor a folder here," not in client.error("eval", "hf:runs/typo", HF_HUB_OFFLINE="1")
 
 
 PRETRAINED = """
