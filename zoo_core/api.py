@@ -90,15 +90,20 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
 
 
-def model_info(name: str) -> dict[str, Any]:
-    """Everything `zoo info` shows: the spec, each config field with its default, parameters."""
+def _parameters_of(cls: type, cfg: Any) -> int:
+    """The parameter count of ``cls(cfg)``, built on the meta device: nothing is allocated."""
     import torch
 
+    with torch.device("meta"):
+        return count_parameters(cls(cfg))
+
+
+def model_info(name: str) -> dict[str, Any]:
+    """Everything `zoo info` shows: the spec, each config field with its default, parameters."""
     spec = get_model_spec(name)
     cls = model_class(spec)
     cfg = model_config(spec)
-    with torch.device("meta"):  # count without allocating
-        parameters = count_parameters(cls(cfg))
+    parameters = _parameters_of(cls, cfg)
     types_ = _config.field_types(cls.config_class)
     return {
         "name": spec.name,
@@ -121,10 +126,6 @@ def run_info(source: str | Path) -> dict[str, Any]:
     """Everything `zoo info RUN` shows of a trained model (a run folder or a Hub repo): its model,
     task, data, how far it trained, its last metrics and configs. Needs no plugin but for the
     parameter count."""
-    import json
-
-    import torch
-
     from zoo_core.training.checkpoint import newest_state
 
     folder = Path(source)
@@ -133,16 +134,7 @@ def run_info(source: str | Path) -> dict[str, Any]:
 
         folder = pull(str(source))
     config = artifacts.read_run_config(folder)
-    log: list[dict[str, Any]] = []
-    metrics_file = folder / "metrics.jsonl"
-    if metrics_file.is_file():
-        for line in metrics_file.read_text(encoding="utf-8").splitlines():
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue  # a line cut short by a kill: the rest still counts
-            if isinstance(record, dict):
-                log.append(record)
+    log = artifacts.read_metrics(folder)
     steps = max((r.get("step", 0) for r in log), default=0)
     seconds = max((r["elapsed"] for r in log if "elapsed" in r), default=None)
     newest = newest_state(folder / artifacts.CHECKPOINTS_DIR)  # where a resume would go on
@@ -155,10 +147,9 @@ def run_info(source: str | Path) -> dict[str, Any]:
     catalog = get_catalog()
     if config.get("model") in catalog.models:
         cls = model_class(catalog.models[config["model"]])
-        with torch.device("meta"):  # count without allocating
-            parameters = count_parameters(
-                cls(_config.from_json(cls.config_class, config["model_config"]))
-            )
+        parameters = _parameters_of(
+            cls, _config.from_json(cls.config_class, config["model_config"])
+        )
     train_config = config.get("train_config") or {}
     return {
         "source": str(source),
@@ -198,7 +189,7 @@ class Artifact:
         return self.task.tokenizer
 
     def __repr__(self) -> str:
-        parameters = sum(p.numel() for p in self.model.parameters())
+        parameters = count_parameters(self.model)
         return (
             f"Artifact('{self.path}', model='{self.spec.name}', task='{self.config['task']}', "
             f"parameters={parameters:,})"

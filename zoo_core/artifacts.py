@@ -15,11 +15,13 @@ an error that names them.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -82,6 +84,25 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+@contextlib.contextmanager
+def new_folder(out: str | Path) -> Iterator[Path]:
+    """Fill a temporary folder beside ``out``, which is renamed to ``out`` at the end: the folder
+    appears complete or not at all. ``out`` must not exist, or be an empty folder."""
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ZooError(f"'{out}' already exists and is not empty; choose a new --out")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        yield tmp
+        if out.exists():
+            out.rmdir()
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def write_json(path: str | Path, data: Any) -> None:
     text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
@@ -110,6 +131,28 @@ def read_run_config(folder: str | Path) -> dict[str, Any]:
             hint = f"the runs in it are {', '.join(str(p) for p in inside[:3])}{more}"
         raise ZooError(f"'{folder}' is not a run folder (it has no {CONFIG_FILE}): {hint}")
     return read_json(folder / CONFIG_FILE, "run config")
+
+
+def read_metrics(folder: str | Path) -> list[dict[str, Any]]:
+    """The records of a run's metrics.jsonl (none if it has none). A line a kill cut short is
+    skipped: the others still count."""
+    path = Path(folder) / METRICS_FILE
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
+
+
+def format_metric(value: Any) -> str:
+    """A metric as the zoo prints it: a measure to 4 places, a count (modes, classes) whole."""
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
 # -- weights ---------------------------------------------------------------------------------------

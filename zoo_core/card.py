@@ -8,16 +8,6 @@ from typing import Any
 
 from zoo_core import artifacts
 
-
-def _curve(folder: Path) -> list[dict[str, Any]]:
-    path = folder / artifacts.METRICS_FILE
-    if not path.exists():
-        return []
-    return [
-        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
-    ]
-
-
 # The Hub's pipeline tag (and model-index task type) of each zoo task, where one fits.
 _PIPELINE_TAGS = {
     "lm": "text-generation",
@@ -60,11 +50,6 @@ def pictures(folder: Path, config: dict[str, Any]) -> dict[str, str]:
         for name, caption in task_pictures(config["task"]).items()
         if (folder / name).is_file()
     }
-
-
-def _number(value: Any) -> str:
-    """A metric as the card shows it: a count (modes, classes) whole, a measure to 4 places."""
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
 def _dataset_name(config: dict[str, Any]) -> str:
@@ -129,10 +114,10 @@ def render_card(folder: Path, config: dict[str, Any], repo_id: str | None = None
     metrics = config.get("metrics") or {}
     distribution = config.get("distribution") or config.get("plugin") or ""
     source = repo_id or str(folder)
-    evals = [r for r in _curve(folder) if any(k.startswith("val_") for k in r)]
+    evals = [r for r in artifacts.read_metrics(folder) if any(k.startswith("val_") for k in r)]
     curve = "\n".join(
         f"| {r['step']} | "
-        + " | ".join(_number(r[k]) for k in sorted(r) if k.startswith("val_"))
+        + " | ".join(artifacts.format_metric(r[k]) for k in sorted(r) if k.startswith("val_"))
         + " |"
         for r in evals
     )
@@ -140,7 +125,7 @@ def render_card(folder: Path, config: dict[str, Any], repo_id: str | None = None
     if evals:
         keys = sorted(k for k in evals[-1] if k.startswith("val_"))
         header = "| step | " + " | ".join(keys) + " |\n|" + "---|" * (len(keys) + 1) + "\n"
-    results = "\n".join(f"- {k}: {_number(v)}" for k, v in sorted(metrics.items()))
+    results = "\n".join(f"- {k}: {artifacts.format_metric(v)}" for k, v in sorted(metrics.items()))
     settings = {
         k: config[k] for k in ("model_config", "task_config", "train_config") if k in config
     }

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from zoo_core._version import __version__
+from zoo_core.artifacts import format_metric
 from zoo_core.errors import ZooError
 
 
@@ -199,13 +200,8 @@ def _run_info(source: str, as_json: bool) -> None:
             f"--resume {source})"
         )
     if data["metrics"]:
-        click.echo(
-            "  metrics: "
-            + ", ".join(
-                f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
-                for k, v in data["metrics"].items()
-            )
-        )
+        shown = ", ".join(f"{k} {format_metric(v)}" for k, v in data["metrics"].items())
+        click.echo(f"  metrics: {shown}")
     if data["parameters"] is not None:
         click.echo(f"  parameters: {data['parameters']:,}")
     else:
@@ -359,11 +355,7 @@ def train(
     )
     if not final:  # a rank other than 0 under torchrun: rank 0 reports
         return
-    metrics = " ".join(
-        f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"  # counts stay whole numbers
-        for k, v in final.items()
-        if k.startswith("val_")
-    )
+    metrics = " ".join(f"{k} {format_metric(v)}" for k, v in final.items() if k.startswith("val_"))
     click.echo(f"done: {final['step']} steps in {final['elapsed']:.0f}s | {metrics}")
     click.echo(f"saved to {artifact.path}")
 
@@ -382,8 +374,8 @@ def eval_cmd(source: str, data: str | None, batch_size: int, device: str, as_jso
     if as_json:
         _json(metrics)
     else:
-        for key, value in metrics.items():  # counts (modes, classes) stay whole numbers
-            click.echo(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
+        for key, value in metrics.items():
+            click.echo(f"{key}: {format_metric(value)}")
 
 
 @cli.command()

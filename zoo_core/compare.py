@@ -9,7 +9,6 @@ Every run goes through :func:`zoo_core.api.train`, so a compared model is an ord
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import shutil
 import statistics
@@ -161,15 +160,7 @@ def _evaluate(artifact, length: int, key: str, batch_size: int) -> dict[str, Any
 
 
 def _loss_curve(run_dir: Path) -> list[tuple[int, float]]:
-    path = run_dir / artifacts.METRICS_FILE
-    if not path.exists():
-        return []
-    curve = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        record = json.loads(line)
-        if "loss" in record:
-            curve.append((record["step"], record["loss"]))
-    return curve
+    return [(r["step"], r["loss"]) for r in artifacts.read_metrics(run_dir) if "loss" in r]
 
 
 def _spread(values: list[float]) -> dict[str, float]:
@@ -405,7 +396,7 @@ def _run_all(
 
 
 # What a run folder holds before its first checkpoint: nothing that training produced.
-_BEFORE_FIRST_STEP = {artifacts.CONFIG_FILE, artifacts.TOKENIZER_FILE, "metrics.jsonl"}
+_BEFORE_FIRST_STEP = {artifacts.CONFIG_FILE, artifacts.TOKENIZER_FILE, artifacts.METRICS_FILE}
 
 
 def _train_run(run_dir: Path, v: Variant, seed: int, results: dict[str, Any]):

@@ -9,13 +9,8 @@ of the whole string.
 from __future__ import annotations
 
 import json
-import os
 import random
-import shutil
-import tempfile
 from pathlib import Path
-
-from zoo_core.errors import ZooError
 
 NAME = "brackets"
 CLASSES = ("balanced", "unbalanced")
@@ -77,19 +72,10 @@ def write_default(out: str | Path) -> Path:
     """Write the default splits as ``train.jsonl`` and ``val.jsonl`` (one ``{"text", "label"}``
     a line) in the new or empty folder ``out``, which appears complete or not at all. Training
     on them (``--data train.jsonl --val-data val.jsonl``) is training on the default."""
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ZooError(f"'{out}' already exists and is not empty; choose a new --out")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    from zoo_core.artifacts import new_folder
+
+    with new_folder(out) as tmp:
         for name, examples in zip(("train.jsonl", "val.jsonl"), default_splits(), strict=True):
             lines = [json.dumps({"text": text, "label": label}) for text, label in examples]
             (tmp / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
-        if out.exists():
-            out.rmdir()
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+    return Path(out)

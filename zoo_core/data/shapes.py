@@ -8,9 +8,6 @@ edges), so thousands of images take a second or two.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -154,22 +151,13 @@ def write_folder(
     """
     from PIL import Image
 
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ZooError(f"'{out}' already exists and is not empty; choose a new --out")
-    images, labels = generate(num, seed, size)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    from zoo_core.artifacts import new_folder
+
+    with new_folder(out) as tmp:
+        images, labels = generate(num, seed, size)
         for name in CLASSES:
             (tmp / name).mkdir()
         for i, (image, label) in enumerate(zip(images, labels, strict=True)):
             path = tmp / CLASSES[label] / f"{i:06d}.png"
             Image.fromarray(image.transpose(1, 2, 0)).save(path)
-        if out.exists():
-            out.rmdir()
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+    return Path(out)

@@ -15,11 +15,11 @@ from rich.progress import (
 )
 from rich.progress import Progress as RichProgress
 
+from zoo_core.artifacts import format_metric
+
 
 def _fmt(metrics: dict[str, Any]) -> str:
-    return " ".join(
-        f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()
-    )
+    return " ".join(f"{k} {format_metric(v)}" for k, v in metrics.items())
 
 
 class Progress:

@@ -313,7 +313,9 @@ class Trainer:
 
     def _title(self, step: int) -> str:
         """``lstm (1,079,400 parameters), task lm, on cpu (fp32), 4 processes: runs/lstm-...``"""
-        parameters = sum(p.numel() for p in {id(p): p for p in self.model.parameters()}.values())
+        from zoo_core.api import count_parameters
+
+        parameters = count_parameters(self.model)
         parts = [f"{self.metadata.get('zoo.model', 'model')} ({parameters:,} parameters)"]
         if self.task.name:
             parts.append(f"task {self.task.name}")
