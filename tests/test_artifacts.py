@@ -1,3 +1,6 @@
+import os
+import stat
+
 import pytest
 import torch
 from torch import nn
@@ -84,3 +87,24 @@ def test_a_loaded_artifact_generates_as_a_pipeline_would(tiny_run):
     for length in (0, -3, 2.5):
         with pytest.raises(ZooError, match="length must be a whole number of tokens"):
             artifact.generate("def ", length=length)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_written_files_and_folders_get_the_umasks_permissions(tmp_path, umask):
+    # Temporary files are private (0600), and safetensors writes its files 0600 as well: what the
+    # zoo renames into place gets the permissions open() and mkdir() would give instead.
+    previous = os.umask(umask)
+    try:
+        artifacts.state_to_file({"w": torch.ones(2)}, tmp_path / "model.safetensors")
+        artifacts.write_json(tmp_path / "config.json", {"a": 1})
+        with artifacts.new_folder(tmp_path / "data") as folder:
+            (folder / "x.txt").write_text("x")
+    finally:
+        os.umask(previous)
+    for name in ("model.safetensors", "config.json"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask, name
+    assert stat.S_IMODE((tmp_path / "data").stat().st_mode) == 0o777 & ~umask
+    # A file that is replaced keeps its permissions.
+    (tmp_path / "config.json").chmod(0o640)
+    artifacts.write_json(tmp_path / "config.json", {"a": 2})
+    assert stat.S_IMODE((tmp_path / "config.json").stat().st_mode) == 0o640

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 from zoo_testutil import TINY
 
 
@@ -77,11 +78,27 @@ def test_tasks_tokenizers_and_plugins(zoo):
         (["train", "lstm", "--set", "tokenizer=nope"], ["unknown tokenizer 'nope'"]),
         (["eval", "/no/such/run"], ["neither a run folder"]),
         (["train"], ["name a model"]),
+        (["train", "lstm", "--device", "tpu"], ["unknown device 'tpu'", "cuda:N"]),
+        (["train", "lstm", "--device", "cuda:x"], ["unknown device 'cuda:x'"]),
     ],
 )
 def test_user_errors_are_one_line_without_traceback(zoo, tmp_path, args, fragments):
     _one_line_error(zoo(*args, cwd=tmp_path, check=False), *fragments)
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_a_device_is_checked_before_anything_is_written(zoo, tiny_run, tmp_path):
+    config = (tiny_run / "config.json").read_bytes()
+    for args in (
+        ["eval", tiny_run, "--device", "cuda:x"],
+        ["generate", tiny_run, "--device", "tpu"],
+        ["train", "--resume", tiny_run, "--steps", "40", "--device", "cuda:-1"],
+    ):
+        _one_line_error(zoo(*args, check=False), "unknown device")
+    assert (tiny_run / "config.json").read_bytes() == config  # the resume wrote nothing
+    if not torch.cuda.is_available():
+        proc = zoo("train", "lstm", "--device", "cuda:1", cwd=tmp_path, check=False)
+        _one_line_error(proc, "--device cuda:1 was asked for, but PyTorch sees no CUDA GPU")
 
 
 def test_a_folder_that_is_not_a_run_is_named_with_the_runs_inside_it(zoo, tiny_run, tmp_path):

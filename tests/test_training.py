@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -209,6 +210,7 @@ def test_a_damaged_latest_checkpoint_falls_back_to_the_previous(tmp_path):
 
 def test_a_non_finite_loss_stops_cleanly_and_keeps_good_checkpoints(tmp_path):
     out = tmp_path / "run"
+    # A checkpoint at every step: the loss is finite at step 1 and explodes soon after.
     proc = run_zoo(
         "train",
         "lstm",
@@ -216,7 +218,12 @@ def test_a_non_finite_loss_stops_cleanly_and_keeps_good_checkpoints(tmp_path):
         "200",
         "--out",
         out,
-        *FAST,
+        *TINY,
+        "--quiet",
+        "--set",
+        "checkpoint_interval=1",
+        "--set",
+        "log_interval=1",
         "--lr",
         "1e30",
         "--set",
@@ -224,10 +231,59 @@ def test_a_non_finite_loss_stops_cleanly_and_keeps_good_checkpoints(tmp_path):
         check=False,
     )
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
-    assert "became nan" in proc.stderr.lower() or "became inf" in proc.stderr.lower()
-    for ckpt in (out / "checkpoints").glob("step-*"):
+    last = proc.stderr.strip().splitlines()[-1]
+    # The loss, or the weights after a step's update, became non-finite.
+    found = re.search(
+        r"became (nan|inf|non-finite) at step (\d+).*; the checkpoint of step (\d+) is kept", last
+    )
+    assert found, last
+    kept = sorted((out / "checkpoints").glob("step-*"))
+    assert kept and kept[-1].name == f"step-{int(found[3]):08d}" and int(found[3]) < int(found[2])
+    for ckpt in kept:
         weights = load_file(str(ckpt / "model.safetensors"))
         assert all(torch.isfinite(t).all() for t in weights.values())
+
+
+def test_a_run_that_fails_before_it_saved_anything_leaves_no_folder(tmp_path):
+    # The loss explodes before the first log line and the first checkpoint.
+    out = tmp_path / "run"
+    proc = run_zoo(
+        "train", "lstm", "--steps", "200", "--out", out, *FAST, "--lr", "1e30", check=False
+    )
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "nothing was saved" in proc.stderr.strip().splitlines()[-1]
+    assert not out.exists()
+    # Out of memory (a batch no machine can hold) is one error too; an empty --out folder that
+    # was there before stays, empty.
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(zoo_core.ZooError, match=r"out of memory at step 1 .*nothing was saved"):
+        zoo_core.train("lstm", steps=1, batch_size=10**11, out=empty, progress=False)
+    assert empty.is_dir() and list(empty.iterdir()) == []
+    proc = run_zoo(
+        "train", "lstm", "--steps", "1", "--batch-size", str(10**11), check=False, cwd=tmp_path
+    )
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("Error: out of memory at step 1 on cpu")
+    assert list((tmp_path / "runs").iterdir()) == []
+
+
+def test_a_run_stopped_before_its_first_checkpoint_resumes_from_step_0(tmp_path, tiny_run):
+    # As a run killed before its first checkpoint leaves it: its config, tokenizer, a log line.
+    run = tmp_path / "run"
+    run.mkdir()
+    config = json.loads((tiny_run / "config.json").read_text())
+    del config["metrics"]
+    (run / "config.json").write_text(json.dumps(config))
+    (run / "tokenizer.json").write_text((tiny_run / "tokenizer.json").read_text())
+    (run / "metrics.jsonl").write_text('{"step": 20, "loss": 3.0}\n')
+    proc = run_zoo("eval", run, check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "has no weights yet" in proc.stderr and f"zoo train --resume {run}" in proc.stderr
+    run_zoo("train", "--resume", run, "--quiet")
+    # It trained from the start, as the uninterrupted run did: the same weights, the same log.
+    assert _same(_weights(run), _weights(tiny_run))
+    assert _steps(run) == _steps(tiny_run)
 
 
 @pytest.mark.slow

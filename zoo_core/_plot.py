@@ -71,7 +71,7 @@ def line_chart(
     draw.text((left, 10), title, fill="black", font=font)
     if not points:
         draw.text((left, height // 2), "no data", fill="black", font=font)
-        image.save(path)
+        _save(image, path)
         return
     xs = [x for x, _ in points]
     ys = [y for _, y in points]
@@ -128,4 +128,10 @@ def line_chart(
         ly = top + 4 + 16 * i
         draw.line([width - right + 10, ly + 6, width - right + 30, ly + 6], fill=colour, width=3)
         draw.text((width - right + 36, ly), name[:46], fill="black", font=font)
-    image.save(path)
+    _save(image, path)
+
+
+def _save(image: Image.Image, path: str | Path) -> None:
+    from zoo_core.artifacts import atomic_write
+
+    atomic_write(path, lambda p: image.save(p, format="PNG"))

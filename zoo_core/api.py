@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
+import shutil
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -279,6 +280,11 @@ def load_local(
             model_cfg = dataclasses.replace(model_cfg, **overrides)
         except (TypeError, ValueError) as exc:
             raise ZooError(f"model '{spec.name}' config: {exc}") from None
+    if not (folder / artifacts.WEIGHTS_FILE).exists() and "metrics" not in config:
+        raise ZooError(
+            f"'{folder}' has no weights yet: its training stopped before the first checkpoint. "
+            f"Continue it with: zoo train --resume {folder}"
+        )
     model = cls(model_cfg)
     artifacts.load_weights(model, folder / artifacts.WEIGHTS_FILE)
     model.eval()
@@ -443,6 +449,7 @@ def _train(model, task, data, val_data, out, resume, overrides, progress, train_
     torch.manual_seed(train_cfg.seed)  # the same seed, the same initial weights
     net = model_cls(model_cfg)
 
+    existed = out is not None and Path(out).is_dir()
     run_dir = _shared_run_dir(spec.name, out)
     config = {
         "zoo_version": __version__,
@@ -459,15 +466,35 @@ def _train(model, task, data, val_data, out, resume, overrides, progress, train_
         "data": data,
         "val_data": val_data,
     }
-    if distributed.is_main():
-        _write_start(run_dir, config, task_obj)
-    # Where a task may write files as it trains (progress samples); rank 0 alone writes.
-    task_obj.run_dir = run_dir if distributed.is_main() else None
-    trainer = Trainer(
-        net, task_obj, train_cfg, run_dir, metadata={"zoo.model": spec.name}, progress=progress
-    )
-    final = trainer.fit()
+    trainer = None
+    try:
+        if distributed.is_main():
+            _write_start(run_dir, config, task_obj)
+        # Where a task may write files as it trains (progress samples); rank 0 alone writes.
+        task_obj.run_dir = run_dir if distributed.is_main() else None
+        trainer = Trainer(
+            net, task_obj, train_cfg, run_dir, metadata={"zoo.model": spec.name}, progress=progress
+        )
+        final = trainer.fit()
+    except BaseException:
+        # Failed (or was stopped at once) before it saved a checkpoint or logged a step: no
+        # folder is left of it.
+        if distributed.is_main() and (trainer is None or trainer.saved_nothing):
+            _discard(run_dir, keep_folder=existed)
+        raise
     return _finish(run_dir, config, spec, net, task_obj, final)
+
+
+def _discard(run_dir: Path, keep_folder: bool) -> None:
+    """Remove a run that never trained; an empty --out folder that was there before stays."""
+    if keep_folder:
+        for path in run_dir.iterdir():
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def _shared_run_dir(name: str, out: str | Path | None) -> Path:
@@ -527,6 +554,9 @@ def _validate_train_config(cfg: Any) -> None:
     for ok, message in checks:
         if not ok:
             raise ZooError(message)
+    from zoo_core.training.trainer import pick_device
+
+    pick_device(cfg.device)  # an unknown or absent device, before anything is written
 
 
 def _write_start(run_dir: Path, config: dict[str, Any], task_obj: Task) -> None:
@@ -567,7 +597,7 @@ def _check_left_to_train(run_dir: Path, train_cfg: Any) -> None:
 
     state = checkpoint.newest_state(run_dir / artifacts.CHECKPOINTS_DIR)
     if state is None:
-        return  # load_latest says what is missing
+        return  # none yet: the run starts again from step 0
     done, spent = state["step"], (state.get("trainer") or {}).get("elapsed", 0.0)
     if done >= train_cfg.steps:
         raise ZooError(
@@ -636,7 +666,6 @@ def _resume(
     spec = catalog.models[config["model"]]
     cls = model_class(spec)
     model_cfg = _config.from_json(cls.config_class, config["model_config"])
-    net = cls(model_cfg)
     task_obj = build_task(config, run_dir)
     train_cfg = _config.from_json(TrainConfig, config["train_config"])
     for key, value in train_options.items():
@@ -645,6 +674,10 @@ def _resume(
         )
     _validate_train_config(train_cfg)
     _check_left_to_train(run_dir, train_cfg)
+    import torch
+
+    torch.manual_seed(train_cfg.seed)  # a run with no checkpoint yet starts as it first did
+    net = cls(model_cfg)
     task_obj.setup(config.get("data"), config.get("val_data"), train_cfg.seed)
     task_obj.bind(model_cfg)
     config["train_config"] = _config.to_json(train_cfg)

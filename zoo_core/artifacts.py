@@ -42,17 +42,38 @@ ARTIFACT_FILES = (CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE, METRICS_FILE, CARD_
 
 
 # -- atomic writes ---------------------------------------------------------------------------------
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def default_mode(folder: bool = False) -> int:
+    """The permissions ``open()`` or ``mkdir()`` would give a new file or folder (the umask's).
+
+    ``tempfile`` makes its files and folders private (0600, 0700); what it made for a run folder
+    gets these instead, so a run is as readable as the files written beside it.
+    """
+    return (0o777 if folder else 0o666) & ~_umask()
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
     """Call ``write(tmp)`` on a temporary file beside ``path``, fsync it, then rename it over.
 
-    A crash leaves either the old file or the new one, never half of one.
+    A crash leaves either the old file or the new one, never half of one. The file keeps the
+    permissions of the one it replaces; a new one gets the umask's, as ``open()`` would give it.
     """
     path = Path(path)
+    try:
+        mode = path.stat().st_mode & 0o7777
+    except OSError:
+        mode = default_mode()
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         write(tmp)
+        os.chmod(tmp, mode)  # after: a writer may replace the file (safetensors makes it 0600)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -94,6 +115,7 @@ def new_folder(out: str | Path) -> Iterator[Path]:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
+        tmp.chmod(default_mode(folder=True))
         yield tmp
         if out.exists():
             out.rmdir()

@@ -290,7 +290,11 @@ def tokenizers(as_json: bool) -> None:
 @click.option("--batch-size", type=int)
 @click.option("--lr", type=float, help="Peak learning rate.")
 @click.option("--seed", type=int)
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]))
+@click.option(
+    "--device",
+    metavar="auto|cpu|cuda[:N]|mps",
+    help="Where to train (default: auto, a GPU when there is one).",
+)
 @click.option("--compile", "compile_", is_flag=True, default=None, help="torch.compile the model.")
 @click.option("--out", type=click.Path(), help="Run folder (default: a new one under runs/).")
 @click.option("--resume", type=click.Path(), help="Continue the run in this folder.")
@@ -364,7 +368,7 @@ def train(
 @click.argument("source")
 @click.option("--data", type=click.Path(), help="Evaluation data (default: the validation split).")
 @click.option("--batch-size", type=int, default=32, show_default=True)
-@click.option("--device", default="cpu", show_default=True)
+@click.option("--device", default="cpu", show_default=True, metavar="cpu|cuda[:N]|mps|auto")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def eval_cmd(source: str, data: str | None, batch_size: int, device: str, as_json: bool) -> None:
     """Evaluate a trained model (a run folder or a Hub repo)."""
@@ -388,7 +392,7 @@ def eval_cmd(source: str, data: str | None, batch_size: int, device: str, as_jso
 @click.option("--stop", help="Stop when this text is generated.")
 @click.option("--seed", type=int)
 @click.option("--no-cache", is_flag=True, help="Recompute the whole prefix every token.")
-@click.option("--device", default="cpu", show_default=True)
+@click.option("--device", default="cpu", show_default=True, metavar="cpu|cuda[:N]|mps|auto")
 @click.option(
     "--num", type=int, default=64, show_default=True, help="Samples (image and 2-D models)."
 )
@@ -625,7 +629,7 @@ def _removed(paths: list[str]) -> str:
 @click.argument("source")
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--top-k", type=int, default=5, show_default=True, help="Classes to show per input.")
-@click.option("--device", default="cpu", show_default=True)
+@click.option("--device", default="cpu", show_default=True, metavar="cpu|cuda[:N]|mps|auto")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def predict(source: str, inputs: tuple[str, ...], top_k: int, device: str, as_json: bool) -> None:
     """Classify INPUTS with a trained classifier (a run folder or a Hub repo): image files or

@@ -16,6 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from string import Template
 
+from zoo_core import artifacts
 from zoo_core._version import __version__
 from zoo_core.errors import ZooError
 from zoo_core.registry import PluginInfo
@@ -102,7 +103,7 @@ def new_plugin(name: str, folder: str | Path | None = None) -> Path:
         for path, text in rendered.items():
             (staging / path).parent.mkdir(parents=True, exist_ok=True)
             (staging / path).write_text(text, encoding="utf-8")
-        staging.chmod(0o755)  # mkdtemp's folder is private
+        staging.chmod(artifacts.default_mode(folder=True))  # mkdtemp's folder is private
         os.replace(staging, target)  # atomic; replaces an empty folder
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)

@@ -24,6 +24,6 @@ class TrainConfig:
     checkpoint_interval: int = 0  # steps between checkpoints; 0: at each evaluation
     keep_checkpoints: int = 2
     seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | mps
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA
     compile: bool = False  # torch.compile the model (CUDA)

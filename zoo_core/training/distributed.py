@@ -41,6 +41,11 @@ def init(device_type: str) -> None:
 def local_device(device: torch.device) -> torch.device:
     """On CUDA, each rank takes the GPU of its local rank."""
     if device.type == "cuda" and world_size() > 1:
+        if device.index is not None:
+            raise ZooError(
+                f"--device {device} picks one GPU, but under --nproc each process takes the GPU "
+                "of its rank; choose the GPUs with CUDA_VISIBLE_DEVICES and give --device cuda"
+            )
         index = int(os.environ.get("LOCAL_RANK", "0"))
         torch.cuda.set_device(index)
         return torch.device("cuda", index)

@@ -37,18 +37,32 @@ class NonFiniteLoss(ZooError):
 
 
 def pick_device(name: str) -> torch.device:
-    """``auto`` is CUDA when there is a GPU, else the CPU."""
+    """``auto`` is CUDA when there is a GPU, else the CPU; ``cuda:N`` is GPU N."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ZooError(
-            "--device cuda was asked for, but PyTorch sees no CUDA GPU here; use --device cpu"
-        )
-    if name == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-        raise ZooError("--device mps was asked for, but this PyTorch has no MPS support here")
-    if name not in ("cpu", "cuda", "mps") and not name.startswith("cuda:"):
-        raise ZooError(f"unknown device '{name}'; use auto, cpu, cuda or mps")
-    return torch.device(name)
+    unknown = f"unknown device '{name}'; use auto, cpu, cuda, cuda:N (GPU N) or mps"
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ZooError(unknown) from None
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise ZooError(unknown)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ZooError(
+                f"--device {name} was asked for, but PyTorch sees no CUDA GPU here; use --device cpu"
+            )
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise ZooError(
+                f"--device {name}: there is no GPU {device.index}; PyTorch sees {count} "
+                f"(cuda:0 to cuda:{count - 1})"
+            )
+    if device.type == "mps" and not (
+        hasattr(torch.backends, "mps") and torch.backends.mps.is_available()
+    ):
+        raise ZooError(f"--device {name} was asked for, but this PyTorch has no MPS support here")
+    return device
 
 
 def to_device(batch: Any, device: torch.device) -> Any:
@@ -62,6 +76,29 @@ def to_device(batch: Any, device: torch.device) -> Any:
     if isinstance(batch, list | tuple):
         return type(batch)(to_device(v, device) for v in batch)
     return batch
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """A tensor could not be allocated: CUDA's OutOfMemoryError, or the CPU or MPS allocator's
+    RuntimeError (which PyTorch gives no class of its own)."""
+    if isinstance(exc, torch.cuda.OutOfMemoryError):  # torch.OutOfMemoryError from 2.5
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and (
+        "can't allocate memory" in text or "out of memory" in text.lower()
+    )
+
+
+def _first_non_finite(model: nn.Module) -> str | None:
+    """The name of the first weight or floating buffer holding a NaN or an infinity, if any."""
+    for name, tensor in model.state_dict().items():
+        if (
+            isinstance(tensor, torch.Tensor)
+            and tensor.is_floating_point()
+            and not torch.isfinite(tensor).all()
+        ):
+            return name
+    return None
 
 
 class Trainer:
@@ -96,6 +133,7 @@ class Trainer:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.show_progress = progress and self.is_main
         self._stop_requested = False
+        self.checkpoint_step: int | None = None  # the step of the newest checkpoint written or read
         self.history: list[dict[str, Any]] = []
         if self.device.type == "cuda":
             torch.set_float32_matmul_precision("high")
@@ -157,13 +195,15 @@ class Trainer:
                 group.setdefault("initial_lr", group["lr"])
         step, elapsed_before, units_total = 0, 0.0, 0
         checkpoints = self.run_dir / artifacts.CHECKPOINTS_DIR if self.run_dir is not None else None
-        if resume:
+        if resume and checkpoint.list_checkpoints(checkpoints):
             state = checkpoint.load_latest(checkpoints, self.model, optimizers, generator)
-            step = state["step"]
+            step = self.checkpoint_step = state["step"]
             elapsed_before = state["trainer"]["elapsed"]
             units_total = state["trainer"]["units"]
-            if self.is_main:
-                self._truncate_metrics(step)
+        # else a run stopped before its first checkpoint starts again (its initial weights are
+        # its seed's), forgetting what it had logged
+        if resume and self.is_main:
+            self._truncate_metrics(step)
         distributed.broadcast_parameters(self.model)
 
         steps = cfg.steps
@@ -180,6 +220,14 @@ class Trainer:
             return {"elapsed": elapsed_before + (time.perf_counter() - start), "units": units_total}
 
         def save_checkpoint() -> None:
+            # A finite loss was computed before its step's update, which can still overflow the
+            # weights: a checkpoint is only written of finite ones (on every rank, so all stop).
+            bad = _first_non_finite(self.model)
+            if bad is not None:
+                raise NonFiniteLoss(
+                    f"the weights became non-finite at step {step} ({bad}); {self._kept()}. Try "
+                    "a lower --lr or a smaller --set grad_clip"
+                )
             if self.out is None:
                 return
             try:
@@ -193,6 +241,7 @@ class Trainer:
                     keep=cfg.keep_checkpoints,
                 )
                 self.save_weights()
+                self.checkpoint_step = step
             except OSError as exc:
                 raise ZooError(
                     f"cannot write a checkpoint in '{checkpoints}': {exc.strerror or exc}; free some "
@@ -276,8 +325,8 @@ class Trainer:
                         if bad:
                             raise NonFiniteLoss(
                                 f"the {'loss' if bad == ['model'] else 'loss of ' + bad[0]} became "
-                                f"{losses[bad[0]]} at step {step}; the last good checkpoint is kept. "
-                                "Try a lower --lr or a smaller --set grad_clip"
+                                f"{losses[bad[0]]} at step {step}; {self._kept()}. Try a lower "
+                                "--lr or a smaller --set grad_clip"
                             )
                         now = time.perf_counter()
                         throughput = window_units / max(now - window_start, 1e-9)
@@ -302,6 +351,14 @@ class Trainer:
             final = self._evaluate(step, None)
             save_checkpoint()
             return {"step": step, "elapsed": trainer_state()["elapsed"], **final}
+        except RuntimeError as exc:
+            if not _out_of_memory(exc):
+                raise
+            raise ZooError(
+                f"out of memory at step {step + 1} on {self.device} with batch size "
+                f"{cfg.batch_size}; {self._kept()}. Start a new run with a smaller --batch-size, "
+                "or a smaller model or input (--set seq_len=, image_size=...)"
+            ) from None
         except OSError as exc:  # a full disk, a folder made read-only while training
             raise ZooError(
                 f"cannot write to the run folder '{self.run_dir}': {exc.strerror or exc}; free some "
@@ -310,6 +367,18 @@ class Trainer:
         finally:
             if in_main_thread and previous_handler is not None:
                 signal.signal(signal.SIGINT, previous_handler)
+
+    @property
+    def saved_nothing(self) -> bool:
+        """No checkpoint and no logged metrics: the run folder holds nothing of this training."""
+        return self.checkpoint_step is None and not self.history
+
+    def _kept(self) -> str:
+        if self.out is None or self.saved_nothing:
+            return "nothing was saved"  # and a new run's folder is removed (api.train)
+        if self.checkpoint_step is None:
+            return "no checkpoint was saved before it"
+        return f"the checkpoint of step {self.checkpoint_step} is kept"
 
     def _title(self, step: int) -> str:
         """``lstm (1,079,400 parameters), task lm, on cpu (fp32), 4 processes: runs/lstm-...``"""
