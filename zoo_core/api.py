@@ -233,6 +233,42 @@ class Artifact:
         self.task.setup_eval(data)
         return self.task.evaluate(self.model, batch_size)
 
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        private: bool = False,
+        revision: str | None = None,
+        message: str | None = None,
+        include_checkpoints: bool = False,
+        token: str | None = None,
+    ) -> Any:
+        """Upload this artifact to Hub repo ``repo_id`` (created if needed), as ``zoo push`` does:
+        the files of the folder it was loaded from, with a model card written for the repo.
+        Returns a ``zoo_core.hub.PushResult`` (``commit_url``, ``files``, ``removed``...)."""
+        import torch
+
+        from zoo_core.hub import push
+
+        saved, _ = artifacts.state_from_file(self.path / artifacts.WEIGHTS_FILE)
+        current = self.model.state_dict()
+        if saved.keys() != current.keys() or any(
+            not torch.equal(saved[k], current[k].detach().cpu()) for k in saved
+        ):
+            raise ZooError(
+                f"this artifact's weights differ from those in '{self.path}', and a push uploads "
+                "that folder's files; train or resume a run to change a model's weights"
+            )
+        return push(
+            self.path,
+            repo_id,
+            private=private,
+            revision=revision,
+            message=message,
+            include_checkpoints=include_checkpoints,
+            token=token,
+        )
+
 
 def _missing_model_message(config: dict[str, Any]) -> str:
     dist = config.get("distribution") or "the plugin that provides it"

@@ -29,6 +29,37 @@ def tree(hub_server, repo: str, revision: str) -> list[str]:
         return sorted(entry["path"] for entry in json.load(response))
 
 
+PUSH_FROM_PYTHON = """
+import json, sys, torch, zoo_core
+artifact = zoo_core.load(sys.argv[1])
+first = artifact.push_to_hub("acme/from-python", message="from Python")
+# A pulled artifact pushes as well: its folder is the Hugging Face cache's snapshot.
+copy = zoo_core.load("hf:acme/from-python").push_to_hub("acme/from-python-copy")
+with torch.no_grad():
+    next(artifact.model.parameters()).add_(1.0)
+try:
+    artifact.push_to_hub("acme/from-python")
+    refused = None
+except zoo_core.ZooError as exc:
+    refused = str(exc)
+print(json.dumps({"first": sorted(first.files), "copy": sorted(copy.files), "refused": refused}))
+"""
+
+
+def test_an_artifact_pushes_itself_from_python(client, hub_server, hub_runs):
+    run = hub_runs["a"]
+    out = client.python(PUSH_FROM_PYTHON, run, HF_TOKEN=hub_server.token)
+    assert out["first"] == out["copy"] == sorted(ARTIFACTS)
+    for repo in ("acme/from-python", "acme/from-python-copy"):
+        assert tree(hub_server, repo, "main") == sorted([GITATTRIBUTES, *ARTIFACTS])
+    assert client.same_outputs(run, "hf:acme/from-python", "hf:acme/from-python-copy") == [
+        True,
+        True,
+    ]
+    # Weights changed in memory are not what the folder holds: no silent push of the old ones.
+    assert "weights differ" in out["refused"]
+
+
 def test_push_then_pull_gives_the_same_model_and_a_card(client, hub_server, hub_runs):
     from huggingface_hub import ModelCard
 

@@ -195,7 +195,7 @@ class Trainer:
                 group.setdefault("initial_lr", group["lr"])
         step, elapsed_before, units_total = 0, 0.0, 0
         checkpoints = self.run_dir / artifacts.CHECKPOINTS_DIR if self.run_dir is not None else None
-        if resume and checkpoint.list_checkpoints(checkpoints):
+        if resume and checkpoints is not None and checkpoint.list_checkpoints(checkpoints):
             state = checkpoint.load_latest(checkpoints, self.model, optimizers, generator)
             step = self.checkpoint_step = state["step"]
             elapsed_before = state["trainer"]["elapsed"]
@@ -354,10 +354,11 @@ class Trainer:
         except RuntimeError as exc:
             if not _out_of_memory(exc):
                 raise
+            where = f"at step {step + 1}" if step < steps else "in the last evaluation"
             raise ZooError(
-                f"out of memory at step {step + 1} on {self.device} with batch size "
-                f"{cfg.batch_size}; {self._kept()}. Start a new run with a smaller --batch-size, "
-                "or a smaller model or input (--set seq_len=, image_size=...)"
+                f"out of memory {where} on {self.device} with batch size {cfg.batch_size}; "
+                f"{self._kept()}. Start a new run with a smaller --batch-size, or a smaller model "
+                "or input (--set seq_len=, image_size=...)"
             ) from None
         except OSError as exc:  # a full disk, a folder made read-only while training
             raise ZooError(

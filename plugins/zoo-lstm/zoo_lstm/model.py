@@ -18,13 +18,13 @@ class LSTMConfig:
     tie_weights: bool = True  # share the embedding with the head (needs embed_dim == hidden_size)
 
     def __post_init__(self):
+        if self.num_layers < 1 or self.hidden_size < 1 or self.embed_dim < 1:
+            raise ValueError("num_layers, hidden_size and embed_dim must be positive")
         if self.tie_weights and self.embed_dim != self.hidden_size:
             raise ValueError(
                 f"tie_weights needs embed_dim == hidden_size, not {self.embed_dim} and "
                 f"{self.hidden_size}; set them equal, or set tie_weights=false"
             )
-        if self.num_layers < 1 or self.hidden_size < 1 or self.embed_dim < 1:
-            raise ValueError("num_layers, hidden_size and embed_dim must be positive")
         if not 0 <= self.dropout < 1:
             raise ValueError("dropout must be in [0, 1)")
 
