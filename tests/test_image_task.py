@@ -119,6 +119,14 @@ def _two_tone_folder(root, layout):
     return str(root)
 
 
+def test_a_class_the_split_leaves_without_training_images_is_a_clear_error(tmp_path):
+    # Two images, one per class: the held-out one's class would never be trained on.
+    task = ImageClassification()
+    task.setup(_two_tone_folder(tmp_path / "d", {"dark": ["black"], "light": ["white"]}), None, 0)
+    with pytest.raises(ZooError, match=r"class\(es\) (dark|light) .*none is left to train on"):
+        task.bind(_config(num_classes=2))
+
+
 class _Brightness(nn.Module):
     """Predicts 'dark' or 'light' from mean brightness: a known, exact classifier."""
 

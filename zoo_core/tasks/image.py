@@ -166,6 +166,14 @@ class ImageClassification(Task):
             n_val = min(len(y) - 1, max(1, round(len(y) * self.options.val_fraction)))
             train = (x[order[n_val:]], y[order[n_val:]])
             val = (x[order[:n_val]], y[order[:n_val]])
+            counts = np.bincount(train[1], minlength=len(self.classes))
+            unseen = [self.classes[i] for i in np.nonzero(counts == 0)[0]]
+            if unseen:
+                raise ZooError(
+                    f"class(es) {', '.join(unseen)} of '{source}' have too few images: all went "
+                    "to the validation split, none is left to train on; add images, or give "
+                    "--val-data"
+                )
         by_class = np.argsort(val[1], kind="stable")  # an evenly spread subset covers every class
         val = (val[0][by_class], val[1][by_class])
         return tuple((torch.from_numpy(a), torch.from_numpy(b)) for a, b in (train, val))
