@@ -14,6 +14,7 @@ from zoo_testutil import run_zoo
 from zoo_transformer.model import TransformerConfig, TransformerLM
 
 import zoo_core
+from zoo_core import artifacts
 from zoo_core.compare import compare, resume, split_sets
 from zoo_core.errors import ZooError
 
@@ -258,6 +259,16 @@ def test_resume_keeps_the_comparisons_settings(zoo, tmp_path):
     before = _results(out)
     again = zoo("compare", "--resume", out)
     assert "val_accuracy @" in again.stdout and _results(out) == before
+    # While another process runs the comparison (here: holds its lock), a resume stops at once.
+    with artifacts.locked(out):
+        proc = zoo("compare", "--resume", out, check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().endswith(
+        "is being trained by another zoo process; wait for it "
+        "to finish, or stop it (Ctrl-C saves a checkpoint) and "
+        "resume again"
+    )
+    assert _results(out) == before
 
 
 def test_lstm_mixer_carries_its_state_through_forward_step():

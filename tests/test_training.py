@@ -131,6 +131,25 @@ def test_ctrl_c_saves_and_resume_continues_the_run(tmp_path, uninterrupted):
     assert _same(_weights(out), _weights(uninterrupted))
 
 
+def test_a_run_being_trained_is_not_trained_by_a_second_process(tmp_path):
+    out = tmp_path / "run"
+    first = _start(out, "--steps", "1000000")  # the last --steps counts: it trains until stopped
+    try:
+        _wait_for_checkpoints(out, 1)
+        second = run_zoo("train", "--resume", out, "--steps", "2000000", check=False)
+        assert second.returncode == 1 and "Traceback" not in second.stderr
+        assert "is being trained by another zoo process" in second.stderr
+        assert first.poll() is None  # the first goes on, its folder untouched by the second
+    finally:
+        first.send_signal(signal.SIGINT)
+        _, err = first.communicate(timeout=60)
+    assert first.returncode == 130, err
+    stopped_at = int(err.split("interrupted at step ")[1].split(";")[0])
+    # The lock ended with the process: the run resumes.
+    run_zoo("train", "--resume", out, "--steps", str(stopped_at + 1), "--quiet")
+    assert _steps(out)[-1] == stopped_at + 1
+
+
 def test_sigkill_then_resume_is_bit_identical(tmp_path, uninterrupted):
     out = tmp_path / "run"
     proc = _start(out)

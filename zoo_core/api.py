@@ -434,7 +434,8 @@ def _train(model, task, data, val_data, out, resume, overrides, progress, train_
     overrides = dict(overrides or {})
     if resume is not None:
         given = {"model": model, "task": task, "data": data, "val_data": val_data, "out": out}
-        return _resume(Path(resume), overrides, train_options, progress, given)
+        with _lock(Path(resume)):
+            return _resume(Path(resume), overrides, train_options, progress, given)
     if model is None:
         raise ZooError("name a model to train (see `zoo list`), or --resume a run folder")
     spec = get_model_spec(model)
@@ -487,38 +488,53 @@ def _train(model, task, data, val_data, out, resume, overrides, progress, train_
 
     existed = out is not None and Path(out).is_dir()
     run_dir = _shared_run_dir(spec.name, out)
-    config = {
-        "zoo_version": __version__,
-        "model": spec.name,
-        "family": spec.family,
-        "plugin": spec.plugin,
-        "distribution": _distribution(spec.plugin),
-        "task": task_name,
-        "tokenizer": getattr(task_obj.tokenizer, "name", None),
-        "model_config": _config.to_json(model_cfg),
-        "task_config": _config.to_json(task_obj.options),
-        "task_state": task_obj.state(),
-        "train_config": _config.to_json(train_cfg),
-        "data": data,
-        "val_data": val_data,
-    }
-    trainer = None
-    try:
-        if distributed.is_main():
-            _write_start(run_dir, config, task_obj)
-        # Where a task may write files as it trains (progress samples); rank 0 alone writes.
-        task_obj.run_dir = run_dir if distributed.is_main() else None
-        trainer = Trainer(
-            net, task_obj, train_cfg, run_dir, metadata={"zoo.model": spec.name}, progress=progress
-        )
-        final = trainer.fit()
-    except BaseException:
-        # Failed (or was stopped at once) before it saved a checkpoint or logged a step: no
-        # folder is left of it.
-        if distributed.is_main() and (trainer is None or trainer.saved_nothing):
-            _discard(run_dir, keep_folder=existed)
-        raise
-    return _finish(run_dir, config, spec, net, task_obj, final)
+    with _lock(run_dir):  # one process trains a run folder at a time
+        config = {
+            "zoo_version": __version__,
+            "model": spec.name,
+            "family": spec.family,
+            "plugin": spec.plugin,
+            "distribution": _distribution(spec.plugin),
+            "task": task_name,
+            "tokenizer": getattr(task_obj.tokenizer, "name", None),
+            "model_config": _config.to_json(model_cfg),
+            "task_config": _config.to_json(task_obj.options),
+            "task_state": task_obj.state(),
+            "train_config": _config.to_json(train_cfg),
+            "data": data,
+            "val_data": val_data,
+        }
+        trainer = None
+        try:
+            if distributed.is_main():
+                _write_start(run_dir, config, task_obj)
+            # Where a task may write files as it trains (progress samples); rank 0 alone writes.
+            task_obj.run_dir = run_dir if distributed.is_main() else None
+            trainer = Trainer(
+                net,
+                task_obj,
+                train_cfg,
+                run_dir,
+                metadata={"zoo.model": spec.name},
+                progress=progress,
+            )
+            final = trainer.fit()
+        except BaseException:
+            # Failed (or was stopped at once) before it saved a checkpoint or logged a step: no
+            # folder is left of it.
+            if distributed.is_main() and (trainer is None or trainer.saved_nothing):
+                _discard(run_dir, keep_folder=existed)
+            raise
+        return _finish(run_dir, config, spec, net, task_obj, final)
+
+
+def _lock(run_dir: Path):
+    """Under torchrun, rank 0 alone holds the run folder's lock."""
+    import contextlib
+
+    from zoo_core.training import distributed
+
+    return artifacts.locked(run_dir) if distributed.is_main() else contextlib.nullcontext()
 
 
 def _discard(run_dir: Path, keep_folder: bool) -> None:

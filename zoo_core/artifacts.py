@@ -125,6 +125,38 @@ def new_folder(out: str | Path) -> Iterator[Path]:
         raise
 
 
+@contextlib.contextmanager
+def locked(folder: str | Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` (a run, a comparison) while it is trained, so that a
+    second process that would train the same folder stops with an error instead of writing over
+    the first one's checkpoints. The lock is the folder's own (``flock``), no file is added, and
+    it ends with the process, however that ends. Where there is no ``flock`` (Windows, some
+    network file systems) nothing is locked."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ZooError(
+                f"'{folder}' is being trained by another zoo process; wait for it to finish, or "
+                "stop it (Ctrl-C saves a checkpoint) and resume again"
+            ) from None
+        except OSError:
+            pass  # this file system does not lock
+        yield
+    finally:
+        os.close(fd)
+
+
 def write_json(path: str | Path, data: Any) -> None:
     text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))

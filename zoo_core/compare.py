@@ -333,6 +333,15 @@ def _run_all(
     results: dict[str, Any],
     on_run: Callable[[dict[str, Any], int, int], None] | None,
 ) -> dict[str, Any]:
+    with artifacts.locked(folder):  # one process runs a comparison at a time
+        return _run_plan(folder, results, on_run)
+
+
+def _run_plan(
+    folder: Path,
+    results: dict[str, Any],
+    on_run: Callable[[dict[str, Any], int, int], None] | None,
+) -> dict[str, Any]:
     """Train and evaluate every run of ``results``' plan that it has no record of, in order,
     writing results.json after each; then the summary and plots. Ctrl-C stops the comparison
     (an interrupted run keeps its checkpoint) and says how to continue it."""
