@@ -26,3 +26,15 @@ def test_byte_round_trip_on_unicode():
     assert tok.vocab_size == 256
     assert tok.decode(tok.encode(UNICODE)) == UNICODE
     assert len(tok.encode("é")) == 2
+
+
+def test_a_vocab_size_for_a_fixed_vocabulary_is_refused_not_ignored(zoo, tmp_path):
+    for tokenizer in ("char", "byte"):
+        proc = zoo(
+            "train", "lstm", "--tokenizer", tokenizer, "--set", "vocab_size=50", "--steps", "1",
+            cwd=tmp_path, check=False,
+        )  # fmt: skip
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr
+        assert f"the {tokenizer} tokenizer's vocabulary is" in proc.stderr
+        assert "takes no vocab_size" in proc.stderr
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

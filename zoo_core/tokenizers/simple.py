@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from zoo_core.errors import ZooError
 from zoo_core.tokenizers.base import Tokenizer
+
+
+def _no_vocab_size(options: dict[str, Any], name: str, vocabulary: str) -> None:
+    """A vocab_size set for a tokenizer whose vocabulary is fixed would be silently ignored."""
+    if options.get("vocab_size") is not None:
+        raise ZooError(
+            f"the {name} tokenizer's vocabulary is {vocabulary}: it takes no vocab_size; drop "
+            "it, or use --tokenizer bpe for a vocabulary of the size you choose"
+        )
 
 
 class CharTokenizer(Tokenizer):
@@ -24,6 +34,7 @@ class CharTokenizer(Tokenizer):
 
     @classmethod
     def fit(cls, text: str, **options: Any) -> CharTokenizer:
+        _no_vocab_size(options, "char", "the training text's characters")
         return cls(sorted(set(text)))
 
     def encode(self, text: str) -> list[int]:
@@ -53,6 +64,7 @@ class ByteTokenizer(Tokenizer):
 
     @classmethod
     def fit(cls, text: str, **options: Any) -> ByteTokenizer:
+        _no_vocab_size(options, "byte", "the 256 byte values")
         return cls()
 
     def encode(self, text: str) -> list[int]:
