@@ -79,6 +79,10 @@ def test_data_shapes_writes_the_size_asked_for(tmp_path, zoo):
     bad = zoo("data", "shapes", "--out", tmp_path / "tiny", "--size", "4", check=False)
     assert bad.returncode == 1 and "at least 8" in bad.stderr and "Traceback" not in bad.stderr
     assert not (tmp_path / "tiny").exists()
+    # Fewer images than classes would leave class folders empty, which no training reads.
+    few = zoo("data", "shapes", "--out", tmp_path / "few", "--num", "5", check=False)
+    assert few.returncode == 1 and "Traceback" not in few.stderr
+    assert "at least 8, one per class, not 5" in few.stderr and not (tmp_path / "few").exists()
 
 
 def test_a_corrupt_image_is_skipped_with_a_warning_or_stops_the_read(shapes_folder, capsys):

@@ -153,6 +153,10 @@ def write_folder(
 
     from zoo_core.artifacts import new_folder
 
+    if num < len(CLASSES):  # an empty class folder is not a data set the zoo reads
+        raise ZooError(
+            f"the number of images must be at least {len(CLASSES)}, one per class, not {num}"
+        )
     with new_folder(out) as tmp:
         images, labels = generate(num, seed, size)
         for name in CLASSES:
