@@ -343,6 +343,20 @@ def test_a_gan_learns_from_a_single_folder_of_images_unconditionally(tmp_path):
 
     with pytest.raises(ZooError, match="needs two or more"):
         ImageClassification().setup(str(tmp_path / "photos"))
+    # A folder of the images themselves, with no sub-folder, is the same data set to a GAN.
+    flat = train(
+        "gan",
+        data=folder,
+        out=tmp_path / "flat",
+        progress=False,
+        steps=2,
+        batch_size=4,
+        overrides={"image_size": 16, "width": 4, "latent_dim": 8, "eval_samples": 8, "grid": 4},
+    )[0]
+    assert flat.model.num_classes == 0 and flat.config["task_state"]["classes"] == ["images"]
+    assert set(flat.evaluate()) == set(artifact.evaluate())
+    with pytest.raises(ZooError, match="has no sub-folders"):  # but no classes to classify
+        ImageClassification().setup(str(folder))
 
 
 class _Images(torch.nn.Module):

@@ -21,8 +21,9 @@ def image_files(folder: Path) -> list[Path]:
     )
 
 
-def scan_folder(folder: str | Path) -> tuple[list[str], list[Path], list[int]]:
-    """Class names (sorted sub-folder names), image files and their class indices."""
+def scan_folder(folder: str | Path, flat: bool = False) -> tuple[list[str], list[Path], list[int]]:
+    """Class names (sorted sub-folder names), image files and their class indices. With ``flat``,
+    a folder of images and no sub-folders is one class, named ``images``."""
     root = Path(folder)
     if not root.exists():
         raise ZooError(
@@ -33,6 +34,9 @@ def scan_folder(folder: str | Path) -> tuple[list[str], list[Path], list[int]]:
             f"data path '{folder}' is a file; give a folder with one sub-folder of images per class"
         )
     class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not class_dirs and flat and image_files(root):
+        found = image_files(root)
+        return ["images"], found, [0] * len(found)
     if not class_dirs:
         raise ZooError(
             f"folder '{folder}' has no sub-folders; put each class's images in a sub-folder named "

@@ -93,11 +93,11 @@ class ImageClassification(Task):
             self._files = None
         else:
             self.data_name = str(data)
-            self.classes, files, labels = image_data.scan_folder(data)
+            self.classes, files, labels = image_data.scan_folder(data, flat=self.min_classes < 2)
             self._files = (files, labels)
         self._val_files = None
         if val_data is not None:
-            val_classes, files, labels = image_data.scan_folder(val_data)
+            val_classes, files, labels = image_data.scan_folder(val_data, flat=self.min_classes < 2)
             self._val_files = (files, self._relabel(val_classes, labels, val_data))
         if len(self.classes) < self.min_classes:
             raise ZooError(
@@ -193,11 +193,13 @@ class ImageClassification(Task):
         if data is None:  # the held-out part of what it was trained on
             files = None
             if self.source is not None:
-                classes, found, labels = image_data.scan_folder(trained_on(self.source))
+                classes, found, labels = image_data.scan_folder(
+                    trained_on(self.source), flat=self.min_classes < 2
+                )
                 files = (found, self._relabel(classes, labels, self.source))
             _, (self.val_x, self.val_y) = self._read_splits(self.source, files, None)
         else:
-            classes, found, labels = image_data.scan_folder(data)
+            classes, found, labels = image_data.scan_folder(data, flat=self.min_classes < 2)
             self.val_source = data
             x, y = image_data.read_images(
                 found,
