@@ -131,6 +131,21 @@ def test_ctrl_c_saves_and_resume_continues_the_run(tmp_path, uninterrupted):
     assert _same(_weights(out), _weights(uninterrupted))
 
 
+def test_sigterm_saves_like_ctrl_c_and_resume_is_bit_identical(tmp_path, uninterrupted):
+    # What a scheduler sends a job it preempts, before SIGKILL.
+    out = tmp_path / "run"
+    proc = _start(out)
+    _wait_for_checkpoints(out, 1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err  # 128 + SIGTERM, as a shell reports it
+    assert "interrupted by SIGTERM at step" in err and "Traceback" not in err
+    stopped_at = int(err.split("interrupted by SIGTERM at step ")[1].split(";")[0])
+    assert (out / "checkpoints" / f"step-{stopped_at:08d}").is_dir()
+    run_zoo("train", "--resume", out, "--quiet")
+    assert _same(_weights(out), _weights(uninterrupted))
+
+
 def test_a_run_being_trained_is_not_trained_by_a_second_process(tmp_path):
     out = tmp_path / "run"
     first = _start(out, "--steps", "1000000")  # the last --steps counts: it trains until stopped
@@ -340,6 +355,19 @@ def test_torchrun_two_processes_match_one_process(tmp_path):
     run_zoo("train", "--resume", out, "--nproc", "2", "--quiet", cwd=tmp_path)
     steps = _steps(out)
     assert steps == sorted(set(steps)) and steps[-1] == int(STEPS)
+
+    # SIGTERM to the launcher alone (a scheduler preempting the job) reaches every rank through
+    # torchrun: they stop at one step with a checkpoint, as on Ctrl-C.
+    out = tmp_path / "term"
+    proc = _start(out, "--nproc", "2")
+    _wait_for_checkpoints(out, 1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: interrupted by SIGTERM at step "), err
+    stopped_at = int(lines[0].split("at step ")[1].split(";")[0])
+    assert (out / "checkpoints" / f"step-{stopped_at:08d}").is_dir()
 
 
 @pytest.fixture

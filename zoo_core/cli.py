@@ -28,7 +28,7 @@ class _Group(click.Group):
 
             if not report_rank_error(f"Error: {exc}"):  # under --nproc the launcher prints it
                 click.echo(f"Error: {exc}", err=True)
-            ctx.exit(130 if interrupted else 1)
+            ctx.exit(exc.exit_code if interrupted else 1)
 
 
 def _console():

@@ -376,12 +376,13 @@ def _run_plan(
                 if key
                 else {"-": {k: val for k, val in final.items() if k.startswith("val_")}}
             )
-        except (TrainingInterrupted, KeyboardInterrupt):
+        except (TrainingInterrupted, KeyboardInterrupt) as exc:
             finished = sum("error" not in r for r in results["runs"])
             raise TrainingInterrupted(
                 f"interrupted at {v.label} seed {seed} (run {done} of {len(plan)}); "
                 f"{finished} finished run{'' if finished == 1 else 's'} kept in "
-                f"{folder / RESULTS_FILE}. Continue with: zoo compare --resume {folder}"
+                f"{folder / RESULTS_FILE}. Continue with: zoo compare --resume {folder}",
+                exit_code=getattr(exc, "exit_code", 130),
             ) from None
         except ZooError as exc:
             run["error"] = str(exc)

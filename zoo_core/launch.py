@@ -55,15 +55,22 @@ def launch(nproc: int, name: str | None, out: str | None, resume: str | None) ->
     ]
     # Ctrl-C reaches every process of the terminal's group: the ranks save a checkpoint and stop,
     # torchrun reports. This process waits for that rather than being interrupted (and killing
-    # torchrun mid-report, as subprocess.call would).
-    # (Ignored here only after the start: a child would inherit the ignoring.)
+    # torchrun mid-report, as subprocess.call would). A SIGTERM sent to this process alone is
+    # passed on to torchrun, which passes it to the ranks: they checkpoint and stop as well.
+    # (Set here only after the start: a child would inherit an ignored signal.)
     try:
         with subprocess.Popen(command, env=env) as proc:
-            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+            previous = {
+                signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN),
+                signal.SIGTERM: signal.signal(
+                    signal.SIGTERM, lambda signum, frame: proc.send_signal(signal.SIGTERM)
+                ),
+            }
             try:
                 return proc.wait()
             finally:
-                signal.signal(signal.SIGINT, previous)
+                for signum, handler in previous.items():
+                    signal.signal(signum, handler)
     finally:
         shutil.rmtree(errors, ignore_errors=True)
 

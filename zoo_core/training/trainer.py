@@ -29,7 +29,12 @@ from zoo_core.training.progress import Progress
 
 
 class TrainingInterrupted(ZooError):
-    """Training stopped on Ctrl-C after saving a checkpoint."""
+    """Training stopped on Ctrl-C (SIGINT) or SIGTERM after saving a checkpoint; ``exit_code`` is
+    the shell's for that signal (130, 143)."""
+
+    def __init__(self, message: str, exit_code: int = 130):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 class NonFiniteLoss(ZooError):
@@ -133,6 +138,7 @@ class Trainer:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.show_progress = progress and self.is_main
         self._stop_requested = False
+        self._stop_signal = signal.SIGINT
         self.checkpoint_step: int | None = None  # the step of the newest checkpoint written or read
         self.history: list[dict[str, Any]] = []
         if self.device.type == "cuda":
@@ -175,8 +181,13 @@ class Trainer:
         artifacts.atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
 
     def _request_stop(self, signum, frame) -> None:
+        """Ctrl-C, or SIGTERM (a scheduler preempting the job): stop after the step, with a
+        checkpoint. A second Ctrl-C stops at once; a second SIGTERM (one sent both to the
+        process group and through torchrun) changes nothing, as SIGKILL is what stops at once."""
         self._stop_requested = True
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C stops at once
+        self._stop_signal = signum
+        if signum == signal.SIGINT:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def save_weights(self) -> None:
         if self.out is not None:
@@ -250,8 +261,10 @@ class Trainer:
                 ) from None
 
         in_main_thread = threading.current_thread() is threading.main_thread()
-        previous_handler = (
-            signal.signal(signal.SIGINT, self._request_stop) if in_main_thread else None
+        previous_handlers = (
+            {s: signal.signal(s, self._request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+            if in_main_thread
+            else {}
         )
         progress = Progress(
             steps,
@@ -281,9 +294,12 @@ class Trainer:
                         save_checkpoint()
                         distributed.barrier()  # no rank exits while rank 0 still writes
                         again = f" --nproc {self.world}" if self.world > 1 else ""
+                        term = self._stop_signal == signal.SIGTERM
                         raise TrainingInterrupted(
-                            f"interrupted at step {step}; checkpoint saved. "
-                            f"Continue with: zoo train --resume {self.run_dir}{again}"
+                            f"interrupted{' by SIGTERM' if term else ''} at step {step}; "
+                            f"checkpoint saved. Continue with: zoo train --resume "
+                            f"{self.run_dir}{again}",
+                            exit_code=143 if term else 130,
                         )
                     by_steps = (step - cfg.warmup) / max(1, steps - cfg.warmup)
                     by_time = elapsed / cfg.time if cfg.time else 0.0
@@ -366,8 +382,9 @@ class Trainer:
                 "space or fix its permissions, then continue with --resume (the last checkpoint is intact)"
             ) from None
         finally:
-            if in_main_thread and previous_handler is not None:
-                signal.signal(signal.SIGINT, previous_handler)
+            for signum, handler in previous_handlers.items():
+                if handler is not None:
+                    signal.signal(signum, handler)
 
     @property
     def saved_nothing(self) -> bool:
