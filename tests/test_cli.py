@@ -32,6 +32,9 @@ def test_list_json_and_wildcards(zoo):
     only = json.loads(zoo("list", "lstm-*", "--json").stdout)
     assert [m["name"] for m in only] == ["lstm-large"]
     assert json.loads(zoo("list", "nothing-*", "--json").stdout) == []
+    assert zoo("list", "nothing-*").stdout == (
+        f"No model matches 'nothing-*'; `zoo list` shows all {len(models)}.\n"
+    )
     classifiers = json.loads(zoo("list", "--task", "image-classification", "--json").stdout)
     assert classifiers and all("image-classification" in m["tasks"] for m in classifiers)
     # A task name with a typo is an error that offers the closest, not an empty list.

@@ -314,6 +314,11 @@ def test_a_run_stopped_before_its_first_checkpoint_resumes_from_step_0(tmp_path,
     proc = run_zoo("eval", run, check=False)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "has no weights yet" in proc.stderr and f"zoo train --resume {run}" in proc.stderr
+    trained = run_zoo("info", run).stdout.splitlines()[3]
+    assert trained == (
+        f"  trained: 0 of 30 steps, unfinished (no checkpoint yet; start it again with: "
+        f"zoo train --resume {run})"
+    )
     run_zoo("train", "--resume", run, "--quiet")
     # It trained from the start, as the uninterrupted run did: the same weights, the same log.
     assert _same(_weights(run), _weights(tiny_run))

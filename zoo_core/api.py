@@ -139,9 +139,14 @@ def run_info(source: str | Path) -> dict[str, Any]:
     steps = max((r.get("step", 0) for r in log), default=0)
     seconds = max((r["elapsed"] for r in log if "elapsed" in r), default=None)
     newest = newest_state(folder / artifacts.CHECKPOINTS_DIR)  # where a resume would go on
-    if newest is not None and newest["step"] > steps:  # it saved after its last log line
+    finished = "metrics" in config
+    if newest is not None and (newest["step"] > steps or not finished):
+        # It saved after its last log line; or it is unfinished, and what counts is the step a
+        # resume goes on from, not a log line written after the last checkpoint.
         steps = newest["step"]
         seconds = (newest.get("trainer") or {}).get("elapsed", seconds)
+    elif newest is None and not finished:  # stopped before its first checkpoint
+        steps, seconds = 0, None
     state = config.get("task_state") or {}
     data = config.get("data") or state.get("data")
     parameters = None
@@ -165,7 +170,7 @@ def run_info(source: str | Path) -> dict[str, Any]:
         "steps": steps,
         "planned_steps": train_config.get("steps"),
         "seconds": seconds,
-        "finished": "metrics" in config,
+        "finished": finished,
         "metrics": config.get("metrics") or {},
         "parameters": parameters,
         "model_config": config.get("model_config") or {},

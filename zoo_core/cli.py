@@ -102,11 +102,14 @@ def list_cmd(pattern: str | None, task: str | None, as_json: bool, pretrained: b
         )
         return
     if not specs:
-        click.echo(
-            "No model matches."
-            if pattern or task
-            else "No models: install a plugin (pip install zoo-lstm)."
-        )
+        if pattern or task:
+            asked = " and ".join(
+                ([f"'{pattern}'"] if pattern else []) + ([f"task '{task}'"] if task else [])
+            )
+            total = len(list_models())
+            click.echo(f"No model matches {asked}; `zoo list` shows all {total}.")
+        else:
+            click.echo("No models: install a plugin (pip install zoo-lstm).")
         return
     _table(
         ["name", "family", "tasks", "plugin", "summary"],
@@ -195,9 +198,10 @@ def _run_info(source: str, as_json: bool) -> None:
             if budget
             else f" of {data['planned_steps']:,} steps{seconds}"
         )
+        how = "continue with" if data["steps"] else "no checkpoint yet; start it again with"
         click.echo(
-            f"  trained: {data['steps']:,}{planned}, unfinished (continue with: zoo train "
-            f"--resume {source})"
+            f"  trained: {data['steps']:,}{planned}, unfinished ({how}: zoo train --resume "
+            f"{source})"
         )
     if data["metrics"]:
         shown = ", ".join(f"{k} {format_metric(v)}" for k, v in data["metrics"].items())
