@@ -90,6 +90,27 @@ def test_user_errors_are_one_line_without_traceback(zoo, tmp_path, args, fragmen
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
+def test_compile_trains_a_model_that_loads_as_any_other(zoo, tmp_path):
+    out = tmp_path / "compiled"
+    zoo("train", "lstm", "--compile", "--steps", "3", "--out", out, "--quiet", *TINY)
+    config = json.loads((out / "config.json").read_text())
+    assert config["train_config"]["compile"] is True
+    # The weights are the module's own (no torch.compile wrapper's key prefix): they load.
+    metrics = json.loads(zoo("eval", out, "--json").stdout)
+    assert metrics["val_loss"] == pytest.approx(config["metrics"]["val_loss"], rel=1e-4)
+
+
+def test_compile_on_a_cpu_with_no_compiler_is_one_line_before_training(zoo, tmp_path):
+    empty = tmp_path / "bin"  # a PATH with no g++ on it
+    empty.mkdir()
+    proc = zoo(
+        "train", "lstm", "--compile", "--steps", "1", cwd=tmp_path, check=False,
+        env={"PATH": str(empty), "CXX": "g++"},
+    )  # fmt: skip
+    _one_line_error(proc, "--compile on the CPU needs a C++ compiler")
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
 def test_a_device_is_checked_before_anything_is_written(zoo, tiny_run, tmp_path):
     config = (tiny_run / "config.json").read_bytes()
     for args in (

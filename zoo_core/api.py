@@ -611,9 +611,11 @@ def _validate_train_config(cfg: Any) -> None:
     for ok, message in checks:
         if not ok:
             raise ZooError(message)
-    from zoo_core.training.trainer import pick_device
+    from zoo_core.training.trainer import check_compiler, pick_device
 
-    pick_device(cfg.device)  # an unknown or absent device, before anything is written
+    device = pick_device(cfg.device)  # an unknown or absent device, before anything is written
+    if cfg.compile:
+        check_compiler(device)
 
 
 def _write_start(run_dir: Path, config: dict[str, Any], task_obj: Task) -> None:

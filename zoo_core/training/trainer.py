@@ -70,6 +70,24 @@ def pick_device(name: str) -> torch.device:
     return device
 
 
+def check_compiler(device: torch.device) -> None:
+    """``torch.compile`` turns a model into C++ on the CPU; with no compiler it fails at the first
+    step, deep in a traceback. Say so before anything is written."""
+    if device.type != "cpu":
+        return
+    try:
+        from torch._inductor.cpp_builder import get_cpp_compiler
+    except ImportError:  # a PyTorch laid out otherwise: torch.compile will say what it lacks
+        return
+    try:
+        get_cpp_compiler()
+    except RuntimeError:
+        raise ZooError(
+            "--compile on the CPU needs a C++ compiler (g++ or clang++) and none was found; "
+            "install one (apt install g++), point CXX at one, or train without --compile"
+        ) from None
+
+
 def to_device(batch: Any, device: torch.device) -> Any:
     """Move every tensor of a (nested) batch; pinned and non-blocking on CUDA."""
     if isinstance(batch, torch.Tensor):
