@@ -113,15 +113,20 @@ def _out_of_memory(exc: BaseException) -> bool:
 
 
 def _first_non_finite(model: nn.Module) -> str | None:
-    """The name of the first weight or floating buffer holding a NaN or an infinity, if any."""
-    for name, tensor in model.state_dict().items():
-        if (
-            isinstance(tensor, torch.Tensor)
-            and tensor.is_floating_point()
-            and not torch.isfinite(tensor).all()
-        ):
-            return name
-    return None
+    """The name of the first weight or floating buffer holding a NaN or an infinity, if any (one
+    host synchronisation when all are finite)."""
+    tensors = {
+        name: t
+        for name, t in model.state_dict().items()
+        if isinstance(t, torch.Tensor) and t.is_floating_point()
+    }
+    if not tensors:
+        return None
+    flags = [torch.isfinite(t).all() for t in tensors.values()]
+    finite = torch.stack([f.to(flags[0].device) for f in flags])  # buffers may live elsewhere
+    if bool(finite.all()):
+        return None
+    return next(name for name, ok in zip(tensors, finite.tolist(), strict=True) if not ok)
 
 
 class Trainer:
