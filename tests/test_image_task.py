@@ -129,6 +129,11 @@ def test_a_class_the_split_leaves_without_training_images_is_a_clear_error(tmp_p
     task.setup(_two_tone_folder(tmp_path / "d", {"dark": ["black"], "light": ["white"]}), None, 0)
     with pytest.raises(ZooError, match=r"class\(es\) (dark|light) .*none is left to train on"):
         task.bind(_config(num_classes=2))
+    # So with the embedded shapes, one image of each class: the advice is a larger num_images.
+    task = ImageClassification(ImageOptions(num_images=8))
+    task.setup(None, None, 0)
+    with pytest.raises(ZooError, match=r"embedded shapes data \(num_images=8\).*larger num_images"):
+        task.bind(_config())
 
 
 class _Brightness(nn.Module):

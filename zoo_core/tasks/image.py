@@ -169,10 +169,17 @@ class ImageClassification(Task):
             counts = np.bincount(train[1], minlength=len(self.classes))
             unseen = [self.classes[i] for i in np.nonzero(counts == 0)[0]]
             if unseen:
+                where, advice = (
+                    (f"'{source}'", "add images, or give --val-data")
+                    if source is not None
+                    else (
+                        f"the embedded {self.data_name} data (num_images={len(y)})",
+                        "--set a larger num_images",
+                    )
+                )
                 raise ZooError(
-                    f"class(es) {', '.join(unseen)} of '{source}' have too few images: all went "
-                    "to the validation split, none is left to train on; add images, or give "
-                    "--val-data"
+                    f"class(es) {', '.join(unseen)} of {where} have too few images: all went to "
+                    f"the validation split, none is left to train on; {advice}"
                 )
         by_class = np.argsort(val[1], kind="stable")  # an evenly spread subset covers every class
         val = (val[0][by_class], val[1][by_class])
