@@ -145,8 +145,8 @@ def run_info(source: str | Path) -> dict[str, Any]:
         # resume goes on from, not a log line written after the last checkpoint.
         steps = newest["step"]
         seconds = (newest.get("trainer") or {}).get("elapsed", seconds)
-    elif newest is None and not finished:  # stopped before its first checkpoint
-        steps, seconds = 0, None
+    elif not finished and not (folder / artifacts.WEIGHTS_FILE).exists():
+        steps, seconds = 0, None  # stopped before its first checkpoint: no weights of any step
     state = config.get("task_state") or {}
     data = config.get("data") or state.get("data")
     parameters = None
@@ -171,6 +171,7 @@ def run_info(source: str | Path) -> dict[str, Any]:
         "planned_steps": train_config.get("steps"),
         "seconds": seconds,
         "finished": finished,
+        "local": Path(source).is_dir(),  # a run folder here, which --resume can continue
         "metrics": config.get("metrics") or {},
         "parameters": parameters,
         "model_config": config.get("model_config") or {},

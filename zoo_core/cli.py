@@ -199,10 +199,8 @@ def _run_info(source: str, as_json: bool) -> None:
             else f" of {data['planned_steps']:,} steps{seconds}"
         )
         how = "continue with" if data["steps"] else "no checkpoint yet; start it again with"
-        click.echo(
-            f"  trained: {data['steps']:,}{planned}, unfinished ({how}: zoo train --resume "
-            f"{source})"
-        )
+        hint = f" ({how}: zoo train --resume {source})" if data["local"] else ""
+        click.echo(f"  trained: {data['steps']:,}{planned}, unfinished{hint}")
     if data["metrics"]:
         shown = ", ".join(f"{k} {format_metric(v)}" for k, v in data["metrics"].items())
         click.echo(f"  metrics: {shown}")

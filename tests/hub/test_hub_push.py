@@ -192,6 +192,27 @@ def test_a_push_sends_what_changed_and_removes_what_the_run_lacks(
     assert tree(hub_server, "acme/sync", "main") == sorted([GITATTRIBUTES, *ARTIFACTS, *ours])
 
 
+def test_a_pushed_unfinished_run_shows_its_steps_and_no_resume_hint(
+    client, hub_server, hub_runs, tmp_path
+):
+    # An unfinished run: weights of its last checkpoint, a log, no final metrics.
+    run = tmp_path / "unfinished"
+    run.mkdir()
+    for name in (artifacts.WEIGHTS_FILE, artifacts.TOKENIZER_FILE, artifacts.METRICS_FILE):
+        (run / name).write_bytes((hub_runs["a"] / name).read_bytes())
+    config = json.loads((hub_runs["a"] / artifacts.CONFIG_FILE).read_text())
+    del config["metrics"]
+    config["train_config"]["steps"] = 1000
+    (run / artifacts.CONFIG_FILE).write_text(json.dumps(config))
+    logged = max(r["step"] for r in artifacts.read_metrics(run))
+    client.zoo("push", run, "acme/unfinished", HF_TOKEN=hub_server.token)
+    lines = client.zoo("info", "acme/unfinished").stdout.splitlines()
+    trained = next(line for line in lines if line.startswith("  trained: "))
+    # The steps its log reached; a Hub repo has no checkpoint to resume, so no --resume hint.
+    assert trained.startswith(f"  trained: {logged:,} of 1,000 steps in ")
+    assert trained.endswith(" s, unfinished")
+
+
 def test_push_without_a_token_is_refused(client, hub_runs):
     error = client.error("push", hub_runs["a"], "acme/no-token")
     assert "(401)" in error and "hf auth login" in error and "HF_TOKEN" in error
