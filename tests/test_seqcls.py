@@ -72,6 +72,12 @@ def test_cli_trains_the_embedded_default(zoo, tmp_path):
     assert [line.split(": ")[1].split()[0] for line in lines] == [
         r["predictions"][0]["class"] for r in results
     ]
+    # An argument that names a file is still a text; a note says how to classify its lines.
+    (tmp_path / "texts.txt").write_text("(())\n")
+    proc = zoo("predict", out, "texts.txt", "--top-k", "1", cwd=tmp_path)
+    assert proc.stdout.startswith("'texts.txt': ")
+    assert "is classified as a text of its own" in proc.stderr and "- < texts.txt" in proc.stderr
+    assert "note" not in zoo("predict", out, "(())", cwd=tmp_path).stderr
 
 
 def _folder(root, examples):

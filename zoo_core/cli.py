@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -644,6 +645,14 @@ def predict(source: str, inputs: tuple[str, ...], top_k: int, device: str, as_js
     texts = hasattr(artifact.task, "classify")
     if "-" in items and not texts and hasattr(artifact.task, "predict"):
         raise ZooError("`-` (texts from stdin) is for text classifiers; give image files")
+    if texts:
+        files = [item for item in items if item != "-" and Path(item).is_file()]
+        if files:  # the text is the argument itself, which may not be what was meant
+            click.echo(
+                f"zoo: note: '{files[0]}' is classified as a text of its own, not as the file's "
+                f"contents; for the file's lines, give `-` and the file on stdin (- < {files[0]})",
+                err=True,
+            )
     if "-" in items and texts:  # one text per line, in place of the `-`
         lines = [line for line in click.get_text_stream("stdin").read().splitlines() if line]
         at = items.index("-")
