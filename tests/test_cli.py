@@ -32,6 +32,10 @@ def test_list_json_and_wildcards(zoo):
     only = json.loads(zoo("list", "lstm-*", "--json").stdout)
     assert [m["name"] for m in only] == ["lstm-large"]
     assert json.loads(zoo("list", "nothing-*", "--json").stdout) == []
+    # Piped, the table has one row per model, unwrapped, with no padding after its last column.
+    table = zoo("list").stdout.splitlines()
+    assert table[0].split() == ["name", "family", "tasks", "plugin", "summary"]
+    assert len(table) == 1 + len(models) and all(line == line.rstrip() for line in table)
     assert zoo("list", "nothing-*").stdout == (
         f"No model matches 'nothing-*'; `zoo list` shows all {len(models)}.\n"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
@@ -32,16 +33,8 @@ class _Group(click.Group):
             ctx.exit(exc.exit_code if interrupted else 1)
 
 
-def _console():
-    from rich.console import Console
-
-    console = Console()
-    if not console.is_terminal:  # pipes and logs: wide rows, no wrapping at 80 columns
-        console = Console(width=200)
-    return console
-
-
 def _table(columns: list[str], rows: list[list[Any]]) -> None:
+    from rich.console import Console
     from rich.table import Table
 
     table = Table(box=None, header_style="bold", pad_edge=False)
@@ -49,7 +42,15 @@ def _table(columns: list[str], rows: list[list[Any]]) -> None:
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*[str(c) for c in row])
-    _console().print(table)
+    console = Console()
+    if console.is_terminal:
+        console.print(table)
+        return
+    # Pipes and logs: wide rows, no wrapping at 80 columns, no padding after the last column.
+    console = Console(width=200, record=True, file=io.StringIO())
+    console.print(table)
+    for line in console.export_text().splitlines():
+        click.echo(line.rstrip())
 
 
 def _json(data: Any) -> None:
