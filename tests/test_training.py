@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -323,6 +324,15 @@ def test_a_run_stopped_before_its_first_checkpoint_resumes_from_step_0(tmp_path,
     # It trained from the start, as the uninterrupted run did: the same weights, the same log.
     assert _same(_weights(run), _weights(tiny_run))
     assert _steps(run) == _steps(tiny_run)
+    # A trained run whose checkpoints were removed is not started again over its weights.
+    shutil.rmtree(run / "checkpoints")
+    before = (run / "model.safetensors").read_bytes(), (run / "metrics.jsonl").read_bytes()
+    proc = run_zoo("train", "--resume", run, "--steps", "60", check=False)
+    assert proc.returncode == 1 and "has trained weights but no checkpoint" in proc.stderr
+    assert (
+        (run / "model.safetensors").read_bytes(),
+        (run / "metrics.jsonl").read_bytes(),
+    ) == before
 
 
 @pytest.mark.slow

@@ -655,9 +655,18 @@ def _check_left_to_train(run_dir: Path, train_cfg: Any) -> None:
     would only evaluate it again."""
     from zoo_core.training import checkpoint
 
-    state = checkpoint.newest_state(run_dir / artifacts.CHECKPOINTS_DIR)
+    checkpoints = run_dir / artifacts.CHECKPOINTS_DIR
+    state = checkpoint.newest_state(checkpoints)
+    if state is None and not checkpoint.list_checkpoints(checkpoints):
+        if (run_dir / artifacts.WEIGHTS_FILE).exists():  # trained once; its checkpoints are gone
+            raise ZooError(
+                f"'{run_dir}' has trained weights but no checkpoint to resume from (was "
+                f"'{checkpoints}' removed?); its model.safetensors is kept as it is. Start a new "
+                "run to train further"
+            )
+        return  # stopped before its first checkpoint: the run starts again from step 0
     if state is None:
-        return  # none yet: the run starts again from step 0
+        return  # every checkpoint damaged: load_latest says so
     done, spent = state["step"], (state.get("trainer") or {}).get("elapsed", 0.0)
     if done >= train_cfg.steps:
         raise ZooError(
