@@ -262,7 +262,10 @@ class Trainer:
                     f"the weights became non-finite at step {step} ({bad}); {self._kept()}. Try "
                     "a lower --lr or a smaller --set grad_clip"
                 )
-            if self.out is None:
+            if self.run_dir is None:
+                return
+            if self.out is None:  # rank 0 writes it; every rank knows its step (for messages)
+                self.checkpoint_step = step
                 return
             try:
                 checkpoint.save(
@@ -415,7 +418,7 @@ class Trainer:
         return self.checkpoint_step is None and not self.history
 
     def _kept(self) -> str:
-        if self.out is None or self.saved_nothing:
+        if self.run_dir is None or self.saved_nothing:
             return "nothing was saved"  # and a new run's folder is removed (api.train)
         if self.checkpoint_step is None:
             return "no checkpoint was saved before it"
