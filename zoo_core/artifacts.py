@@ -135,26 +135,26 @@ def locked(folder: str | Path) -> Iterator[None]:
     try:
         import fcntl
     except ImportError:
-        yield
-        return
+        fcntl = None  # type: ignore[assignment]
+    fd = None
+    if fcntl is not None:
+        with contextlib.suppress(OSError):
+            fd = os.open(folder, os.O_RDONLY)
     try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        yield
-        return
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ZooError(
-                f"'{folder}' is being trained by another zoo process; wait for it to finish, or "
-                "stop it (Ctrl-C saves a checkpoint) and resume again"
-            ) from None
-        except OSError:
-            pass  # this file system does not lock
+        if fd is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise ZooError(
+                    f"'{folder}' is being trained by another zoo process; wait for it to finish, "
+                    "or stop it (Ctrl-C saves a checkpoint) and resume again"
+                ) from None
+            except OSError:
+                pass  # this file system does not lock
         yield
     finally:
-        os.close(fd)
+        if fd is not None:
+            os.close(fd)
 
 
 def write_json(path: str | Path, data: Any) -> None:
