@@ -323,15 +323,13 @@ def test_a_gan_learns_from_a_single_folder_of_images_unconditionally(tmp_path):
     images, _ = generate(20, seed=3, size=16)
     for i, image in enumerate(images):
         Image.fromarray(image.transpose(1, 2, 0)).save(folder / f"{i}.png")
-    artifact, final = train(
-        "gan",
-        data=tmp_path / "photos",
-        out=tmp_path / "run",
-        progress=False,
-        steps=2,
-        batch_size=4,
-        overrides={"image_size": 16, "width": 4, "latent_dim": 8, "eval_samples": 8, "grid": 4},
-    )
+    tiny = {
+        "progress": False,
+        "steps": 2,
+        "batch_size": 4,
+        "overrides": {"image_size": 16, "width": 4, "latent_dim": 8, "eval_samples": 8, "grid": 4},
+    }
+    artifact, final = train("gan", data=tmp_path / "photos", out=tmp_path / "run", **tiny)
     assert artifact.model.num_classes == 0 and artifact.config["model_config"]["num_classes"] == 0
     assert "val_colour_gap" in final and "val_confident" not in final
     assert "val_class_match" not in final
@@ -344,15 +342,7 @@ def test_a_gan_learns_from_a_single_folder_of_images_unconditionally(tmp_path):
     with pytest.raises(ZooError, match="needs two or more"):
         ImageClassification().setup(str(tmp_path / "photos"))
     # A folder of the images themselves, with no sub-folder, is the same data set to a GAN.
-    flat = train(
-        "gan",
-        data=folder,
-        out=tmp_path / "flat",
-        progress=False,
-        steps=2,
-        batch_size=4,
-        overrides={"image_size": 16, "width": 4, "latent_dim": 8, "eval_samples": 8, "grid": 4},
-    )[0]
+    flat = train("gan", data=folder, out=tmp_path / "flat", **tiny)[0]
     assert flat.model.num_classes == 0 and flat.config["task_state"]["classes"] == ["images"]
     assert set(flat.evaluate()) == set(artifact.evaluate())
     with pytest.raises(ZooError, match="has no sub-folders"):  # but no classes to classify

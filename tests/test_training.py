@@ -112,15 +112,22 @@ def test_same_seed_same_loss_curve(tmp_path):
     assert not _same(_weights(other.path), _weights(runs[0][0].path))
 
 
-def test_ctrl_c_saves_and_resume_continues_the_run(tmp_path, uninterrupted):
-    out = tmp_path / "run"
+def _stop(out, signum):
+    """Start a run in ``out``, send it ``signum`` once it has a checkpoint; its exit code, stderr
+    and the step its message says it stopped at."""
     proc = _start(out)
     _wait_for_checkpoints(out, 1)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    found = re.search(r"interrupted(?: by SIGTERM)? at step (\d+);", err)
+    return proc.returncode, err, int(found[1]) if found else None
+
+
+def test_ctrl_c_saves_and_resume_continues_the_run(tmp_path, uninterrupted):
+    out = tmp_path / "run"
+    code, err, stopped_at = _stop(out, signal.SIGINT)
+    assert code == 130, err
     assert "interrupted at step" in err and "--resume" in err and "Traceback" not in err
-    stopped_at = int(err.split("interrupted at step ")[1].split(";")[0])
     assert 0 < stopped_at < int(STEPS)
     # `zoo info` tells an unfinished run, how far it got and how to go on.
     trained = run_zoo("info", out).stdout.splitlines()[3]
@@ -135,13 +142,9 @@ def test_ctrl_c_saves_and_resume_continues_the_run(tmp_path, uninterrupted):
 def test_sigterm_saves_like_ctrl_c_and_resume_is_bit_identical(tmp_path, uninterrupted):
     # What a scheduler sends a job it preempts, before SIGKILL.
     out = tmp_path / "run"
-    proc = _start(out)
-    _wait_for_checkpoints(out, 1)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 143, err  # 128 + SIGTERM, as a shell reports it
+    code, err, stopped_at = _stop(out, signal.SIGTERM)
+    assert code == 143, err  # 128 + SIGTERM, as a shell reports it
     assert "interrupted by SIGTERM at step" in err and "Traceback" not in err
-    stopped_at = int(err.split("interrupted by SIGTERM at step ")[1].split(";")[0])
     assert (out / "checkpoints" / f"step-{stopped_at:08d}").is_dir()
     run_zoo("train", "--resume", out, "--quiet")
     assert _same(_weights(out), _weights(uninterrupted))

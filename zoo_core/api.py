@@ -130,7 +130,8 @@ def run_info(source: str | Path) -> dict[str, Any]:
     from zoo_core.training.checkpoint import newest_state
 
     folder = Path(source)
-    if not folder.is_dir():
+    local = folder.is_dir()  # a run folder here, which --resume can continue
+    if not local:
         from zoo_core.hub import pull
 
         folder = pull(str(source))
@@ -171,7 +172,7 @@ def run_info(source: str | Path) -> dict[str, Any]:
         "planned_steps": train_config.get("steps"),
         "seconds": seconds,
         "finished": finished,
-        "local": Path(source).is_dir(),  # a run folder here, which --resume can continue
+        "local": local,
         "metrics": config.get("metrics") or {},
         "parameters": parameters,
         "model_config": config.get("model_config") or {},
@@ -239,19 +240,12 @@ class Artifact:
         self.task.setup_eval(data)
         return self.task.evaluate(self.model, batch_size)
 
-    def push_to_hub(
-        self,
-        repo_id: str,
-        *,
-        private: bool = False,
-        revision: str | None = None,
-        message: str | None = None,
-        include_checkpoints: bool = False,
-        token: str | None = None,
-    ) -> Any:
+    def push_to_hub(self, repo_id: str, **options: Any) -> Any:
         """Upload this artifact to Hub repo ``repo_id`` (created if needed), as ``zoo push`` does:
         the files of the folder it was loaded from, with a model card written for the repo.
-        Returns a ``zoo_core.hub.PushResult`` (``commit_url``, ``files``, ``removed``...)."""
+        ``options`` are :func:`zoo_core.hub.push`'s (``private``, ``revision``, ``message``,
+        ``include_checkpoints``, ``token``). Returns a ``zoo_core.hub.PushResult``
+        (``commit_url``, ``files``, ``removed``...)."""
         import torch
 
         from zoo_core.hub import push
@@ -265,15 +259,7 @@ class Artifact:
                 f"this artifact's weights differ from those in '{self.path}', and a push uploads "
                 "that folder's files; train or resume a run to change a model's weights"
             )
-        return push(
-            self.path,
-            repo_id,
-            private=private,
-            revision=revision,
-            message=message,
-            include_checkpoints=include_checkpoints,
-            token=token,
-        )
+        return push(self.path, repo_id, **options)
 
 
 def _missing_model_message(config: dict[str, Any]) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import shutil
 import statistics
 import time
 from collections.abc import Callable
@@ -405,34 +404,23 @@ def _run_plan(
     return results
 
 
-# What a run folder holds before its first checkpoint: nothing that training produced.
-_BEFORE_FIRST_STEP = {artifacts.CONFIG_FILE, artifacts.TOKENIZER_FILE, artifacts.METRICS_FILE}
-
-
 def _train_run(run_dir: Path, v: Variant, seed: int, results: dict[str, Any]):
     """Train one run of the plan; a run folder an interrupted comparison left is continued: from
-    its checkpoint, or only evaluated if its training had finished."""
+    its checkpoint (from the start if it stopped before one), or only evaluated if its training
+    had finished."""
     from zoo_core.api import load_local
     from zoo_core.api import train as train_one
     from zoo_core.training import checkpoint
 
-    if run_dir.exists():
-        checkpoints = run_dir / artifacts.CHECKPOINTS_DIR
-        state = checkpoint.newest_state(checkpoints)
-        config_file = run_dir / artifacts.CONFIG_FILE
-        config = artifacts.read_json(config_file, "run config") if config_file.is_file() else {}
+    config_file = run_dir / artifacts.CONFIG_FILE
+    if config_file.is_file():
+        config = artifacts.read_json(config_file, "run config")
         if "metrics" in config and (run_dir / artifacts.WEIGHTS_FILE).is_file():  # trained
+            state = checkpoint.newest_state(run_dir / artifacts.CHECKPOINTS_DIR)
             elapsed = ((state or {}).get("trainer") or {}).get("elapsed")
             return load_local(run_dir), {**config["metrics"], "elapsed": elapsed}
-        if state is not None:
-            return train_one(resume=run_dir, progress=False)
-        names = {p.name for p in run_dir.iterdir()} - {artifacts.CHECKPOINTS_DIR}
-        if names - _BEFORE_FIRST_STEP or (checkpoints.is_dir() and any(checkpoints.iterdir())):
-            raise ZooError(
-                f"'{run_dir}' has files but no checkpoint to continue from; move it away and "
-                "resume again to train that run afresh"
-            )
-        shutil.rmtree(run_dir)  # stopped before its first step: nothing of it to keep
+        return train_one(resume=run_dir, progress=False)
+    # No config yet: the folder was made and nothing written in it; training takes it as --out.
     return train_one(
         v.model,
         task=results["task"],

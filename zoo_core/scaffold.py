@@ -5,12 +5,9 @@ pip, and run the contract checks of :mod:`zoo_core.testing` over everything a pl
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -93,20 +90,12 @@ def new_plugin(name: str, folder: str | Path | None = None) -> Path:
         path: Template((_TEMPLATES / template).read_text(encoding="utf-8")).substitute(values)
         for path, template in _files(values["package"]).items()
     }
-    parent = target.resolve().parent
     try:
-        parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".zoo-{name}-", dir=parent))
+        with artifacts.new_folder(target) as staging:  # all or nothing
+            for path, text in rendered.items():
+                (staging / path).parent.mkdir(parents=True, exist_ok=True)
+                (staging / path).write_text(text, encoding="utf-8")
     except OSError as exc:
-        raise ZooError(f"cannot create '{target}': {exc.strerror}") from None
-    try:
-        for path, text in rendered.items():
-            (staging / path).parent.mkdir(parents=True, exist_ok=True)
-            (staging / path).write_text(text, encoding="utf-8")
-        staging.chmod(artifacts.default_mode(folder=True))  # mkdtemp's folder is private
-        os.replace(staging, target)  # atomic; replaces an empty folder
-    except OSError as exc:
-        shutil.rmtree(staging, ignore_errors=True)
         raise ZooError(f"cannot write the plugin into '{target}': {exc.strerror}") from None
     return target
 

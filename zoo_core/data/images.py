@@ -34,8 +34,7 @@ def scan_folder(folder: str | Path, flat: bool = False) -> tuple[list[str], list
             f"data path '{folder}' is a file; give a folder with one sub-folder of images per class"
         )
     class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    if not class_dirs and flat and image_files(root):
-        found = image_files(root)
+    if not class_dirs and flat and (found := image_files(root)):
         return ["images"], found, [0] * len(found)
     if not class_dirs:
         raise ZooError(
