@@ -83,6 +83,20 @@ def test_compare_end_to_end_writes_results_for_every_variant_and_length(zoo, tmp
     assert proc.stderr.count("[") >= 3  # one progress line per finished run
 
 
+def test_a_task_without_lengths_is_compared_by_its_own_metric(zoo, tmp_path):
+    out = tmp_path / "cmp"
+    proc = zoo("compare", "gan-mlp", "--steps", "3", "--set", "hidden=8,16", "--out", out)
+    results = json.loads((out / "results.json").read_text())
+    assert results["metric"] == "val_modes" and results["lower_is_better"] is False
+    assert results["eval_lengths"] == [None]
+    for row in results["summary"]:
+        assert 0 <= row["lengths"]["-"]["val_modes"]["mean"] <= 8
+    assert results["plots"] == ["loss.png"]  # no plot against a length the task does not have
+    assert not (out / "length.png").exists()
+    header = proc.stdout.splitlines()[0].split()
+    assert header[-1] == "val_modes" and "val_modes: higher is better" in proc.stdout
+
+
 def test_match_params_brings_widths_to_the_first_models_count(tmp_path):
     results = compare(
         ["lstm", "transformer"],

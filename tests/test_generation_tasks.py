@@ -271,6 +271,7 @@ def test_image_generation_scores_samples_with_a_classifier(tmp_path):
     assert [e["step"] for e in evals] == [3, 6]
     final = evals[-1]
     assert 0 <= final["val_confident"] <= 1 and 0 <= final["val_classes"] <= 8
+    assert 1 <= final["val_class_score"] <= 8
     assert 0 <= final["val_class_match"] <= 1  # conditioned on the 8 classes by default
     assert json.loads((out / "config.json").read_text())["model_config"]["num_classes"] == 8
     assert sorted(p.name for p in (out / "samples").iterdir()) == [
@@ -403,6 +404,18 @@ def test_diversity_is_the_mean_pixel_difference_within_a_class():
     assert _diversity(images, torch.tensor([0, 1, 0, 2])) == 0  # the lone image counts not
 
 
+def test_the_class_score_runs_from_one_for_a_single_look_to_the_number_of_classes():
+    from zoo_core.tasks.generation import _class_score
+
+    sure = torch.eye(4).repeat(5, 1)  # (20, 4): each class 5 times, each with certainty
+    assert _class_score(sure) == pytest.approx(4.0)
+    assert _class_score(torch.eye(4)[[2] * 20]) == pytest.approx(1.0)  # collapsed onto one class
+    assert _class_score(torch.full((20, 4), 0.25)) == pytest.approx(1.0)  # nothing recognised
+    assert _class_score(torch.eye(4)[[0, 1] * 10]) == pytest.approx(2.0)  # two classes of four
+    unsure = 0.7 * sure + 0.3 / 4  # the same classes, less certain: between the two
+    assert 1.0 < _class_score(unsure) < 4.0
+
+
 def test_the_classifier_score_of_real_and_of_blank_images():
     from zoo_core.tasks.generation import ImageGenerationOptions
 
@@ -417,12 +430,15 @@ def test_the_classifier_score_of_real_and_of_blank_images():
     metrics = task.evaluate(_Replay(real), 32)
     # Samples that are the real images score exactly what the real images score.
     assert metrics["val_confident"] == pytest.approx(metrics["val_real_confident"])
+    assert metrics["val_class_score"] == pytest.approx(metrics["val_real_class_score"])
+    assert 1.5 < metrics["val_real_class_score"] <= 8  # a weak classifier, yet it tells classes
     assert metrics["val_colour_gap"] < 1e-3
     assert metrics["val_diversity"] == pytest.approx(metrics["val_real_diversity"])
     assert 0.05 < metrics["val_real_diversity"] < 0.6
     # One blank picture, 80 times: whatever the classifier says, it says it for one class.
     blank = task.evaluate(_Replay(torch.zeros(80, 3, 16, 16)), 32)
     assert blank["val_classes"] <= 1 and blank["val_confident"] in (0.0, 1.0)
+    assert blank["val_class_score"] == pytest.approx(1.0)  # ranked last, however confident
     assert blank["val_colour_gap"] > 0.1
     assert blank["val_diversity"] == 0  # one picture, 80 times: no diversity at all
     assert "val_class_match" not in metrics  # an unconditional model has no classes to match

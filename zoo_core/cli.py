@@ -845,7 +845,7 @@ def compare(
     keys = list(results["summary"][0]["lengths"]) if results["summary"] else []
     better = "lower" if results["lower_is_better"] else "higher"
     _table(
-        ["variant", "params", "train s"] + [f"{metric} @{k}" for k in keys],
+        ["variant", "params", "train s"] + [metric if k == "-" else f"{metric} @{k}" for k in keys],
         [
             [
                 row["label"],

@@ -278,7 +278,7 @@ def compare(
     results: dict[str, Any] = {
         "task": task,
         "metric": metric,
-        "lower_is_better": metric in ("val_loss", "val_bpc", "val_ppl"),
+        "lower_is_better": task_cls.lower_is_better,
         "length_option": key,
         "train_length": train_length,
         "eval_lengths": lengths,
@@ -496,7 +496,7 @@ def _plots(results: dict[str, Any], folder: Path) -> list[str]:
             x_ticks=[float(f) for f in sweeps["train_fraction"]],
         )
         written.append(path.name)
-    if len(lengths) > 1 or not by_fraction:
+    if len(lengths) > 1 or (lengths and not by_fraction):  # a task with lengths
         series = {}
         for row in results["summary"]:
             series[row["label"]] = [

@@ -58,8 +58,9 @@ class Task:
 
     name: ClassVar[str] = ""
     Options: ClassVar[type] = NoOptions
-    # The metric that sums up a run, and whether lower is better.
+    # The metric that sums up a run (`zoo compare` ranks runs by it), and whether lower is better.
     metric: ClassVar[str] = "val_loss"
+    lower_is_better: ClassVar[bool] = True
     # What one training example is called in throughput figures ("tokens", "samples").
     unit: ClassVar[str] = "samples"
     # Pictures the task writes into the run folder, with their captions: the model card shows

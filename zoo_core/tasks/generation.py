@@ -326,6 +326,7 @@ class Toy2D(_Adversarial):
     name = "toy-2d"
     Options = ToyOptions
     metric = "val_modes"
+    lower_is_better = False
 
     def setup(self, data: str | None, val_data: str | None = None, seed: int = 0) -> None:
         if data is not None or val_data is not None:
@@ -439,7 +440,8 @@ class ImageGeneration(_Adversarial):
 
     name = "image-generation"
     Options = ImageGenerationOptions
-    metric = "val_confident"
+    metric = "val_class_score"
+    lower_is_better = False
 
     def __init__(self, options: Any = None, **kwargs: Any):
         super().__init__(options, **kwargs)
@@ -450,7 +452,7 @@ class ImageGeneration(_Adversarial):
         load_data_state(self, state)
         self.classifier = None
         self.classifier_accuracy = None
-        self.real_confident = self.real_diversity = None
+        self.real_confident = self.real_score = self.real_diversity = None
 
     def state(self) -> dict[str, Any]:
         return data_state(self)
@@ -552,7 +554,7 @@ class ImageGeneration(_Adversarial):
         if "resnet" not in get_catalog().models:
             print(
                 "zoo: note: install zoo-resnet for the classifier-based image metrics "
-                "(val_confident, val_classes)",
+                "(val_class_score, val_confident, val_classes)",
                 file=sys.stderr,
             )
             return None
@@ -580,7 +582,7 @@ class ImageGeneration(_Adversarial):
         )
         final = Trainer(net, self._images, config, None, progress=False).fit()
         self.classifier_accuracy = final.get("val_accuracy")
-        self.real_confident = None
+        self.real_confident = self.real_score = None
         return net.eval()
 
     def _to_uint8(self, images: torch.Tensor) -> torch.Tensor:
@@ -610,7 +612,12 @@ class ImageGeneration(_Adversarial):
     def evaluate(self, model: nn.Module, batch_size: int, limit: int | None = None) -> dict:
         """The samples of fixed latents, scored by the classifier (when there is one):
 
-        ``val_confident``, the share it classifies with at least ``confidence``; ``val_classes``,
+        ``val_class_score``, the Inception Score of Salimans et al. (2016) with this classifier in
+        Inception's place: the exponential of the mean KL divergence of each sample's class
+        probabilities from their average, which is 1 when the classifier sees every sample alike
+        (a collapsed generator, or noise) and the number of classes when each sample is
+        confidently one class and the classes come equally often; ``val_real_class_score``, the
+        same of real held-out images, for scale; ``val_confident``, the share it classifies with at least ``confidence``; ``val_classes``,
         how many classes receive at least a fifth of their fair share of confident samples;
         ``val_real_confident``, the same share on real held-out images, for scale; for a
         class-conditional model, ``val_class_match``, the share it puts in the class each sample
@@ -640,12 +647,16 @@ class ImageGeneration(_Adversarial):
         device = next(model.parameters()).device
         K, threshold = len(self.classes), self.options.confidence
         if self.real_confident is None:
-            confidence = self._classify(real, device).max(1).values
-            self.real_confident = (confidence >= threshold).float().mean().item()
-        confidence, predicted = self._classify(fake, device).max(1)
+            probs = self._classify(real, device)
+            self.real_confident = (probs.max(1).values >= threshold).float().mean().item()
+            self.real_score = _class_score(probs)
+        probs = self._classify(fake, device)  # (N, K)
+        confidence, predicted = probs.max(1)
         sure = confidence >= threshold
         counts = torch.bincount(predicted[sure], minlength=K)
         metrics.update(
+            val_class_score=_class_score(probs),
+            val_real_class_score=self.real_score,
             val_confident=sure.float().mean().item(),
             val_classes=int((counts >= n / (5 * K)).sum()),
             val_real_confident=self.real_confident,
@@ -741,6 +752,13 @@ def _diversity(images: torch.Tensor, groups: torch.Tensor | None, per_group: int
         distances = torch.cdist(x, x, p=1) / x.shape[1]  # (M, M), zeros on the diagonal
         means.append(distances.sum() / (len(x) * (len(x) - 1)))
     return torch.stack(means).mean().item() if means else 0.0
+
+
+def _class_score(probs: torch.Tensor) -> float:
+    """exp(mean KL(p(y|x) || p(y))) of class probabilities ``(N, K)``: from 1 to K."""
+    log_p = probs.clamp_min(1e-12).log()  # (N, K)
+    log_marginal = probs.mean(0).clamp_min(1e-12).log()  # (K,)
+    return math.exp((probs * (log_p - log_marginal)).sum(1).mean().item())
 
 
 def _colour_gap(fake: torch.Tensor, real: torch.Tensor) -> float:

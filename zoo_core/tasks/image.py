@@ -66,6 +66,8 @@ class ImageClassification(Task):
     }
     name = "image-classification"
     Options = ImageOptions
+    metric = "val_accuracy"
+    lower_is_better = False
     min_classes = 2  # class folders a data set needs (image generation reads one as well)
 
     def load_state(self, state: dict[str, Any]) -> None:

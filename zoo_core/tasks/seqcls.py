@@ -42,6 +42,7 @@ class SequenceClassification(Task):
     name = "sequence-classification"
     Options = SeqClsOptions
     metric = "val_accuracy"
+    lower_is_better = False
     unit = "samples"
 
     def load_state(self, state: dict[str, Any]) -> None:

@@ -73,6 +73,7 @@ class SyntheticTask(Task):
 
     Options: ClassVar[type] = SyntheticOptions
     metric = "val_accuracy"
+    lower_is_better = False
     unit = "tokens"
     knob: ClassVar[str] = "length"  # the option that sets how hard it is
     min_vocab: ClassVar[int] = 1
