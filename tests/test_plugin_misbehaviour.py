@@ -13,7 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from zoo_core import ModelSpec, TokenizerSpec, ZooError, create_model, hookimpl, plugins
+import zoo_core
+from zoo_core import (
+    ModelSpec,
+    TaskSpec,
+    TokenizerSpec,
+    ZooError,
+    create_model,
+    hookimpl,
+    plugins,
+)
 from zoo_core.scaffold import check_plugins
 from zoo_core.testing import run_checks
 
@@ -175,7 +184,135 @@ def test_a_plugin_with_a_hook_of_wrong_arguments_is_reported_not_fatal(site):
     listed = zoo(site, "list")
     assert listed.returncode == 0 and "lstm" in listed.stdout.split()
     (warning,) = lines(listed.stderr)
-    assert "plugin 'wrongargs'" in warning and "reg" in warning
+    assert "plugin 'wrongargs'" in warning
+    assert "{'reg'} are declared in the hookimpl" in warning  # pluggy's reason, on one line
+
+
+COMMANDS = """
+import click
+from zoo_core import ModelSpec, hookimpl
+
+@hookimpl
+def register_commands(cli):
+    @cli.command("list")
+    def hijack():
+        click.echo("hijacked")
+
+    @cli.command("hello")
+    def hello():
+        click.echo("hello from a plugin")
+"""
+
+
+def test_a_plugin_command_does_not_replace_a_command_the_zoo_has(site):
+    install_fake(site, "cmds", COMMANDS)
+    listed = zoo(site, "list")
+    assert listed.returncode == 0 and "lstm" in listed.stdout.split()
+    assert "hijacked" not in listed.stdout
+    (warning,) = lines(listed.stderr)
+    assert "plugin 'cmds'" in warning and "command 'list', which the zoo already has" in warning
+    assert zoo(site, "hello").stdout == "hello from a plugin\n"  # its other commands are added
+    table = zoo(site, "plugins").stdout
+    assert "commands: hello" in table and "commands: hello, list" not in table
+
+
+def test_a_plugin_that_fails_in_one_hook_adds_nothing_through_the_others(site):
+    install_fake(
+        site,
+        "halfway",
+        """
+        import click
+        from zoo_core import ModelSpec, hookimpl
+
+        @hookimpl
+        def register_commands(cli):
+            @cli.command("half")
+            def half():
+                click.echo("still here")
+            raise RuntimeError("commands broke")
+
+        @hookimpl
+        def register_models(register):
+            register(ModelSpec("half-model", "zoo_lstm.model:LSTMLanguageModel", ("lm",), "x"))
+        """,
+    )
+    install_fake(
+        site,
+        "nomodels",
+        """
+        import click
+        from zoo_core import hookimpl
+
+        @hookimpl
+        def register_commands(cli):
+            @cli.command("orphan")
+            def orphan():
+                click.echo("still here")
+
+        @hookimpl
+        def register_models(register):
+            raise RuntimeError("models broke")
+        """,
+    )
+    listed = zoo(site, "list")
+    assert listed.returncode == 0 and "lstm" in listed.stdout.split()
+    assert "half-model" not in listed.stdout
+    warnings = lines(listed.stderr)
+    assert len(warnings) == 2 and all(
+        w.endswith("(ZOO_STRICT_PLUGINS=1 makes this an error)") for w in warnings
+    )
+    for command in ("half", "orphan"):
+        used = zoo(site, command)
+        assert used.returncode != 0 and "still here" not in used.stdout
+        assert f"No such command '{command}'" in used.stderr
+
+
+def test_two_distributions_with_one_entry_point_name_are_reported(site):
+    install_fake(site, "probe", DUPLICATE, dist="zoo-probe")
+    install_fake(site, "probe", "raise RuntimeError('never imported')\n", dist="zoo-twin")
+    listed = zoo(site, "list")
+    assert listed.returncode == 0 and "dup-model" in listed.stdout.split()  # zoo-probe's
+    (warning,) = lines(listed.stderr)
+    assert (
+        "plugin 'probe' (zoo-twin)" in warning
+        and "entry-point name 'probe' of zoo-probe" in warning
+    )
+    table = zoo(site, "plugins").stdout
+    assert "zoo-probe" in table and "zoo-twin" in table  # both shown, one of them failed
+    strict = zoo(site, "list", ZOO_STRICT_PLUGINS="1")
+    assert strict.returncode == 1 and "zoo-twin" in strict.stderr
+
+
+def test_a_plugin_that_calls_sys_exit_as_it_is_imported_is_skipped(site):
+    install_fake(site, "quits", "import sys\nsys.exit('needs a library that is missing')\n")
+    listed = zoo(site, "list")
+    assert listed.returncode == 0 and "lstm" in listed.stdout.split()
+    (warning,) = lines(listed.stderr)
+    assert "plugin 'quits'" in warning and "SystemExit: needs a library" in warning
+
+
+def test_strict_mode_is_an_error_on_every_use_from_python(site):
+    install_fake(site, "broken", BROKEN_IMPORT)
+    code = (
+        "import zoo_core\n"
+        "for attempt in range(2):\n"
+        "    try:\n"
+        "        zoo_core.list_models()\n"
+        "        print('listed')\n"
+        "    except zoo_core.ZooError as exc:\n"
+        "        print('error', exc)\n"
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("ZOO_", "PYTHONPATH"))}
+    for value, expected in (("1", "error plugin 'broken'"), ("off", "listed")):
+        result = subprocess.run(
+            [sys.executable, "-c", code],
+            env={**clean, "PYTHONPATH": str(site), "ZOO_STRICT_PLUGINS": value},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        printed = result.stdout.splitlines()
+        assert len(printed) == 2 and all(line.startswith(expected) for line in printed), printed
 
 
 def test_lazy_import_listing_models_imports_no_torch(site):
@@ -309,6 +446,82 @@ def test_registering_a_taken_name_makes_both_unusable_and_names_both(register_pl
         catalog.get("model", "lstm")
     assert "lstm-large" in catalog.models  # the rest of the lstm plugin still works
     assert not check_plugins("copycat")[0].ok
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"tasks": None}, "tasks must be a tuple of one or more task names"),
+        ({"tasks": ()}, "tasks must be a tuple of one or more task names"),
+        ({"name": "My Model"}, "a name is letters, digits"),
+        ({"name": "org/model"}, "a name is letters, digits"),
+        ({"defaults": None}, "defaults must be a dict"),
+        ({"pretrained": ["org/weights"]}, "pretrained must be a dict"),
+        ({"pretrained": {"base": "org/weights"}}, "pretrained['base'] must be a PretrainedWeights"),
+        ({"model": None}, "model must be a 'module:attr' string"),
+    ],
+)
+def test_a_spec_with_fields_of_the_wrong_kind_is_refused_at_registration(
+    register_plugin, capsys, fields, message
+):
+    spec = {"name": "odd", "model": "zoo_lstm.model:LSTMLanguageModel", "tasks": ("lm",)}
+    spec.update(fields)
+
+    class Odd:
+        @hookimpl
+        def register_models(self, register):
+            register(ModelSpec(spec.pop("name"), spec.pop("model"), summary="x", **spec))
+
+    catalog = register_plugin(Odd(), "odd-fields")
+    (warning,) = lines(capsys.readouterr().err)
+    assert "plugin 'odd-fields'" in warning and message in warning
+    assert "odd" not in catalog.models and "lstm" in catalog.models
+    assert [s.name for s in zoo_core.list_models("lstm")] == ["lstm"]  # listing still works
+
+
+def test_a_name_registered_twice_by_one_plugin_says_so(register_plugin, capsys):
+    class Twice:
+        @hookimpl
+        def register_models(self, register):
+            for _ in range(2):
+                register(ModelSpec("twice", "zoo_lstm.model:LSTMLanguageModel", ("lm",), "x"))
+
+    catalog = register_plugin(Twice(), "twice")
+    (warning,) = lines(capsys.readouterr().err)
+    assert "registers model 'twice' twice" in warning and "twice" not in catalog.models
+
+
+def test_a_plugin_cannot_take_a_name_built_into_the_zoo(register_plugin, capsys):
+    class Usurper:
+        @hookimpl
+        def register_tasks(self, register):
+            register(TaskSpec("lm", "zoo_core.tasks.lm:LanguageModeling", "mine now"))
+
+        @hookimpl
+        def register_tokenizers(self, register):
+            register(TokenizerSpec("own-tok", "zoo_core.tokenizers.simple:CharTokenizer", "x"))
+
+    catalog = register_plugin(Usurper(), "usurper")
+    (warning,) = lines(capsys.readouterr().err)
+    assert "registers task 'lm', which is built into the zoo; the zoo's is used" in warning
+    assert catalog.get("task", "lm").plugin == "builtin-tasks"  # every LM keeps working
+    assert "own-tok" in catalog.tokenizers  # the rest of the plugin is used
+
+
+def test_a_third_plugin_on_a_taken_name_is_reported_too(register_plugin, capsys):
+    def copycat(n):
+        class Copycat:
+            @hookimpl
+            def register_models(self, register):
+                register(ModelSpec("lstm", "zoo_lstm.model:LSTMLanguageModel", ("lm",), f"{n}"))
+
+        return Copycat()
+
+    register_plugin(copycat(1), "copycat-one")
+    capsys.readouterr()
+    register_plugin(copycat(2), "copycat-two")
+    warnings = lines(capsys.readouterr().err)
+    assert any("'copycat-two'" in w and "'lstm' and 'copycat-one'" in w for w in warnings)
 
 
 def test_a_missing_attribute_fails_when_used_and_in_check(register_plugin):
