@@ -5,7 +5,9 @@ Import failures, strictness and the allow-list go through the real path: install
 that load but then misbehave are plugin objects registered on the plugin manager in-process.
 """
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -399,6 +401,13 @@ class WrongShapes(nn.Module):
         return self.head(self.embed(idx))
 
 
+class PlainConfig(nn.Module):
+    """A model whose config_class is a plain class, not a dataclass."""
+
+    class config_class:
+        width = 8
+
+
 class Fine(WrongShapes):
     def __init__(self, config):
         super().__init__(config)
@@ -595,3 +604,76 @@ def test_a_hook_with_a_misspelt_name_is_reported_by_check(register_plugin):
     (report,) = check_plugins("misspelt")
     assert not report.ok
     assert "implements 'register_model', which is not a zoo hook" in report.errors[0]
+
+
+def test_code_of_the_wrong_kind_is_a_one_line_error(register_plugin, model_module):
+    class WrongKinds:
+        @hookimpl
+        def register_models(self, register):
+            register(ModelSpec("not-a-module", "zoo_core.registry:ModelSpec", ("lm",), "x"))
+            register(ModelSpec("no-dataclass", f"{model_module}:PlainConfig", ("lm",), "x"))
+
+        @hookimpl
+        def register_tasks(self, register):
+            register(TaskSpec("not-a-task", "zoo_core.registry:TaskSpec", "x"))
+
+        @hookimpl
+        def register_tokenizers(self, register):
+            register(TokenizerSpec("not-a-tok", "zoo_core.registry:TokenizerSpec", "x"))
+
+    register_plugin(WrongKinds(), "wrong-kinds")
+    with pytest.raises(ZooError, match="not a subclass of torch.nn.modules.module.Module"):
+        create_model("not-a-module")
+    with pytest.raises(ZooError, match="PlainConfig.config_class is not a dataclass"):
+        create_model("no-dataclass")
+    from zoo_core.api import task_class, tokenizer_class
+
+    with pytest.raises(ZooError, match="not a subclass of zoo_core.tasks.base.Task"):
+        task_class("not-a-task")
+    with pytest.raises(ZooError, match="not a subclass of zoo_core.tokenizers.base.Tokenizer"):
+        tokenizer_class("not-a-tok")
+
+
+def test_a_tokenizer_is_saved_under_the_name_it_is_registered_by(register_plugin, tmp_path):
+    class Renamed:  # the class's own name is "char"; the zoo knows it as "renamed-tok"
+        @hookimpl
+        def register_tokenizers(self, register):
+            register(TokenizerSpec("renamed-tok", "zoo_core.tokenizers.simple:CharTokenizer", "x"))
+
+    register_plugin(Renamed(), "renamed")
+    out = tmp_path / "run"
+    zoo_core.train(
+        "lstm",
+        steps=2,
+        out=out,
+        tokenizer="renamed-tok",
+        hidden_size=16,
+        embed_dim=16,
+        progress=False,
+    )
+    assert json.loads((out / "config.json").read_text())["tokenizer"] == "renamed-tok"
+    artifact = zoo_core.load(out)
+    assert artifact.tokenizer.name == "renamed-tok"
+    assert json.loads((out / "tokenizer.json").read_text())["type"] == "renamed-tok"
+
+
+def test_a_run_saved_by_another_version_of_its_plugin_says_which(tiny_run, tmp_path):
+    run = tmp_path / "old"
+    shutil.copytree(tiny_run, run)
+    config = json.loads((run / "config.json").read_text())
+    assert config["distribution"] == "zoo-lstm" and config["plugin_version"]
+    config["model_config"]["old_field"] = 1  # a field this version of the plugin dropped
+    config["plugin_version"] = "0.0.1"
+    (run / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ZooError) as caught:
+        zoo_core.load(run)
+    message = str(caught.value)
+    assert "'old_field'" in message and "pip install 'zoo-lstm==0.0.1'" in message
+    info = zoo_core.api.run_info(str(run))  # everything but the parameter count still shows
+    assert info["model"] == "lstm" and info["parameters"] is None
+
+    config["model_config"].pop("old_field")
+    config["model_config"]["hidden_size"] = "wide"  # a value the config's checks refuse
+    (run / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ZooError, match="zoo-lstm==0.0.1"):
+        zoo_core.load(run)

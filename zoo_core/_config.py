@@ -109,4 +109,7 @@ def from_json(cls: type, data: dict[str, Any]) -> Any:
         if isinstance(value, list) and get_origin(types_[key]) is tuple:
             value = tuple(value)
         values[key] = value
-    return cls(**values)
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as exc:  # a field without a default, a check it now makes
+        raise ZooError(f"saved config does not fit {cls.__name__}: {exc}") from None

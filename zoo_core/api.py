@@ -46,25 +46,47 @@ def list_tokenizers() -> list[TokenizerSpec]:
     return sorted(get_catalog().tokenizers.values(), key=lambda s: s.name)
 
 
-def model_class(spec: ModelSpec) -> type:
-    """The ``nn.Module`` class a spec names (imports the plugin's model code)."""
-    cls = resolve(spec.model, f"model '{spec.name}' of plugin '{spec.plugin}'")
-    if not hasattr(cls, "config_class"):
+def _resolve_class(ref: str, what: str, base: type) -> type:
+    """The class ``ref`` names, which must subclass ``base``: else one clear line."""
+    cls = resolve(ref, what)
+    if not (isinstance(cls, type) and issubclass(cls, base)):
         raise ZooError(
-            f"model '{spec.name}' of plugin '{spec.plugin}': class {cls.__name__} has no "
-            "config_class attribute (the dataclass of its config)"
+            f"{what} points at '{ref}', which is not a subclass of "
+            f"{base.__module__}.{base.__qualname__}"
         )
     return cls
 
 
+def model_class(spec: ModelSpec) -> type:
+    """The ``nn.Module`` class a spec names (imports the plugin's model code)."""
+    from torch import nn
+
+    what = f"model '{spec.name}' of plugin '{spec.plugin}'"
+    cls = _resolve_class(spec.model, what, nn.Module)
+    config_class = getattr(cls, "config_class", None)
+    if config_class is None:
+        raise ZooError(
+            f"{what}: class {cls.__name__} has no config_class attribute (the dataclass of its "
+            "config)"
+        )
+    if not (isinstance(config_class, type) and dataclasses.is_dataclass(config_class)):
+        raise ZooError(f"{what}: {cls.__name__}.config_class is not a dataclass")
+    return cls
+
+
 def task_class(name: str) -> type[Task]:
+    from zoo_core.tasks.base import Task
+
     spec = get_catalog().get("task", name)
-    return resolve(spec.task, f"task '{spec.name}' of plugin '{spec.plugin}'")
+    return _resolve_class(spec.task, f"task '{spec.name}' of plugin '{spec.plugin}'", Task)
 
 
 def tokenizer_class(name: str) -> type[Tokenizer]:
+    from zoo_core.tokenizers.base import Tokenizer
+
     spec = get_catalog().get("tokenizer", name)
-    return resolve(spec.tokenizer, f"tokenizer '{spec.name}' of plugin '{spec.plugin}'")
+    what = f"tokenizer '{spec.name}' of plugin '{spec.plugin}'"
+    return _resolve_class(spec.tokenizer, what, Tokenizer)
 
 
 def model_config(spec: ModelSpec, overrides: dict[str, Any] | None = None) -> Any:
@@ -92,11 +114,33 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def _parameters_of(cls: type, cfg: Any) -> int:
-    """The parameter count of ``cls(cfg)``, built on the meta device: nothing is allocated."""
+    """The parameter count of ``cls(cfg)``, built on the meta device: nothing is allocated
+    (unless the model reads a tensor's value as it is built, which needs real memory)."""
     import torch
 
-    with torch.device("meta"):
+    try:
+        with torch.device("meta"):
+            return count_parameters(cls(cfg))
+    except (RuntimeError, NotImplementedError):  # "cannot be called on meta tensors"
         return count_parameters(cls(cfg))
+
+
+def _saved_model_config(cls: type, config: dict[str, Any]) -> Any:
+    """The model config a run saved, or one line on why this version of its plugin cannot read it."""
+    try:
+        return _config.from_json(cls.config_class, config["model_config"])
+    except ZooError as exc:
+        dist = config.get("distribution") or "its plugin"
+        saved = config.get("plugin_version")
+        installed = _distribution_version(dist)
+        if saved and saved != installed:
+            advice = (
+                f"it was saved with {dist} {saved} and {installed or 'another version'} is "
+                f"installed; install the one it was trained with (pip install '{dist}=={saved}')"
+            )
+        else:
+            advice = f"it was saved with another version of {dist}; install that version"
+        raise ZooError(f"{exc}; {advice}") from None
 
 
 def model_info(name: str) -> dict[str, Any]:
@@ -154,9 +198,10 @@ def run_info(source: str | Path) -> dict[str, Any]:
     catalog = get_catalog()
     if config.get("model") in catalog.models:
         cls = model_class(catalog.models[config["model"]])
-        parameters = _parameters_of(
-            cls, _config.from_json(cls.config_class, config["model_config"])
-        )
+        try:
+            parameters = _parameters_of(cls, _saved_model_config(cls, config))
+        except ZooError:  # another version of the plugin: everything else can still be shown
+            parameters = None
     train_config = config.get("train_config") or {}
     return {
         "source": str(source),
@@ -280,6 +325,7 @@ def build_task(config: dict[str, Any], folder: Path) -> Task:
         if not path.exists():
             raise ZooError(f"'{folder}' has no {artifacts.TOKENIZER_FILE}, which its config names")
         tokenizer = tokenizer_class(config["tokenizer"]).load(path)
+        tokenizer.name = config["tokenizer"]  # the name it is registered under, saved as such
     state = dict(config.get("task_state", {}))
     state.setdefault("val_data", config.get("val_data"))  # what it validated on, if given
     return cls(options, state=state, tokenizer=tokenizer)
@@ -299,7 +345,7 @@ def load_local(
         raise ZooError(_missing_model_message(config))
     spec = catalog.models[config["model"]]
     cls = model_class(spec)
-    model_cfg = _config.from_json(cls.config_class, config["model_config"])
+    model_cfg = _saved_model_config(cls, config)
     if overrides:
         unknown = sorted(set(overrides) - set(_config.field_types(cls.config_class)))
         if unknown:
@@ -487,6 +533,7 @@ def _train(model, task, data, val_data, out, resume, overrides, progress, train_
             "family": spec.family,
             "plugin": spec.plugin,
             "distribution": _distribution(spec.plugin),
+            "plugin_version": _distribution_version(_distribution(spec.plugin)),
             "task": task_name,
             "tokenizer": getattr(task_obj.tokenizer, "name", None),
             "model_config": _config.to_json(model_cfg),
@@ -564,6 +611,16 @@ def _shared_run_dir(name: str, out: str | Path | None) -> Path:
 def _distribution(plugin: str) -> str:
     info = get_catalog().plugins.get(plugin)
     return info.distribution if info else ""
+
+
+def _distribution_version(dist: str) -> str | None:
+    """The installed version of a distribution, or None."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(dist) if dist else None
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def _validate_train_config(cfg: Any) -> None:
@@ -720,7 +777,7 @@ def _resume(
         raise ZooError(_missing_model_message(config))
     spec = catalog.models[config["model"]]
     cls = model_class(spec)
-    model_cfg = _config.from_json(cls.config_class, config["model_config"])
+    model_cfg = _saved_model_config(cls, config)
     task_obj = build_task(config, run_dir)
     train_cfg = _config.from_json(TrainConfig, config["train_config"])
     for key, value in train_options.items():

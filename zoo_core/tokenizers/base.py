@@ -53,4 +53,6 @@ def fit_tokenizer(name: str, vocab_size: int | None, text: str) -> Tokenizer:
     from zoo_core.api import tokenizer_class
 
     options = {} if vocab_size is None else {"vocab_size": vocab_size}
-    return tokenizer_class(name).fit(text, **options)
+    tokenizer = tokenizer_class(name).fit(text, **options)
+    tokenizer.name = name  # the name it is registered under (the class's may differ): saved
+    return tokenizer
