@@ -412,6 +412,17 @@ class Fine(WrongShapes):
     def __init__(self, config):
         super().__init__(config)
         self.head = nn.Linear(config.width, config.vocab_size)
+
+
+class Flat(Fine):
+    """Returns logits (B*T, V), which a loss over flattened logits would not notice."""
+
+    def forward(self, idx):
+        return super().forward(idx).flatten(0, 1)
+
+
+class ShortReach(Fine):
+    max_context = 8  # reads no more than 8 tokens
 '''
 
 
@@ -577,6 +588,7 @@ def test_a_model_that_does_not_match_its_config_fails_the_checks(register_plugin
                 )
             )
             register(ModelSpec("good", f"{model_module}:Fine", ("lm",), "x"))
+            register(ModelSpec("flat", f"{model_module}:Flat", ("lm",), "x"))
 
     register_plugin(Mismatched(), "mismatched")
     (report,) = check_plugins("mismatched")
@@ -585,7 +597,10 @@ def test_a_model_that_does_not_match_its_config_fails_the_checks(register_plugin
         "bad-forward": {"lm: forward/backward", "lm: save/load"},
         "bad-defaults": {"metadata"},
         "good": set(),
+        "flat": {"lm: forward/backward"},
     }
+    (flat,) = [r.message for r in report.models["flat"] if not r.ok]
+    assert "returns (batch, length, vocab_size)" in flat
     assert not report.ok
     messages = [r.message for r in report.models["bad-forward"] if not r.ok]
     assert all("RuntimeError" in m for m in messages)
@@ -677,3 +692,14 @@ def test_a_run_saved_by_another_version_of_its_plugin_says_which(tiny_run, tmp_p
     (run / "config.json").write_text(json.dumps(config))
     with pytest.raises(ZooError, match="zoo-lstm==0.0.1"):
         zoo_core.load(run)
+
+
+def test_training_longer_than_a_models_max_context_is_one_line(register_plugin, model_module):
+    class Short:
+        @hookimpl
+        def register_models(self, register):
+            register(ModelSpec("short-reach", f"{model_module}:ShortReach", ("lm",), "x"))
+
+    register_plugin(Short(), "short")
+    with pytest.raises(ZooError, match="reads at most 8 tokens and was given 16; set a smaller"):
+        zoo_core.train("short-reach", steps=1, seq_len=16, out=None, progress=False)

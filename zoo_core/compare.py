@@ -74,16 +74,17 @@ def _known(fields: dict[str, set[str]], key: str) -> bool:
 
 
 def _length_key(task_cls) -> str | None:
-    options = _config.field_types(task_cls.Options)
-    return "length" if "length" in options else "seq_len" if "seq_len" in options else None
+    """The task's length option, if it has one its evaluate() takes (Task.length_option)."""
+    key = task_cls.length_option
+    return key if key in _config.field_types(task_cls.Options) else None
 
 
 def _tokens(task_cls, options: dict[str, Any], length: int, key: str) -> int:
     """Tokens a model reads at ``length`` (synthetic tasks add the question's structure)."""
-    if key != "length":
+    if not hasattr(task_cls, "sequence_length"):
         return length
     values = {k: v for k, v in options.items() if k in _config.field_types(task_cls.Options)}
-    task = task_cls(_config.build(task_cls.Options, {**values, "length": length}, "task options"))
+    task = task_cls(_config.build(task_cls.Options, {**values, key: length}, "task options"))
     task.check_length(length)
     return task.sequence_length(length)
 
@@ -151,9 +152,8 @@ def _match_width(spec, task_cls, task_name: str, variant: Variant, target: int) 
 
 
 def _evaluate(artifact, length: int, key: str, batch_size: int) -> dict[str, Any]:
-    kwargs = {"length": length} if key == "length" else {"seq_len": length}
     try:
-        return artifact.task.evaluate(artifact.model, batch_size, **kwargs)
+        return artifact.task.evaluate(artifact.model, batch_size, **{key: length})
     except ZooError as exc:  # learned positions cannot read past their table: a result, not a crash
         return {"refused": str(exc)}
 

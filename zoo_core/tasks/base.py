@@ -61,6 +61,9 @@ class Task:
     # The metric that sums up a run (`zoo compare` ranks runs by it), and whether lower is better.
     metric: ClassVar[str] = "val_loss"
     lower_is_better: ClassVar[bool] = True
+    # The option (of Options) that sets how long an example is, when ``evaluate`` also takes it
+    # as a keyword to evaluate at other lengths (`zoo compare --eval-lengths`); None: no length.
+    length_option: ClassVar[str | None] = None
     # What one training example is called in throughput figures ("tokens", "samples").
     unit: ClassVar[str] = "samples"
     # Pictures the task writes into the run folder, with their captions: the model card shows

@@ -32,8 +32,28 @@ class LMOptions:
     train_fraction: float = 1.0  # train on this leading part of the training split only
 
 
+def logits_of(model: nn.Module, ids: torch.Tensor, option: str) -> torch.Tensor:
+    """``model(ids)``: logits ``(B, T, V)`` for ids ``(B, T)``, or one line on why not: the ids
+    are longer than the model's ``max_context`` (``option`` sets their length), or the model
+    returns another shape."""
+    context = getattr(model, "max_context", None)
+    if context is not None and ids.size(1) > context:
+        raise ZooError(
+            f"the model reads at most {context} tokens and was given {ids.size(1)}; set a "
+            f"smaller {option}"
+        )
+    logits = model(ids)
+    if logits.dim() != 3 or logits.shape[:2] != ids.shape:
+        raise ZooError(
+            f"the model returned logits of shape {tuple(logits.shape)} for ids of shape "
+            f"{tuple(ids.shape)}; a language model returns (batch, length, vocab_size)"
+        )
+    return logits
+
+
 class LanguageModeling(Task):
     name = "lm"
+    length_option = "seq_len"
     Options = LMOptions
     unit = "tokens"
 
@@ -126,7 +146,7 @@ class LanguageModeling(Task):
     # -- loss and metrics ----------------------------------------------------------------------
     def loss(self, model: nn.Module, batch: tuple) -> torch.Tensor:
         x, y = batch
-        logits = model(x)  # (B, T, V)
+        logits = logits_of(model, x, "seq_len")  # (B, T, V)
         return F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
 
     def _val_windows(self, seq_len: int) -> torch.Tensor:

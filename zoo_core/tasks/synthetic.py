@@ -24,6 +24,7 @@ from torch import nn
 from zoo_core.data import synthetic
 from zoo_core.errors import ZooError
 from zoo_core.tasks.base import Task
+from zoo_core.tasks.lm import logits_of
 
 _VAL_SEED = 1_000_003  # validation examples come from their own stream, never the training one
 
@@ -74,6 +75,7 @@ class SyntheticTask(Task):
     Options: ClassVar[type] = SyntheticOptions
     metric = "val_accuracy"
     lower_is_better = False
+    length_option = "length"
     unit = "tokens"
     knob: ClassVar[str] = "length"  # the option that sets how hard it is
     min_vocab: ClassVar[int] = 1
@@ -170,7 +172,7 @@ class SyntheticTask(Task):
     # -- loss and metrics ----------------------------------------------------------------------
     def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         x, y, mask = batch
-        logits = model(x)  # (B, T, V)
+        logits = logits_of(model, x, "length")  # (B, T, V)
         return F.cross_entropy(logits[mask].float(), y[mask])  # answer positions only
 
     def validation_set(self, length: int) -> tuple[torch.Tensor, torch.Tensor]:
