@@ -694,7 +694,9 @@ def test_a_run_saved_by_another_version_of_its_plugin_says_which(tiny_run, tmp_p
         zoo_core.load(run)
 
 
-def test_training_longer_than_a_models_max_context_is_one_line(register_plugin, model_module):
+def test_training_longer_than_a_models_max_context_is_one_line(
+    register_plugin, model_module, tmp_path
+):
     class Short:
         @hookimpl
         def register_models(self, register):
@@ -702,4 +704,5 @@ def test_training_longer_than_a_models_max_context_is_one_line(register_plugin, 
 
     register_plugin(Short(), "short")
     with pytest.raises(ZooError, match="reads at most 8 tokens and was given 16; set a smaller"):
-        zoo_core.train("short-reach", steps=1, seq_len=16, out=None, progress=False)
+        zoo_core.train("short-reach", steps=1, seq_len=16, out=tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()  # nothing left behind
