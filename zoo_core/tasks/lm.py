@@ -257,6 +257,9 @@ class LanguageModeling(Task):
         generator.manual_seed(seed if seed is not None else torch.seed())
         model.eval()
         ids = self.tokenizer.encode(prompt) if prompt else []
+        # The new text is the decoded prompt and new tokens less the decoded prompt, so that a
+        # tokenizer that puts something between tokens (a word tokenizer's space) puts it there.
+        prompt_ids, before = ids, self.tokenizer.decode(ids) if ids else ""
         if not ids:  # start from a newline-like token: the first id of the text
             ids = self.tokenizer.encode("\n")[:1] or [0]
         context = getattr(model, "max_context", None)
@@ -281,7 +284,10 @@ class LanguageModeling(Task):
             next_id = _sample(logits[0, -1].float(), temperature, top_k, top_p, generator)
             history = torch.cat([history, history.new_tensor([[next_id]])], dim=1)
             new_ids.append(next_id)
-            text = self.tokenizer.decode(new_ids)
+            text = self.tokenizer.decode(prompt_ids + new_ids)
+            text = (
+                text[len(before) :] if text.startswith(before) else self.tokenizer.decode(new_ids)
+            )
             if stop and stop in text:
                 yield text[len(emitted) : text.index(stop)]
                 return
