@@ -1,10 +1,14 @@
+import json
 import os
+import re
+import shutil
 import stat
 
 import pytest
 import torch
 from torch import nn
 
+import zoo_core
 from zoo_core import artifacts
 from zoo_core.errors import ZooError
 
@@ -108,3 +112,47 @@ def test_written_files_and_folders_get_the_umasks_permissions(tmp_path, umask):
     (tmp_path / "config.json").chmod(0o640)
     artifacts.write_json(tmp_path / "config.json", {"a": 2})
     assert stat.S_IMODE((tmp_path / "config.json").stat().st_mode) == 0o640
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ([1, 2], "its config.json holds a JSON list, not an object"),
+        ({"model_type": "bert", "architectures": ["BertModel"]}, "is a bert config of another"),
+        ({"model": "lstm", "task": "lm"}, "has no 'model_config'"),
+        ({"model": "lstm", "task": "lm", "model_config": "big"}, "has 'model_config' of the wrong"),
+        ({"model": "lstm", "model_config": {}}, "has no 'task'"),
+    ],
+)
+def test_a_folder_whose_config_is_not_a_zoo_config_is_one_line(tiny_run, tmp_path, config, message):
+    folder = tmp_path / "odd"
+    shutil.copytree(tiny_run, folder)
+    (folder / "config.json").write_text(json.dumps(config))
+    for use in (zoo_core.load, zoo_core.api.run_info):
+        with pytest.raises(ZooError, match=re.escape(message)):
+            use(folder)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("{not json", "is not a valid char tokenizer: Expecting property name"),
+        ('{"type": "char"}', "is not a valid char tokenizer: no field 'chars'"),
+        ("[1, 2]", "is not a valid char tokenizer: it holds a JSON list"),
+    ],
+)
+def test_a_malformed_tokenizer_file_is_one_line(tiny_run, tmp_path, zoo, content, message):
+    folder = tmp_path / "odd"
+    shutil.copytree(tiny_run, folder)
+    (folder / "tokenizer.json").write_text(content)
+    with pytest.raises(ZooError, match=re.escape(message)):
+        zoo_core.load(folder)
+    result = zoo("eval", folder, check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1 and message in result.stderr
+
+
+def test_info_on_a_path_that_is_not_there_says_so(zoo, tmp_path):
+    result = zoo("info", tmp_path / "no" / "run", check=False)
+    assert result.returncode == 1
+    assert "is neither a run folder nor a Hub repo id" in result.stderr

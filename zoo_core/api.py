@@ -176,9 +176,7 @@ def run_info(source: str | Path) -> dict[str, Any]:
     folder = Path(source)
     local = folder.is_dir()  # a run folder here, which --resume can continue
     if not local:
-        from zoo_core.hub import pull
-
-        folder = pull(str(source))
+        folder = _pulled(source)
     config = artifacts.read_run_config(folder)
     log = artifacts.read_metrics(folder)
     steps = max((r.get("step", 0) for r in log), default=0)
@@ -374,11 +372,16 @@ def load(source: str | Path, device: str = "cpu", revision: str | None = None) -
     path = Path(source)
     if path.is_dir():
         return load_local(path, device)
+    return load_local(_pulled(source, revision), device)
+
+
+def _pulled(source: str | Path, revision: str | None = None) -> Path:
+    """The local snapshot of Hub repo ``source``; one line when it names no folder and no repo."""
     text = str(source)
     if text.startswith("hf:") or (text.count("/") == 1 and not text.startswith((".", "/"))):
         from zoo_core.hub import pull
 
-        return load_local(pull(text, revision=revision), device)
+        return pull(text, revision=revision)
     raise ZooError(f"'{source}' is neither a run folder nor a Hub repo id (org/name)")
 
 

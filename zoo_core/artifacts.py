@@ -184,7 +184,44 @@ def read_run_config(folder: str | Path) -> dict[str, Any]:
             more = f" and {len(inside) - 3} more" if len(inside) > 3 else ""
             hint = f"the runs in it are {', '.join(str(p) for p in inside[:3])}{more}"
         raise ZooError(f"'{folder}' is not a run folder (it has no {CONFIG_FILE}): {hint}")
-    return read_json(folder / CONFIG_FILE, "run config")
+    config = read_json(folder / CONFIG_FILE, "run config")
+    problem = _config_problem(config)
+    if problem:
+        raise ZooError(f"'{folder}' is not a zoo model: its {CONFIG_FILE} {problem}")
+    return config
+
+
+# The fields of a run's config.json the zoo reads, and the JSON types they must have.
+_CONFIG_FIELDS = {
+    "model": (str,),
+    "task": (str,),
+    "model_config": (dict,),
+    "tokenizer": (str, type(None)),
+    "task_config": (dict,),
+    "task_state": (dict,),
+    "train_config": (dict,),
+    "metrics": (dict,),
+}
+
+
+def _config_problem(config: Any) -> str | None:
+    """What keeps ``config`` from being a zoo run's config, or None."""
+    if not isinstance(config, dict):
+        return f"holds a JSON {type(config).__name__}, not an object"
+    if "model" not in config and ("model_type" in config or "architectures" in config):
+        kind = config.get("model_type") or "another library's"
+        return f"is a {kind} config of another library (transformers), not a zoo config"
+    for key in ("model", "task", "model_config"):
+        if key not in config:
+            return f"has no '{key}' (a zoo config names its model, task and model_config)"
+    for key, types in _CONFIG_FIELDS.items():
+        if key in config and not isinstance(config[key], types):
+            want = " or ".join("null" if t is type(None) else _JSON_NAMES[t] for t in types)
+            return f"has '{key}' of the wrong kind ({type(config[key]).__name__}, not {want})"
+    return None
+
+
+_JSON_NAMES = {str: "a string", dict: "an object"}
 
 
 def read_metrics(folder: str | Path) -> list[dict[str, Any]]:

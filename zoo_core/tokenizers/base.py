@@ -45,7 +45,19 @@ class Tokenizer:
 
     @classmethod
     def load(cls, path: str | Path) -> Tokenizer:
-        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+        """The tokenizer saved in ``path``, or one line on why that file is not one."""
+        from zoo_core.errors import ZooError
+
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                raise TypeError(f"it holds a JSON {type(data).__name__}, not an object")
+            return cls.from_dict(data)
+        except ZooError:
+            raise
+        except (ValueError, KeyError, TypeError, IndexError) as exc:  # malformed or truncated
+            reason = f"no field {exc}" if isinstance(exc, KeyError) else str(exc).splitlines()[0]
+            raise ZooError(f"'{path}' is not a valid {cls.name} tokenizer: {reason}") from None
 
 
 def fit_tokenizer(name: str, vocab_size: int | None, text: str) -> Tokenizer:
