@@ -423,6 +423,15 @@ class Flat(Fine):
 
 class ShortReach(Fine):
     max_context = 8  # reads no more than 8 tokens
+
+
+@dataclass
+class RequiredConfig:
+    vocab_size: int  # no default: the task sets it, but `zoo info NAME` cannot build one
+
+
+class NeedsVocab(Fine):
+    config_class = RequiredConfig
 '''
 
 
@@ -589,6 +598,10 @@ def test_a_model_that_does_not_match_its_config_fails_the_checks(register_plugin
             )
             register(ModelSpec("good", f"{model_module}:Fine", ("lm",), "x"))
             register(ModelSpec("flat", f"{model_module}:Flat", ("lm",), "x"))
+            fine = f"{model_module}:Fine"
+            register(ModelSpec("typo", fine, ("lm",), "x", train_defaults={"stpes": 5}))
+            register(ModelSpec("wide", fine, ("lm",), "x", defaults={"width": "wide"}))
+            register(ModelSpec("needs-vocab", f"{model_module}:NeedsVocab", ("lm",), "x"))
 
     register_plugin(Mismatched(), "mismatched")
     (report,) = check_plugins("mismatched")
@@ -598,7 +611,17 @@ def test_a_model_that_does_not_match_its_config_fails_the_checks(register_plugin
         "bad-defaults": {"metadata"},
         "good": set(),
         "flat": {"lm: forward/backward"},
+        "typo": {"metadata"},
+        "wide": {"metadata"},
+        "needs-vocab": {"metadata"},
     }
+    for model, says in (
+        ("typo", "neither the Trainer nor its tasks have: ['stpes']"),
+        ("wide", "width must be an integer, not 'wide'"),
+        ("needs-vocab", "config fields without a default: ['vocab_size']"),
+    ):
+        (message,) = [r.message for r in report.models[model] if not r.ok]
+        assert says in message, message
     (flat,) = [r.message for r in report.models["flat"] if not r.ok]
     assert "returns (batch, length, vocab_size)" in flat
     assert not report.ok
@@ -607,6 +630,17 @@ def test_a_model_that_does_not_match_its_config_fails_the_checks(register_plugin
     with pytest.raises(ZooError, match="has no field 'depth'"):
         create_model("bad-defaults")
     assert all(r.ok for r in run_checks("lstm"))  # other plugins' models are unaffected
+
+
+def test_check_reports_a_plugin_that_registers_nothing(register_plugin):
+    class Undecorated:
+        def register_models(self, register):  # no @hookimpl: pluggy never calls it
+            register(ModelSpec("never", "zoo_lstm.model:LSTMLanguageModel", ("lm",), "x"))
+
+    register_plugin(Undecorated(), "undecorated")
+    (report,) = check_plugins("undecorated")
+    assert not report.ok and "registers nothing" in report.errors[0]
+    assert all(r.ok for r in check_plugins("lstm"))  # one that does is fine
 
 
 def test_a_hook_with_a_misspelt_name_is_reported_by_check(register_plugin):

@@ -277,6 +277,15 @@ def check_plugins(name: str | None = None) -> list[PluginReport]:
                     resolve(getattr(spec, kind), f"{kind} '{spec_name}' of plugin '{info.name}'")
                 except Exception as exc:
                     report.errors.append(f"{type(exc).__name__}: {exc}")
+        adds_commands = any(
+            impl.plugin_name == info.name for impl in pm.hook.register_commands.get_hookimpls()
+        )
+        registered = info.models or info.tasks or info.tokenizers or adds_commands
+        if not registered and not report.errors and not info.builtin:
+            report.errors.append(
+                "registers nothing: are its hook functions decorated with @zoo_core.hookimpl, "
+                "and do they call register() rather than return their specs?"
+            )
         for model in info.models:
             try:
                 report.models[model] = run_checks(model)

@@ -69,12 +69,31 @@ def run_checks(name: str, overrides: dict[str, Any] | None = None) -> list[Check
         return results
 
     def spec_consistent() -> None:
+        from zoo_core.training.config import TrainConfig
+
         assert dataclasses.is_dataclass(cls.config_class), "config_class is not a dataclass"
         fields = _config.field_types(cls.config_class)
         unknown = sorted(set(spec.defaults) - set(fields))
         assert not unknown, f"defaults name fields the config lacks: {unknown}"
+        required = [
+            f.name
+            for f in dataclasses.fields(cls.config_class)
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        ]
+        assert not required, (
+            f"config fields without a default: {required}; give every field one (a task sets "
+            "vocab_size, num_classes... from the data over it)"
+        )
+        _config.build(cls.config_class, dict(spec.defaults), f"model '{name}' defaults")
         missing = [t for t in spec.tasks if t not in get_catalog().tasks]
         assert not missing, f"declares tasks no plugin registers: {missing}"
+        known = set(_config.field_types(TrainConfig))
+        for task_name in spec.tasks:
+            known |= set(_config.field_types(task_class(task_name).Options))
+        stray = sorted(set(spec.train_defaults) - known)
+        assert not stray, (
+            f"train_defaults name settings that neither the Trainer nor its tasks have: {stray}"
+        )
 
     if not record("metadata", spec_consistent):
         return results
