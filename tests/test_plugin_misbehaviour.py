@@ -117,12 +117,20 @@ def test_strict_mode_also_covers_a_plugin_that_raises_in_a_hook(site):
     assert "plugin 'raiser'" in error and "RuntimeError: no models today" in error
 
 
-def test_the_allow_list_loads_only_the_named_plugins(site):
+def test_the_allow_list_loads_only_the_named_plugins(site, tiny_run):
     install_fake(site, "broken", BROKEN_IMPORT)
     builtins_only = zoo(site, "list", ZOO_LOAD_PLUGINS="")
     assert builtins_only.returncode == 0 and builtins_only.stderr == ""
     assert "lstm" not in builtins_only.stdout.split()
-    assert "No models" in builtins_only.stdout
+    assert "No models: ZOO_LOAD_PLUGINS loads no plugin" in builtins_only.stdout
+    # What the allow-list leaves out is named as such, not as missing.
+    checked = zoo(site, "plugins", "check", "lstm", ZOO_LOAD_PLUGINS="")
+    assert (
+        "plugin 'lstm' is not loaded" in checked.stderr and "ZOO_LOAD_PLUGINS=''" in checked.stderr
+    )
+    evaluated = zoo(site, "eval", str(tiny_run), ZOO_LOAD_PLUGINS="broken")
+    assert evaluated.returncode == 1
+    assert "model 'lstm' of zoo-lstm (installed: lstm; but ZOO_LOAD_PLUGINS" in evaluated.stderr
 
     only_lstm = zoo(site, "list", ZOO_LOAD_PLUGINS="lstm")
     assert "lstm" in only_lstm.stdout.split()

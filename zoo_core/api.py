@@ -306,7 +306,12 @@ class Artifact:
 
 
 def _missing_model_message(config: dict[str, Any]) -> str:
+    from zoo_core.scaffold import left_out_note
+
     dist = config.get("distribution") or "the plugin that provides it"
+    note = left_out_note(config.get("distribution") or None)
+    if note:
+        return f"this artifact needs model '{config.get('model')}' of {dist}{note}"
     return (
         f"this artifact needs model '{config.get('model')}', which no installed plugin provides; "
         f"install {dist} (pip install {dist}) and try again"

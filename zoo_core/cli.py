@@ -111,7 +111,14 @@ def list_cmd(pattern: str | None, task: str | None, as_json: bool, pretrained: b
             total = len(list_models())
             click.echo(f"No model matches {asked}; `zoo list` shows all {total}.")
         else:
-            click.echo("No models: install a plugin (pip install zoo-lstm).")
+            from zoo_core.scaffold import left_out_note
+
+            note = left_out_note()
+            click.echo(
+                f"No models: ZOO_LOAD_PLUGINS loads no plugin that registers one{note}."
+                if note
+                else "No models: install a plugin (pip install zoo-lstm)."
+            )
         return
     _table(
         ["name", "family", "tasks", "plugin", "summary"],
@@ -581,6 +588,16 @@ def pull(source: str, revision: str | None) -> None:
     is_flag=True,
     help="Upload checkpoints/ too (and delete the branch's checkpoints this run has not).",
 )
+@click.option(
+    "--allow-unfinished",
+    is_flag=True,
+    help="Push a run whose training has not finished (its latest checkpoint's weights).",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Push even to a branch whose config.json is not a zoo model's, replacing its files.",
+)
 def push(
     run: str,
     repo_id: str,
@@ -588,9 +605,13 @@ def push(
     revision: str | None,
     message: str | None,
     include_checkpoints: bool,
+    allow_unfinished: bool,
+    force: bool,
 ) -> None:
-    """Upload run folder RUN to Hub repo REPO_ID (ORG/NAME), with a model card, in one commit.
-    Unchanged files are not sent again; artifact files the run lacks are deleted."""
+    """Upload run folder RUN to Hub repo REPO_ID (ORG/NAME[@BRANCH]), with a model card, in one
+    commit. Unchanged files are not sent again; artifact files the run lacks are deleted. A run
+    still training, an unfinished one (unless --allow-unfinished) or one that does not load is
+    refused before anything is sent."""
     from zoo_core.hub import push as hub_push
 
     result = hub_push(
@@ -600,6 +621,8 @@ def push(
         revision=revision,
         message=message,
         include_checkpoints=include_checkpoints,
+        allow_unfinished=allow_unfinished,
+        force=force,
     )
     where = f"{result.repo_url} ({result.revision})"
     if not result.changed:

@@ -5,6 +5,7 @@ pip, and run the contract checks of :mod:`zoo_core.testing` over everything a pl
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import subprocess
 import sys
@@ -144,6 +145,21 @@ def unloaded_plugins() -> list[PluginInfo]:
     return list(out.values())
 
 
+def left_out_note(name: str | None = None) -> str:
+    """`` (installed, but ZOO_LOAD_PLUGINS=... leaves it out)`` when the allow-list hides the
+    plugin or distribution ``name`` (any plugin, if None); else an empty string."""
+    allow = os.environ.get("ZOO_LOAD_PLUGINS")
+    if allow is None:
+        return ""
+    hidden = unloaded_plugins()
+    if name is not None:
+        hidden = [i for i in hidden if name in (i.name, i.distribution)]
+    if not hidden:
+        return ""
+    names = ", ".join(sorted({i.name for i in hidden}))
+    return f" (installed: {names}; but ZOO_LOAD_PLUGINS='{allow}' leaves it out)"
+
+
 def _normalise(name: str) -> str:
     """A distribution name as pip compares them (PEP 503): zoo_Foo.bar -> zoo-foo-bar."""
     return re.sub(r"[-_.]+", "-", name).lower()
@@ -262,6 +278,9 @@ def check_plugins(name: str | None = None) -> list[PluginReport]:
             names = sorted({i.name for i in infos} | {i.distribution for i in infos})
             close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
             hint = f" Did you mean: {', '.join(close)}?" if close else ""
+            note = left_out_note(name)
+            if note:
+                raise ZooError(f"plugin '{name}' is not loaded{note}")
             raise ZooError(f"no plugin named '{name}' is installed.{hint} See `zoo plugins`.")
         infos = chosen
     reports = []
