@@ -748,3 +748,14 @@ def test_training_longer_than_a_models_max_context_is_one_line(
     with pytest.raises(ZooError, match="reads at most 8 tokens and was given 16; set a smaller"):
         zoo_core.train("short-reach", steps=1, seq_len=16, out=tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()  # nothing left behind
+
+
+def test_a_run_whose_tokenizer_plugin_is_gone_names_what_to_install(tiny_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    config = json.loads((run / "config.json").read_text())
+    assert config["task_distribution"] == config["tokenizer_distribution"] == "zoo-core"
+    config["tokenizer"], config["tokenizer_distribution"] = "words", "zoo-words"
+    (run / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ZooError, match=r"needs tokenizer 'words'.*install zoo-words"):
+        zoo_core.load(run)

@@ -305,21 +305,28 @@ class Artifact:
         return push(self.path, repo_id, **options)
 
 
-def _missing_model_message(config: dict[str, Any]) -> str:
+def _missing_model_message(config: dict[str, Any], kind: str = "model") -> str:
+    """Why a saved run cannot be loaded here: its model (task, tokenizer) is not registered."""
     from zoo_core.scaffold import left_out_note
 
-    dist = config.get("distribution") or "the plugin that provides it"
-    note = left_out_note(config.get("distribution") or None)
+    key = "distribution" if kind == "model" else f"{kind}_distribution"
+    name = config.get(kind)
+    dist = config.get(key) or "the plugin that provides it"
+    note = left_out_note(config.get(key) or None)
     if note:
-        return f"this artifact needs model '{config.get('model')}' of {dist}{note}"
+        return f"this artifact needs {kind} '{name}' of {dist}{note}"
     return (
-        f"this artifact needs model '{config.get('model')}', which no installed plugin provides; "
+        f"this artifact needs {kind} '{name}', which no installed plugin provides; "
         f"install {dist} (pip install {dist}) and try again"
     )
 
 
 def build_task(config: dict[str, Any], folder: Path) -> Task:
     """The task of a saved run, tokenizer and learned state restored (no data read)."""
+    catalog = get_catalog()
+    for kind in ("task", "tokenizer"):
+        if config.get(kind) and config[kind] not in catalog.table(kind):
+            raise ZooError(_missing_model_message(config, kind))
     cls = task_class(config["task"])
     options = _config.from_json(cls.Options, config.get("task_config", {}))
     tokenizer = None
@@ -542,6 +549,10 @@ def _train(model, task, data, val_data, out, resume, overrides, progress, train_
             "plugin": spec.plugin,
             "distribution": _distribution(spec.plugin),
             "plugin_version": _distribution_version(_distribution(spec.plugin)),
+            "task_distribution": _spec_distribution("task", task_name),
+            "tokenizer_distribution": _spec_distribution(
+                "tokenizer", getattr(task_obj.tokenizer, "name", None)
+            ),
             "task": task_name,
             "tokenizer": getattr(task_obj.tokenizer, "name", None),
             "model_config": _config.to_json(model_cfg),
@@ -619,6 +630,13 @@ def _shared_run_dir(name: str, out: str | Path | None) -> Path:
 def _distribution(plugin: str) -> str:
     info = get_catalog().plugins.get(plugin)
     return info.distribution if info else ""
+
+
+def _spec_distribution(kind: str, name: str | None) -> str | None:
+    """The distribution that registers task (tokenizer) ``name``, recorded so that a run whose
+    plugin is gone can say what to install."""
+    spec = get_catalog().table(kind).get(name) if name else None
+    return _distribution(spec.plugin) if spec else None
 
 
 def _distribution_version(dist: str) -> str | None:
