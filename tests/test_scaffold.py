@@ -41,6 +41,18 @@ def test_names_that_are_taken_are_refused(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_name_another_distributions_plugin_has_is_refused(tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    meta = site / "zoo_other-1.0.dist-info"
+    meta.mkdir(parents=True)
+    (meta / "METADATA").write_text("Metadata-Version: 2.1\nName: zoo-other\nVersion: 1.0\n")
+    (meta / "entry_points.txt").write_text("[zoo]\nprobe = zoo_other\n")
+    monkeypatch.syspath_prepend(str(site))
+    with pytest.raises(ZooError, match="'probe' is already taken by zoo-other 1.0"):
+        new_plugin("probe", tmp_path / "zoo-probe")
+    assert not (tmp_path / "zoo-probe").exists()
+
+
 def test_a_name_whose_models_another_plugin_registers_is_refused(tmp_path):
     class Taken:
         @hookimpl

@@ -507,11 +507,18 @@ def _run_pip(command: str, args: tuple[str, ...]) -> None:
         click.echo(f"Error: {exc}", err=True)
         click.get_current_context().exit(exc.returncode)
     after = zoo_entry_points()
-    for name in sorted(after):
-        if before.get(name) != after[name]:
-            click.echo(f"plugin '{name}' ({after[name]}) installed")
-    for name in sorted(set(before) - set(after)):
-        click.echo(f"plugin '{name}' ({before[name]}) uninstalled")
+    for key in sorted(after):
+        if before.get(key) != after[key]:
+            click.echo(f"plugin '{key[0]}' ({after[key]}) installed")
+            others = [v for (name, _), v in after.items() if name == key[0] and v != after[key]]
+            if others:
+                click.echo(
+                    f"zoo: warning: {', '.join(others)} has a plugin named '{key[0]}' too; "
+                    "only one of them loads: uninstall one, or rename its entry point",
+                    err=True,
+                )
+    for key in sorted(set(before) - set(after)):
+        click.echo(f"plugin '{key[0]}' ({before[key]}) uninstalled")
 
 
 _PIP_ARGS = {"ignore_unknown_options": True}

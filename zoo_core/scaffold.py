@@ -85,6 +85,12 @@ def new_plugin(name: str, folder: str | Path | None = None) -> Path:
             f"a distribution zoo-{name} is already installed ({installed.version}); choose another "
             f"name, or uninstall it first (zoo plugins uninstall zoo-{name})"
         )
+    taken = [v for (ep_name, _), v in zoo_entry_points().items() if ep_name == name]
+    if taken:
+        raise ZooError(
+            f"the plugin name '{name}' is already taken by {taken[0]}; two plugins of one name "
+            "cannot both load, so choose another name"
+        )
     _check_model_names_free(name)
     values = _values(name)
     rendered = {
@@ -122,12 +128,14 @@ class PipError(ZooError):
         self.returncode = returncode
 
 
-def zoo_entry_points() -> dict[str, str]:
-    """Installed plugins: entry-point name in group ``zoo`` -> ``"distribution version"``."""
+def zoo_entry_points() -> dict[tuple[str, str], str]:
+    """Installed plugins: (entry-point name in group ``zoo``, distribution) ->
+    ``"distribution version"``."""
     out = {}
     for ep in metadata.entry_points(group="zoo"):
         dist = getattr(ep, "dist", None)
-        out.setdefault(ep.name, f"{dist.name} {dist.version}" if dist else ep.value)
+        key = (ep.name, _normalise(dist.name) if dist else ep.value)
+        out.setdefault(key, f"{dist.name} {dist.version}" if dist else ep.value)
     return out
 
 
