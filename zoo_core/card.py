@@ -107,13 +107,18 @@ Only `model.safetensors` is read as weights, and no code from this repository is
 model's code comes from the installed `{distribution}` plugin."""
 
 
-def render_card(folder: Path, config: dict[str, Any], repo_id: str | None = None) -> str:
-    """The card's text: YAML metadata, how to load the model, its configuration and curve."""
+def render_card(
+    folder: Path, config: dict[str, Any], repo_id: str | None = None, revision: str | None = None
+) -> str:
+    """The card's text: YAML metadata, how to load the model, its configuration and curve.
+    ``revision``: the branch the card is pushed to, which its commands name (but main)."""
     from huggingface_hub import ModelCard
 
     metrics = config.get("metrics") or {}
     distribution = config.get("distribution") or config.get("plugin") or ""
     source = repo_id or str(folder)
+    if repo_id and revision and revision != "main":
+        source = f"{repo_id}@{revision}"
     evals = [r for r in artifacts.read_metrics(folder) if any(k.startswith("val_") for k in r)]
     curve = "\n".join(
         f"| {r['step']} | "

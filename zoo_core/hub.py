@@ -11,8 +11,10 @@ or run. A model's code always comes from an installed plugin; a repo only names 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
+import os
 import re
 import sys
 from pathlib import Path
@@ -25,7 +27,8 @@ if TYPE_CHECKING:
     from zoo_core.api import Artifact
     from zoo_core.registry import ModelSpec
 
-# What `zoo pull` fetches: the artifact format and nothing else (no checkpoints, no stray files).
+# What `zoo pull` fetches: the artifact format and nothing else (no checkpoints, no stray files),
+# and the pictures the card shows (see pull_patterns()).
 PULL_PATTERNS = list(artifacts.ARTIFACT_FILES)
 # Weights in these formats are unpickled to be read, which can run arbitrary code: never loaded.
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
@@ -34,6 +37,18 @@ _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 
 # -- names -----------------------------------------------------------------------------------------
+def _import_hub() -> None:
+    """Import huggingface_hub, which reads HF_ENDPOINT as it is imported: a malformed one is one
+    line, not a traceback."""
+    try:
+        import huggingface_hub.hf_api  # noqa: F401  (imports its HTTP layer, which parses the URL)
+    except ValueError as exc:
+        raise ZooError(
+            f"HF_ENDPOINT is not a valid URL ({os.environ.get('HF_ENDPOINT', '')!r}: {exc}); set "
+            "it to a Hub's address, such as https://huggingface.co, or unset it"
+        ) from None
+
+
 def parse_source(source: str, revision: str | None = None) -> tuple[str, str]:
     """``hf:org/name@rev`` or ``org/name[@rev]`` -> ``(repo_id, revision)`` (default ``main``)."""
     text = source[3:] if source.startswith("hf:") else source
@@ -49,10 +64,18 @@ def parse_source(source: str, revision: str | None = None) -> tuple[str, str]:
 
 
 def check_repo_id(repo_id: str) -> None:
+    """Refuse what the Hub would refuse, by huggingface_hub's own rules, as one line."""
+    _import_hub()
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    rule = "letters, digits, '.', '_', '-'"
     if not _REPO_ID.match(repo_id) or ".." in repo_id:
-        raise ZooError(
-            f"'{repo_id}' is not a Hub repo id: write it as ORG/NAME (letters, digits, '.', '_', '-')"
-        )
+        raise ZooError(f"'{repo_id}' is not a Hub repo id: write it as ORG/NAME ({rule})")
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as exc:
+        raise ZooError(f"'{repo_id}' is not a Hub repo id: {_first_line(exc)}") from None
 
 
 def endpoint() -> str:
@@ -93,17 +116,51 @@ def _login_hint() -> str:
     return "log in with `hf auth login` or set HF_TOKEN"
 
 
+def _status(exc: BaseException) -> int | None:
+    """The HTTP status of a huggingface_hub error, if it carries one."""
+    response = getattr(exc, "response", None)
+    return getattr(response, "status_code", None) if response is not None else None
+
+
+def _cache_error(exc: OSError) -> ZooError | None:
+    """A Hugging Face folder (cache, token) that cannot be used: which one, and which variable
+    sets it; None if the failing path is none of theirs."""
+    from huggingface_hub import constants
+
+    path = str(exc.filename)
+    folders = [("HF_HUB_CACHE", constants.HF_HUB_CACHE), ("HF_HOME", constants.HF_HOME)]
+    if os.environ.get("HF_TOKEN_PATH"):
+        folders.insert(0, ("HF_TOKEN_PATH", constants.HF_TOKEN_PATH))
+    for variable, folder in folders:
+        if path.startswith(str(folder)):
+            if not os.environ.get(variable):
+                variable = "HF_HOME"  # a folder under HF_HOME, which is what sets it
+            return ZooError(
+                f"cannot use the Hugging Face folder '{folder}' ({exc.strerror or exc}: "
+                f"'{path}'): set {variable} to a folder you can write"
+            )
+    return None
+
+
 def hub_error(
-    exc: BaseException, repo_id: str, revision: str | None = None, *, path_like: bool = False
+    exc: BaseException,
+    repo_id: str,
+    revision: str | None = None,
+    *,
+    path_like: bool = False,
+    write: bool = False,
 ) -> ZooError | None:
     """One clear line for a huggingface_hub failure, or None if ``exc`` is not a Hub failure.
 
     ``path_like``: the name was given without ``hf:``, so it may have been meant as a folder.
+    ``write``: the request was to change the repo (a push), not to read it.
     """
     from huggingface_hub import errors as hf
 
     where = endpoint()
     rev = f" (revision '{revision}')" if revision and revision != "main" else ""
+    if isinstance(exc, hf.HFValidationError):
+        return ZooError(f"'{repo_id}' is not a Hub repo id: {_first_line(exc)}")
     if isinstance(exc, hf.GatedRepoError):
         return ZooError(
             f"'{repo_id}' is a gated repo: request access on {where}/{repo_id}, then {_login_hint()}"
@@ -133,15 +190,20 @@ def hub_error(
             f"HF_HUB_OFFLINE is set, so '{repo_id}' cannot be reached; unset it to go online"
         )
     if isinstance(exc, hf.HfHubHTTPError):
-        status = exc.response.status_code if getattr(exc, "response", None) is not None else None
+        status = _status(exc)
         if status == 401:
             return ZooError(
                 f"the Hub at {where} refused the request for '{repo_id}' (401): {_login_hint()}"
             )
-        if status == 403:
+        if status == 403 and write:
             return ZooError(
                 f"your token may not do this on '{repo_id}' at {where} (403): use a token with "
                 "write access to that namespace"
+            )
+        if status == 403:
+            return ZooError(
+                f"you may not read '{repo_id}' at {where} (403): ask its owner for access, then "
+                f"{_login_hint()} with a token that has read access to it"
             )
         message = getattr(exc, "server_message", None) or _first_line(exc)
         return ZooError(f"the Hub at {where} answered {status} for '{repo_id}': {message}")
@@ -149,13 +211,19 @@ def hub_error(
         return ZooError(
             f"cannot reach the Hub at {where} ({_first_line(exc)}): check the network or HF_ENDPOINT"
         )
+    if isinstance(exc, OSError) and exc.filename:
+        return _cache_error(exc)
     return None
 
 
 def _raise(
-    exc: BaseException, repo_id: str, revision: str | None, path_like: bool = False
+    exc: BaseException,
+    repo_id: str,
+    revision: str | None,
+    path_like: bool = False,
+    write: bool = False,
 ) -> NoReturn:
-    error = hub_error(exc, repo_id, revision, path_like=path_like)
+    error = hub_error(exc, repo_id, revision, path_like=path_like, write=write)
     if error is None:
         raise exc
     raise error from None
@@ -168,6 +236,14 @@ def _cache_dir() -> str:
 
 
 # -- pull ------------------------------------------------------------------------------------------
+def pull_patterns() -> list[str]:
+    """The files `zoo pull` fetches: the artifact files and every installed task's pictures (a
+    GAN's samples.png), which a pushed card shows."""
+    from zoo_core.card import all_picture_names
+
+    return [*PULL_PATTERNS, *sorted(all_picture_names() - set(PULL_PATTERNS))]
+
+
 def pull(
     source: str,
     revision: str | None = None,
@@ -175,17 +251,20 @@ def pull(
     sha256: str | None = None,
     token: str | None = None,
     what: str | None = None,
+    folder_hint: bool = True,
 ) -> Path:
     """Download a model's files into the Hugging Face cache; return the snapshot folder.
 
     ``source`` is ``hf:org/name@rev`` or ``org/name[@rev]``. With ``sha256`` the weights must
     hash to it. Offline (``HF_HUB_OFFLINE=1``) or when the Hub cannot be reached, the cached
     snapshot is used. Only the artifact files are fetched; a repo holding only pickle weights is
-    refused before anything is downloaded.
+    refused before anything is downloaded. ``folder_hint``: a name without ``hf:`` may have
+    been meant as a run folder (as ``zoo eval`` takes either), and errors say it is not one.
     """
+    _import_hub()
     repo_id, rev = parse_source(source, revision)
     where = f"{repo_id}@{rev}"
-    path_like = not source.startswith("hf:")  # it may have been meant as a folder
+    path_like = folder_hint and not source.startswith("hf:")  # it may have been meant as a folder
     if _offline():
         folder = _from_cache(
             repo_id, rev, "HF_HUB_OFFLINE is set", "unset HF_HUB_OFFLINE and ", path_like
@@ -206,15 +285,20 @@ def _download(repo_id: str, rev: str, token: str | None, path_like: bool) -> Pat
     try:
         info = HfApi(token=token).model_info(repo_id, revision=rev)
     except Exception as exc:
-        if isinstance(exc, _connection_errors()):
-            reason = f"the Hub at {endpoint()} cannot be reached ({_first_line(exc)})"
+        status = _status(exc)
+        if isinstance(exc, _connection_errors()) or (status is not None and status >= 500):
+            # The Hub is down (unreachable, or a server error): the cached copy still serves.
+            failure = f"answered {status}" if status else f"cannot be reached ({_first_line(exc)})"
+            reason = f"the Hub at {endpoint()} {failure}"
             todo = "check the network or HF_ENDPOINT, then "
-            return _from_cache(repo_id, rev, reason, todo, path_like)
+            folder = _from_cache(repo_id, rev, reason, todo, path_like)
+            print(f"{reason}; using the cached copy of {repo_id}@{rev}", file=sys.stderr)
+            return folder
         _raise(exc, repo_id, rev, path_like)
     _check_listing([s.rfilename for s in info.siblings or []], f"{repo_id}@{rev}")
     try:
         return Path(
-            snapshot_download(repo_id, revision=rev, allow_patterns=PULL_PATTERNS, token=token)
+            snapshot_download(repo_id, revision=rev, allow_patterns=pull_patterns(), token=token)
         )
     except Exception as exc:
         _raise(exc, repo_id, rev)
@@ -226,7 +310,7 @@ def _cached(repo_id: str, rev: str) -> Path | None:
     try:
         folder = Path(
             snapshot_download(
-                repo_id, revision=rev, allow_patterns=PULL_PATTERNS, local_files_only=True
+                repo_id, revision=rev, allow_patterns=pull_patterns(), local_files_only=True
             )
         )
     except Exception:
@@ -353,6 +437,8 @@ def push(
     message: str | None = None,
     include_checkpoints: bool = False,
     token: str | None = None,
+    allow_unfinished: bool = False,
+    force: bool = False,
 ) -> PushResult:
     """Upload a run folder to a Hub repo (created if needed) in one commit.
 
@@ -363,19 +449,86 @@ def push(
     model, checkpoints this run no longer has when they are pushed) is deleted in the same
     commit, and files the branch already has are not sent again. Other files in the repo are
     left alone. Nothing changed, no commit.
+
+    ``repo_id`` may be written ``hf:org/name`` and name the branch (``org/name@dev``). Refused,
+    before anything is sent: a run being trained; an unfinished run (unless
+    ``allow_unfinished``); a run that does not load (weights that do not fit its config, a
+    missing file its config names); a branch whose config.json is not a zoo model's (another
+    library's repo) unless ``force``.
     """
-    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
-    from huggingface_hub.hf_api import RepoFile
-
-    from zoo_core.card import all_picture_names, pictures, render_card
-
+    _import_hub()
     folder = Path(run)
-    check_repo_id(repo_id)
+    repo_id, branch = parse_source(repo_id, revision)
+    if folder.exists() and not folder.is_dir():
+        raise ZooError(
+            f"'{run}' is a file, not a run folder: give the folder `zoo train` wrote "
+            f"('{folder.parent}' if this file is in it)"
+        )
     config = artifacts.read_run_config(folder)
     if not (folder / artifacts.WEIGHTS_FILE).is_file():
         raise ZooError(f"'{run}' has no {artifacts.WEIGHTS_FILE}: has its training finished?")
     if _offline():
         raise ZooError("HF_HUB_OFFLINE is set, and pushing needs the network; unset it")
+    with contextlib.ExitStack() as stack:
+        try:  # held while pushing, so that no training starts in the folder meanwhile
+            stack.enter_context(artifacts.locked(folder))
+        except ZooError:
+            raise ZooError(f"'{run}' is still training; push it when it has finished") from None
+        _check_pushable(folder, run, allow_unfinished)
+        return _push(
+            folder, config, repo_id, branch, private, message, include_checkpoints, token, force
+        )
+
+
+def _check_pushable(folder: Path, run: str | Path, allow_unfinished: bool) -> None:
+    """Refuse a run that is unfinished (unless allowed) or that does not load as it is."""
+    from zoo_core.api import load_local, run_info
+
+    info = run_info(folder)
+    if not info["finished"] and not allow_unfinished:
+        planned = f" of {info['planned_steps']:,}" if info["planned_steps"] else ""
+        raise ZooError(
+            f"'{run}' is unfinished (trained {info['steps']:,}{planned} steps, no final metrics): "
+            f"finish it with `zoo train --resume {run}`, or push it as it is with "
+            "--allow-unfinished"
+        )
+    try:
+        load_local(folder)  # the files its config names, weights that fit the model it describes
+    except ZooError as exc:
+        raise ZooError(f"cannot push '{run}': {exc}") from None
+
+
+def _foreign_config(api: Any, repo_id: str, branch: str, remote: dict[str, Any]) -> str | None:
+    """Why the branch's config.json is not a zoo model's, or None (none there, or a zoo one)."""
+    import json
+
+    if artifacts.CONFIG_FILE not in remote:
+        return None
+    path = api.hf_hub_download(repo_id, artifacts.CONFIG_FILE, revision=branch)
+    try:
+        config = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return "is not JSON"
+    return artifacts._config_problem(config)
+
+
+def _push(
+    folder: Path,
+    config: dict[str, Any],
+    repo_id: str,
+    branch: str,
+    private: bool,
+    message: str | None,
+    include_checkpoints: bool,
+    token: str | None,
+    force: bool,
+) -> PushResult:
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
+    from huggingface_hub import errors as hf
+    from huggingface_hub.hf_api import RepoFile
+
+    from zoo_core.card import all_picture_names, pictures, render_card
+
     contents: dict[str, bytes | Path] = {
         name: folder / name
         for name in artifacts.ARTIFACT_FILES
@@ -387,7 +540,8 @@ def push(
             contents[path.relative_to(folder).as_posix()] = path
     for name in pictures(folder, config):  # shown on the card
         contents[name] = folder / name
-    contents[artifacts.CARD_FILE] = render_card(folder, config, repo_id).encode("utf-8")
+    card = render_card(folder, config, repo_id, revision=branch)
+    contents[artifacts.CARD_FILE] = card.encode("utf-8")
     picture_names = all_picture_names()
 
     def ours(path: str) -> bool:  # a file a push of a run owns on the branch
@@ -398,17 +552,28 @@ def push(
             or (include_checkpoints and in_checkpoints)
         )
 
-    branch = revision or "main"
     api = HfApi(token=token)
+
+    def listing() -> dict[str, Any]:
+        tree = api.list_repo_tree(repo_id, revision=branch, recursive=True)
+        return {entry.path: entry for entry in tree if isinstance(entry, RepoFile)}
+
     try:
+        if not force:  # before anything is created: a refused push leaves the repo as it was
+            try:
+                existing = listing()
+            except (hf.RepositoryNotFoundError, hf.RevisionNotFoundError):
+                existing = {}  # a new repo or branch
+            foreign = _foreign_config(api, repo_id, branch, existing)
+            if foreign is not None:
+                raise ZooError(
+                    f"'{repo_id}' ({branch}) holds another model: its {artifacts.CONFIG_FILE} "
+                    f"{foreign}; push to a new repo or branch, or give --force to replace its files"
+                )
         repo_url = api.create_repo(repo_id, private=private, exist_ok=True)
         if branch != "main":
             api.create_branch(repo_id, branch=branch, exist_ok=True)
-        remote = {
-            entry.path: entry
-            for entry in api.list_repo_tree(repo_id, revision=branch, recursive=True)
-            if isinstance(entry, RepoFile)
-        }
+        remote = listing()
         unchanged = [
             name
             for name, local in contents.items()
@@ -437,6 +602,8 @@ def push(
                 revision=branch,
             )
             commit_url = info.commit_url
+    except ZooError:
+        raise
     except Exception as exc:
-        _raise(exc, repo_id, branch)
+        _raise(exc, repo_id, branch, write=True)
     return PushResult(str(repo_url), commit_url, branch, upload, unchanged, removed)

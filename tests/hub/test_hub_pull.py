@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -170,3 +172,69 @@ def test_a_missing_repo_and_missing_weights_are_clear_errors(client, olah):
 def test_a_model_no_installed_plugin_provides_names_the_plugin(client):
     error = client.error("generate", "acme/alien")
     assert "mamba-tiny" in error and "pip install zoo-mamba" in error
+
+
+@pytest.fixture
+def answering(tmp_path):
+    """``answering(status)``: the endpoint of a server on 127.0.0.1 that answers every request
+    with that HTTP status (a Hub that is down, or that refuses)."""
+    servers = []
+
+    def start(status: int) -> str:
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format, *args):
+                pass
+
+            def answer(self):
+                body = json.dumps({"error": f"status {status}"}).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            do_GET = do_HEAD = do_POST = answer
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_hub_answering_a_server_error_falls_back_to_the_cache(client, answering, make_client):
+    path = client.zoo("pull", "acme/tiny").stdout.strip()
+    down = make_client(answering(503), client.home)  # the same cache, a Hub that is down
+    proc = down.zoo("pull", "acme/tiny")
+    assert proc.stdout.strip() == path
+    assert f"the Hub at {down.endpoint} answered 503; using the cached copy" in proc.stderr
+    error = down.error("pull", "acme/pickled")  # never downloaded: nothing to fall back to
+    assert "not in the Hugging Face cache" in error and "answered 503" in error
+
+
+def test_a_refused_read_asks_for_read_access(client, answering, make_client):
+    error = make_client(answering(403), client.home).error("pull", "acme/tiny")
+    assert "(403)" in error and "read access" in error and "write access" not in error
+
+
+def test_repo_ids_the_hub_refuses_are_one_line(client):
+    for bad in ("acme/a.git", "acme/a--b", "a--b/c", "acme/a-", "acme/a.", "acme/" + "x" * 97):
+        assert f"'{bad}' is not a Hub repo id" in client.error("pull", bad)
+    assert "'acme/a--b' is not a Hub repo id" in client.error("eval", "hf:acme/a--b")
+    assert "'acme/a.git' is not a Hub repo id" in client.error("info", "acme/a.git")
+
+
+def test_a_broken_environment_is_one_line(client, tmp_path):
+    error = client.error("pull", "acme/tiny", HF_HOME="/dev/null/hf")
+    assert "/dev/null/hf" in error and "HF_HOME" in error
+    afile = tmp_path / "a-file"
+    afile.write_text("not a folder\n")
+    error = client.error("pull", "acme/tiny", HF_HUB_CACHE=str(afile))
+    assert str(afile) in error and "HF_HUB_CACHE" in error
+    error = client.error("pull", "acme/tiny", HF_ENDPOINT="http://127.0.0.1:abc")
+    assert "HF_ENDPOINT is not a valid URL" in error and "127.0.0.1:abc" in error

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -27,6 +29,21 @@ def tree(hub_server, repo: str, revision: str) -> list[str]:
     )
     with urllib.request.urlopen(request) as response:
         return sorted(entry["path"] for entry in json.load(response))
+
+
+def exists(hub_server, repo: str) -> bool:
+    """Is there such a repo on the server (private ones too: the token reads them)?"""
+    request = urllib.request.Request(
+        f"{hub_server.endpoint}/api/models/{repo}",
+        headers={"Authorization": f"Bearer {hub_server.token}"},
+    )
+    try:
+        urllib.request.urlopen(request).close()
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return False
+        raise
+    return True
 
 
 PUSH_FROM_PYTHON = """
@@ -120,6 +137,9 @@ def test_push_to_a_private_branch_with_checkpoints(client, hub_server, hub_runs)
     assert "was not found" in error and "HF_TOKEN" in error
     path = Path(client.zoo("pull", "acme/private@dev", HF_TOKEN=hub_server.token).stdout.strip())
     assert sorted(p.name for p in path.iterdir()) == sorted(artifacts.ARTIFACT_FILES)
+    card = (path / artifacts.CARD_FILE).read_text()  # its commands load the branch, not main
+    assert "zoo pull acme/private@dev\n" in card and '"hf:acme/private@dev"' in card
+    assert "zoo pull acme/private\n" not in card and '"hf:acme/private"' not in card
     assert (path / artifacts.WEIGHTS_FILE).read_bytes() == (
         run / artifacts.WEIGHTS_FILE
     ).read_bytes()
@@ -169,8 +189,9 @@ def test_a_push_sends_what_changed_and_removes_what_the_run_lacks(
     assert {p.split("/")[1] for p in files if p.startswith("checkpoints/")} == set(steps)
     path = Path(client.zoo("pull", "acme/sync").stdout.strip())
     assert sorted(p.name for p in path.iterdir()) == sorted(
-        name for name in ARTIFACTS if name != artifacts.TOKENIZER_FILE
-    )
+        [*(name for name in ARTIFACTS if name != artifacts.TOKENIZER_FILE), "samples.png"]
+    )  # the picture its card shows comes with it
+    assert (path / "samples.png").read_bytes() == (points.path / "samples.png").read_bytes()
     assert (
         client.python(
             "import json, sys, zoo_core; print(json.dumps(zoo_core.load(sys.argv[1]).spec.name))",
@@ -205,7 +226,11 @@ def test_a_pushed_unfinished_run_shows_its_steps_and_no_resume_hint(
     config["train_config"]["steps"] = 1000
     (run / artifacts.CONFIG_FILE).write_text(json.dumps(config))
     logged = max(r["step"] for r in artifacts.read_metrics(run))
-    client.zoo("push", run, "acme/unfinished", HF_TOKEN=hub_server.token)
+    error = client.error("push", run, "acme/unfinished", HF_TOKEN=hub_server.token)
+    assert f"'{run}' is unfinished (trained {logged} of 1,000 steps" in error
+    assert f"zoo train --resume {run}" in error and "--allow-unfinished" in error
+    assert not exists(hub_server, "acme/unfinished")  # nothing was created
+    client.zoo("push", run, "acme/unfinished", "--allow-unfinished", HF_TOKEN=hub_server.token)
     lines = client.zoo("info", "acme/unfinished").stdout.splitlines()
     trained = next(line for line in lines if line.startswith("  trained: "))
     # The steps its log reached; a Hub repo has no checkpoint to resume, so no --resume hint.
@@ -258,3 +283,80 @@ def test_unchanged_files_are_known_by_blob_id_or_by_lfs_sha256(tmp_path):
     for remote in (regular, lfs):
         assert _same_content(path, remote) and _same_content(data, remote)
         assert not _same_content(data + b"!", remote)
+
+
+def test_a_run_being_trained_is_not_pushed(client, hub_server, hub_runs):
+    run = hub_runs["a"]
+    with artifacts.locked(run):  # as `zoo train` holds it
+        error = client.error("push", run, "acme/training", HF_TOKEN=hub_server.token)
+    assert error == f"Error: '{run}' is still training; push it when it has finished"
+    assert not exists(hub_server, "acme/training")
+    client.zoo("push", run, "acme/training", HF_TOKEN=hub_server.token)  # once it has finished
+    assert exists(hub_server, "acme/training")
+
+
+def test_a_run_that_does_not_load_is_not_pushed(client, hub_server, hub_runs, tmp_path):
+    token = {"HF_TOKEN": hub_server.token}
+    good = hub_runs["a"]
+    client.zoo("push", good, "acme/guarded", **token)
+    before = tree(hub_server, "acme/guarded", "main")
+
+    def broken(name: str) -> Path:
+        run = tmp_path / name
+        shutil.copytree(good, run, ignore=shutil.ignore_patterns(artifacts.CHECKPOINTS_DIR))
+        return run
+
+    truncated = broken("truncated")
+    weights = (good / artifacts.WEIGHTS_FILE).read_bytes()
+    (truncated / artifacts.WEIGHTS_FILE).write_bytes(weights[: len(weights) // 2])
+    other_shape = broken("other-shape")
+    config = json.loads((good / artifacts.CONFIG_FILE).read_text())
+    for key in ("hidden_size", "embed_dim"):  # a valid config, of a wider model
+        config["model_config"][key] *= 2
+    (other_shape / artifacts.CONFIG_FILE).write_text(json.dumps(config))
+    no_tokenizer = broken("no-tokenizer")
+    (no_tokenizer / artifacts.TOKENIZER_FILE).unlink()
+    for run, reason in (
+        (truncated, "not a readable safetensors file"),
+        (other_shape, "do not fit the model"),
+        (no_tokenizer, f"has no {artifacts.TOKENIZER_FILE}, which its config names"),
+    ):
+        error = client.error("push", run, "acme/guarded", **token)
+        assert error.startswith(f"Error: cannot push '{run}': ") and reason in error
+    # Nothing was sent: the repo still holds the good run, tokenizer.json included.
+    assert tree(hub_server, "acme/guarded", "main") == before
+    assert client.same_outputs("hf:acme/guarded", good) == [True]
+
+
+def test_a_repo_of_another_library_is_not_replaced_without_force(client, hub_server, hub_runs):
+    from huggingface_hub import HfApi
+
+    api = HfApi(endpoint=hub_server.endpoint, token=hub_server.token)
+    api.create_repo("acme/bert")
+    transformers = json.dumps({"model_type": "bert", "architectures": ["BertModel"]}).encode()
+    api.upload_file(path_or_fileobj=transformers, path_in_repo="config.json", repo_id="acme/bert")
+    before = tree(hub_server, "acme/bert", "main")
+
+    error = client.error("push", hub_runs["a"], "acme/bert", HF_TOKEN=hub_server.token)
+    assert "holds another model" in error and "bert config of another library" in error
+    assert "--force" in error
+    assert tree(hub_server, "acme/bert", "main") == before
+    client.zoo("push", hub_runs["a"], "acme/bert", "--force", HF_TOKEN=hub_server.token)
+    assert client.same_outputs("hf:acme/bert", hub_runs["a"]) == [True]
+    # Now a zoo model's repo: the next push needs no --force.
+    client.zoo("push", hub_runs["b"], "acme/bert", HF_TOKEN=hub_server.token)
+
+
+def test_push_names_a_repo_as_pull_does(client, hub_server, hub_runs):
+    token = {"HF_TOKEN": hub_server.token}
+    run = hub_runs["a"]
+    out = client.zoo("push", run, "hf:acme/named@dev", **token).stdout
+    assert f"{hub_server.endpoint}/acme/named (dev)" in out
+    assert tree(hub_server, "acme/named", "dev") == sorted([GITATTRIBUTES, *ARTIFACTS])
+    error = client.error("push", run, "acme/named@dev", "--revision", "main", **token)
+    assert "names revision 'dev', but revision 'main' was also given" in error
+    error = client.error("push", run / artifacts.CONFIG_FILE, "acme/named", **token)
+    assert "is a file, not a run folder" in error and f"'{run}'" in error
+    for bad in ("acme/a.git", "acme/a--b", "a--b/c", "acme/a-", "acme/a.", "acme/" + "x" * 97):
+        error = client.error("push", run, bad, **token)
+        assert f"'{bad}' is not a Hub repo id" in error
