@@ -433,3 +433,34 @@ def test_an_output_path_under_a_file_is_one_clear_error(tmp_path):
     proc = run_zoo("train", "lstm", "--out", tmp_path / "file" / "run", *FAST, check=False)
     assert proc.returncode == 1 and "cannot create the run folder" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_signal_to_a_training_with_no_run_folder_says_nothing_was_saved():
+    # A training that writes no folder (the classifier a GAN fits for its metrics) has nothing
+    # to resume: its message must not offer `zoo train --resume None`.
+    from zoo_core.tasks.lm import LanguageModeling, LMOptions
+    from zoo_core.training.config import TrainConfig
+    from zoo_core.training.trainer import Trainer, TrainingInterrupted
+
+    class Preempted(LanguageModeling):
+        calls = 0
+
+        def train_batch(self, batch_size, generator):
+            self.calls += 1
+            if self.calls == 3:
+                os.kill(os.getpid(), signal.SIGTERM)  # a real signal, to this process
+            return super().train_batch(batch_size, generator)
+
+    task = Preempted(LMOptions(seq_len=16))
+    task.setup(None)
+    model = zoo_core.create_model(
+        "lstm", vocab_size=task.tokenizer.vocab_size, hidden_size=16, embed_dim=16
+    )
+    config = TrainConfig(steps=50, batch_size=2, eval_interval=0, log_interval=50)
+    with pytest.raises(TrainingInterrupted) as caught:
+        Trainer(model, task, config, None, progress=False).fit()
+    assert caught.value.exit_code == 143
+    message = str(caught.value)
+    assert message.startswith("interrupted by SIGTERM at step ") and "nothing was saved" in message
+    assert "--resume" not in message
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is put back

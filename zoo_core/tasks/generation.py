@@ -560,7 +560,7 @@ class ImageGeneration(_Adversarial):
             return None
         from zoo_core.api import create_model
         from zoo_core.training.config import TrainConfig
-        from zoo_core.training.trainer import Trainer
+        from zoo_core.training.trainer import Trainer, TrainingInterrupted
 
         torch.manual_seed(self.seed)  # the same classifier, hence comparable scores, every run
         net = create_model(
@@ -580,7 +580,13 @@ class ImageGeneration(_Adversarial):
             log_interval=steps,
             seed=self.seed,
         )
-        final = Trainer(net, self._images, config, None, progress=False).fit()
+        try:
+            final = Trainer(net, self._images, config, None, progress=False).fit()
+        except TrainingInterrupted as exc:  # before the GAN's run folder exists
+            raise TrainingInterrupted(
+                f"{exc} (while training the classifier of the sample metrics, before the GAN)",
+                exit_code=exc.exit_code,
+            ) from None
         self.classifier_accuracy = final.get("val_accuracy")
         self.real_confident = self.real_score = None
         return net.eval()

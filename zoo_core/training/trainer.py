@@ -321,10 +321,14 @@ class Trainer:
                         distributed.barrier()  # no rank exits while rank 0 still writes
                         again = f" --nproc {self.world}" if self.world > 1 else ""
                         term = self._stop_signal == signal.SIGTERM
-                        raise TrainingInterrupted(
-                            f"interrupted{' by SIGTERM' if term else ''} at step {step}; "
+                        kept = (
                             f"checkpoint saved. Continue with: zoo train --resume "
-                            f"{self.run_dir}{again}",
+                            f"{self.run_dir}{again}"
+                            if self.run_dir is not None
+                            else "nothing was saved"  # a training with no run folder
+                        )
+                        raise TrainingInterrupted(
+                            f"interrupted{' by SIGTERM' if term else ''} at step {step}; {kept}",
                             exit_code=143 if term else 130,
                         )
                     by_steps = (step - cfg.warmup) / max(1, steps - cfg.warmup)
