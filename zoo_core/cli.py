@@ -581,7 +581,7 @@ def pull(source: str, revision: str | None) -> None:
     """Download model SOURCE (ORG/NAME[@REVISION]) into the Hugging Face cache; print its folder."""
     from zoo_core.hub import pull as hub_pull
 
-    click.echo(hub_pull(source, revision=revision))
+    click.echo(hub_pull(source, revision=revision, folder_hint=False))
 
 
 @cli.command()

@@ -354,6 +354,9 @@ def _check_folder(folder: Path, where: str) -> None:
     for name in (artifacts.CONFIG_FILE, artifacts.WEIGHTS_FILE):
         if not (folder / name).is_file():
             raise ZooError(f"the downloaded copy of '{where}' has no {name} ({folder})")
+    problem = artifacts._config_problem(artifacts.read_json(folder / artifacts.CONFIG_FILE))
+    if problem:  # another library's repo, say: refused here, not half-used later
+        raise ZooError(f"'{where}' is not a zoo model: its {artifacts.CONFIG_FILE} {problem}")
 
 
 def verify_sha256(path: Path, expected: str, what: str) -> None:

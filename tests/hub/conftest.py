@@ -210,6 +210,15 @@ def mirror(tmp_path_factory, hub_runs) -> Mirror:
         {**run_files(a), "config.json": json.dumps(config).encode()},
         "a model of another plugin",
     )
+    # Another library's model: a transformers config beside safetensors weights.
+    git_commit(
+        models / "bert",
+        {
+            "config.json": json.dumps({"model_type": "bert", "architectures": ["Bert"]}).encode(),
+            "model.safetensors": a / artifacts.WEIGHTS_FILE,
+        },
+        "a transformers model",
+    )
     return Mirror(root, commits)
 
 

@@ -169,6 +169,12 @@ def test_a_missing_repo_and_missing_weights_are_clear_errors(client, olah):
     assert "has no model.safetensors" in error and "zoo push" in error
 
 
+def test_a_repo_of_another_library_is_refused_by_pull(client):
+    error = client.error("pull", "acme/bert")
+    assert "'acme/bert@main' is not a zoo model" in error and "a bert config" in error
+    assert "not a folder" not in client.error("pull", "acme/nothing")  # pull takes no folders
+
+
 def test_a_model_no_installed_plugin_provides_names_the_plugin(client):
     error = client.error("generate", "acme/alien")
     assert "mamba-tiny" in error and "pip install zoo-mamba" in error
