@@ -185,12 +185,13 @@ def read_run_config(folder: str | Path) -> dict[str, Any]:
             hint = f"the runs in it are {', '.join(str(p) for p in inside[:3])}{more}"
         raise ZooError(f"'{folder}' is not a run folder (it has no {CONFIG_FILE}): {hint}")
     config = read_json(folder / CONFIG_FILE, "run config")
-    problem = _config_problem(config)
+    problem = config_problem(config)
     if problem:
         raise ZooError(f"'{folder}' is not a zoo model: its {CONFIG_FILE} {problem}")
     return config
 
 
+_JSON_NAMES = {str: "a string", dict: "an object"}
 # The fields of a run's config.json the zoo reads, and the JSON types they must have.
 _CONFIG_FIELDS = {
     "model": (str,),
@@ -204,7 +205,7 @@ _CONFIG_FIELDS = {
 }
 
 
-def _config_problem(config: Any) -> str | None:
+def config_problem(config: Any) -> str | None:
     """What keeps ``config`` from being a zoo run's config, or None."""
     if not isinstance(config, dict):
         return f"holds a JSON {type(config).__name__}, not an object"
@@ -219,9 +220,6 @@ def _config_problem(config: Any) -> str | None:
             want = " or ".join("null" if t is type(None) else _JSON_NAMES[t] for t in types)
             return f"has '{key}' of the wrong kind ({type(config[key]).__name__}, not {want})"
     return None
-
-
-_JSON_NAMES = {str: "a string", dict: "an object"}
 
 
 def read_metrics(folder: str | Path) -> list[dict[str, Any]]:

@@ -354,7 +354,7 @@ def _check_folder(folder: Path, where: str) -> None:
     for name in (artifacts.CONFIG_FILE, artifacts.WEIGHTS_FILE):
         if not (folder / name).is_file():
             raise ZooError(f"the downloaded copy of '{where}' has no {name} ({folder})")
-    problem = artifacts._config_problem(artifacts.read_json(folder / artifacts.CONFIG_FILE))
+    problem = artifacts.config_problem(artifacts.read_json(folder / artifacts.CONFIG_FILE))
     if problem:  # another library's repo, say: refused here, not half-used later
         raise ZooError(f"'{where}' is not a zoo model: its {artifacts.CONFIG_FILE} {problem}")
 
@@ -512,7 +512,7 @@ def _foreign_config(api: Any, repo_id: str, branch: str, remote: dict[str, Any])
         config = json.loads(Path(path).read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
         return "is not JSON"
-    return artifacts._config_problem(config)
+    return artifacts.config_problem(config)
 
 
 def _push(
