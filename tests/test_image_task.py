@@ -95,6 +95,22 @@ def test_a_corrupt_image_is_skipped_with_a_warning_or_stops_the_read(shapes_fold
         image_data.read_images(files, labels, 16, 3, on_error="error")
 
 
+def test_a_16_bit_grey_png_keeps_its_tones(tmp_path):
+    # A 16-bit PNG opens in Pillow as mode I;16, whose own conversion to 8 bits clips at 255:
+    # everything above 1/257 of full scale would read as white.
+    ramp = np.linspace(0, 65535, 64 * 64).reshape(64, 64).astype(np.uint16)
+    Image.fromarray(ramp).save(tmp_path / "deep.png")
+    assert Image.open(tmp_path / "deep.png").mode.startswith("I")
+    eight = (ramp / 257).round().astype(np.uint8)
+    Image.fromarray(eight).save(tmp_path / "plain.png")
+    for channels in (1, 3):
+        deep = image_data.read_image(tmp_path / "deep.png", 16, channels).astype(int)
+        plain = image_data.read_image(tmp_path / "plain.png", 16, channels).astype(int)
+        assert deep.shape == (channels, 16, 16)
+        assert np.abs(deep - plain).max() <= 1
+        assert deep.min() < 20 and deep.max() > 235  # dark to light, as saved
+
+
 def test_empty_class_folder_and_folders_without_images_are_clear_errors(tmp_path):
     with pytest.raises(ZooError, match="does not exist"):
         image_data.scan_folder(tmp_path / "missing")

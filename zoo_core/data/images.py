@@ -61,7 +61,13 @@ def read_image(path: Any, size: int, channels: int) -> np.ndarray:
     from PIL import Image, ImageOps
 
     def square(image: Image.Image) -> Image.Image:
-        image = ImageOps.exif_transpose(image).convert("L" if channels == 1 else "RGB")
+        image = ImageOps.exif_transpose(image)
+        if image.mode == "I" or image.mode.startswith("I;16"):  # 16-bit grey, as PNG has it
+            # Pillow's own conversion to 8 bits clips at 255, which turns nearly all of a
+            # 16-bit image white; scale its 0-65535 range to 0-255 instead.
+            wide = np.asarray(image, dtype=np.float64) / 257.0
+            image = Image.fromarray(wide.round().clip(0, 255).astype(np.uint8))  # mode L
+        image = image.convert("L" if channels == 1 else "RGB")
         return ImageOps.fit(image, (size, size), Image.Resampling.BILINEAR)
 
     try:
