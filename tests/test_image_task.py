@@ -262,6 +262,23 @@ def test_train_eval_and_predict_through_the_cli(shapes_folder, tmp_path, zoo):
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
     assert "broken.png" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
 
+    # In a folder, an unreadable image is named, the others are still classified, and the
+    # command fails so that a script notices.
+    circles = zoo("predict", run, shapes_folder / "circle", "--top-k", "1", check=False)
+    readable = sorted(p for p in (shapes_folder / "circle").iterdir() if p.name != "broken.png")
+    assert circles.returncode == 1 and "Traceback" not in circles.stderr
+    assert [line.split(": ")[0] for line in circles.stdout.splitlines()] == [
+        str(p) for p in readable
+    ]
+    warning, error = circles.stderr.strip().splitlines()
+    assert "broken.png" in warning and f"1 of {len(readable) + 1} images could not be" in error
+    listed = json.loads(zoo("predict", run, shapes_folder / "circle", "--json", check=False).stdout)
+    assert [r["image"] for r in listed] == [
+        str(p) for p in sorted((shapes_folder / "circle").iterdir())
+    ]
+    assert [("error" in r, "predictions" in r) for r in listed].count((True, False)) == 1
+    assert "cannot read image" in next(r["error"] for r in listed if "error" in r)
+
     # A folder stands for the images under it, in sorted order, beside files named directly.
     stars = sorted((shapes_folder / "star").iterdir())
     folder = json.loads(zoo("predict", run, shapes_folder / "star", images[1], "--json").stdout)
@@ -293,6 +310,15 @@ def test_train_eval_and_predict_through_the_cli(shapes_folder, tmp_path, zoo):
         )
     with pytest.raises(ZooError, match="cannot classify 'int' objects"):
         artifact.predict(7)
+    # From Python an unreadable image raises, unless asked to report it in its place.
+    with pytest.raises(ZooError, match="broken.png"):
+        artifact.predict(shapes_folder / "circle")
+    reported = artifact.predict(shapes_folder / "circle", top_k=1, on_error="report")
+    assert [r["image"] for r in reported] == [r["image"] for r in listed]
+    for got, printed in zip(reported, listed, strict=True):
+        assert got.keys() == printed.keys()
+    with pytest.raises(ZooError, match="on_error must be"):
+        artifact.predict(images[0], on_error="skip")
 
 
 def test_bad_images_error_stops_before_writing_a_run(shapes_folder, tmp_path, zoo):

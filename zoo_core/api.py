@@ -263,18 +263,28 @@ class Artifact:
             ) from None
         return method(self.model, *args, **options)
 
-    def predict(self, inputs: Any, top_k: int = 5) -> list[dict[str, Any]]:
+    def predict(self, inputs: Any, top_k: int = 5, on_error: str = "raise") -> list[dict[str, Any]]:
         """The ``top_k`` likeliest classes of each input (image files, folders of them or Pillow
         images for an image classifier, texts for a text classifier), with probabilities,
-        likeliest first. One input may be given alone; the result is a list all the same."""
+        likeliest first. One input may be given alone; the result is a list all the same.
+
+        An input that cannot be read (an image file Pillow cannot open) raises a ZooError naming
+        it, or with ``on_error="report"`` gets ``{"image": ..., "error": ...}`` in its place
+        while the others are classified."""
         if not hasattr(self.task, "predict"):
             raise ZooError(f"task '{self.config['task']}' is not a classifier; nothing to predict")
+        if on_error not in ("raise", "report"):
+            raise ZooError(f"on_error must be 'raise' or 'report', not {on_error!r}")
         one = (
             isinstance(inputs, str | Path)
             or hasattr(inputs, "getpixel")  # a Pillow image
             or not isinstance(inputs, Iterable)
         )
-        return self.task.predict(self.model, [inputs] if one else list(inputs), top_k=top_k)
+        items = [inputs] if one else list(inputs)
+        options: dict[str, Any] = {"top_k": top_k}
+        if "on_error" in inspect.signature(self.task.predict).parameters:
+            options["on_error"] = on_error  # a task whose inputs can all be read has none
+        return self.task.predict(self.model, items, **options)
 
     def evaluate(self, data: str | None = None, batch_size: int = 32) -> dict[str, float]:
         """Metrics on ``data`` (default: the validation split of the data it was trained on)."""

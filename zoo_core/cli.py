@@ -658,6 +658,9 @@ def _removed(paths: list[str]) -> str:
     return ", ".join(files[:-1]) + " and " + files[-1] if len(files) > 1 else files[0]
 
 
+_MAX_LISTED = 20  # unreadable inputs named one by one, before a count of the rest
+
+
 # -- classification --------------------------------------------------------------------------------
 @cli.command()
 @click.argument("source")
@@ -688,14 +691,30 @@ def predict(source: str, inputs: tuple[str, ...], top_k: int, device: str, as_js
         lines = [line for line in click.get_text_stream("stdin").read().splitlines() if line]
         at = items.index("-")
         items[at : at + 1] = lines
-    results = artifact.predict(items, top_k=top_k)
+    # An unreadable image among many is reported, not the end of the others: each is named on
+    # stderr, and the command still fails, so that a script notices.
+    results = artifact.predict(items, top_k=top_k, on_error="report")
+    unread = [result for result in results if "error" in result]
+    if len(unread) == len(results) == 1:
+        raise ZooError(unread[0]["error"])
     if as_json:
         _json(results)
-        return
-    for result in results:
-        best = ", ".join(f"{p['class']} {p['probability']:.3f}" for p in result["predictions"])
-        what = result["image"] if "image" in result else _shorten(result["text"])
-        click.echo(f"{what}: {best}")
+    else:
+        for result in results:
+            if "error" in result:
+                continue
+            best = ", ".join(f"{p['class']} {p['probability']:.3f}" for p in result["predictions"])
+            what = result["image"] if "image" in result else _shorten(result["text"])
+            click.echo(f"{what}: {best}")
+    if unread:
+        for result in unread[:_MAX_LISTED]:
+            click.echo(f"zoo: warning: {result['error']}", err=True)
+        if len(unread) > _MAX_LISTED:
+            click.echo(f"zoo: warning: ... and {len(unread) - _MAX_LISTED} more", err=True)
+        raise ZooError(
+            f"{len(unread)} of {len(results)} images could not be read (named above); the "
+            "others were classified; fix or remove those files"
+        )
 
 
 def _shorten(text: str, width: int = 60) -> str:

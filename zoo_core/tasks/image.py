@@ -325,36 +325,51 @@ class ImageClassification(Task):
     # -- inference -----------------------------------------------------------------------------
     @torch.no_grad()
     def predict(
-        self, model: nn.Module, images: list[Any], top_k: int = 5, batch_size: int = 64
+        self,
+        model: nn.Module,
+        images: list[Any],
+        top_k: int = 5,
+        batch_size: int = 64,
+        on_error: str = "raise",
     ) -> list[dict[str, Any]]:
         """The ``top_k`` likeliest classes of each image (a file, a folder standing for the images
-        under it, or a Pillow image), with probabilities, likeliest first."""
+        under it, or a Pillow image), with probabilities, likeliest first.
+
+        An image Pillow cannot read raises a ZooError naming it (``on_error="raise"``), or gets
+        ``{"image": ..., "error": ...}`` in its place while the others are classified
+        (``on_error="report"``)."""
         if top_k < 1:
             raise ZooError(f"top-k must be at least 1, not {top_k}")
+        if on_error not in ("raise", "report"):
+            raise ZooError(f"on_error must be 'raise' or 'report', not {on_error!r}")
         images = _image_files(images)
         k = min(top_k, len(self.classes))
         device = next(model.parameters()).device
         model.eval()
-        results = []
+        results: list[dict[str, Any]] = []
         for i in range(0, len(images), batch_size):
-            paths = images[i : i + batch_size]
-            raw = np.stack(
-                [image_data.read_image(p, self.image_size, self.channels) for p in paths]
-            )
-            probs = torch.softmax(
-                model(self._normalise(torch.from_numpy(raw)).to(device)).float(), 1
-            )
+            read: dict[int, np.ndarray | None] = {}
+            for j, path in enumerate(images[i : i + batch_size]):
+                try:
+                    read[j] = image_data.read_image(path, self.image_size, self.channels)
+                except ZooError as exc:
+                    if on_error == "raise":
+                        raise
+                    read[j] = None
+                    results.append({"image": _name(path), "error": str(exc)})
+                    continue
+                results.append({"image": _name(path)})
+            chunk = [j for j, raw in read.items() if raw is not None]
+            if not chunk:
+                continue
+            raw = torch.from_numpy(np.stack([read[j] for j in chunk]))
+            probs = torch.softmax(model(self._normalise(raw).to(device)).float(), 1)
             top = probs.cpu().topk(k, dim=1)  # sorted, likeliest first
-            for path, values, indices in zip(paths, top.values, top.indices, strict=True):
-                results.append(
-                    {
-                        "image": _name(path),
-                        "predictions": [
-                            {"class": self.classes[j], "probability": float(p)}
-                            for p, j in zip(values.tolist(), indices.tolist(), strict=True)
-                        ],
-                    }
-                )
+            for j, values, indices in zip(chunk, top.values, top.indices, strict=True):
+                results[i + j]["predictions"] = [
+                    {"class": self.classes[c], "probability": float(p)}
+                    for p, c in zip(values.tolist(), indices.tolist(), strict=True)
+                ]
         return results
 
 
