@@ -111,6 +111,24 @@ def test_a_16_bit_grey_png_keeps_its_tones(tmp_path):
         assert deep.min() < 20 and deep.max() > 235  # dark to light, as saved
 
 
+def test_the_image_formats_torchvision_reads_are_read(tmp_path):
+    # ImageFolder's extensions, in any case; the pixels come through each lossless format.
+    colour = (200, 40, 90)
+    for ext in ("png", "BMP", "gif", "tif", "tiff", "ppm", "webp"):
+        folder = tmp_path / ("grey" if ext == "ppm" else "red")
+        folder.mkdir(exist_ok=True)
+        options = {"lossless": True} if ext == "webp" else {}
+        Image.new("RGB", (6, 6), colour).save(folder / f"a.{ext}", **options)
+    Image.new("L", (6, 6), 128).save(tmp_path / "grey" / "b.pgm")
+    classes, files, labels = image_data.scan_folder(tmp_path)
+    assert classes == ["grey", "red"] and len(files) == 8
+    x, _ = image_data.read_images(files, labels, 4, 3, on_error="error")
+    red = x[np.asarray(labels) == 1]
+    assert red.shape == (6, 3, 4, 4)
+    # GIF keeps a palette of 256 colours, which may move a channel by a step or two.
+    assert np.abs(red.astype(int) - np.array(colour)[None, :, None, None]).max() <= 4
+
+
 def test_empty_class_folder_and_folders_without_images_are_clear_errors(tmp_path):
     with pytest.raises(ZooError, match="does not exist"):
         image_data.scan_folder(tmp_path / "missing")
@@ -120,7 +138,8 @@ def test_empty_class_folder_and_folders_without_images_are_clear_errors(tmp_path
     (tmp_path / "cat").mkdir()
     (tmp_path / "dog").mkdir()
     Image.new("RGB", (5, 7), "red").save(tmp_path / "cat" / "a.jpg")
-    with pytest.raises(ZooError, match="dog.* holds no PNG or JPEG"):
+    (tmp_path / "dog" / "notes.txt").write_text("not an image")
+    with pytest.raises(ZooError, match=r"dog.* holds no images \(png, jpg, jpeg, bmp"):
         image_data.scan_folder(tmp_path)
     # A class whose only file is unreadable ends up empty: also an error, naming the class.
     (tmp_path / "dog" / "b.png").write_bytes(b"garbage")

@@ -1,4 +1,4 @@
-"""Image folders: one sub-folder per class holding PNG and JPEG files, read with Pillow."""
+"""Image folders: one sub-folder per class holding image files, read with Pillow."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ import numpy as np
 
 from zoo_core.errors import ZooError
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+# The files read as images: torchvision's ImageFolder list (Pillow reads them all).
+IMAGE_EXTENSIONS = tuple(".png .jpg .jpeg .bmp .gif .webp .tif .tiff .ppm .pgm".split())
+_KINDS = ", ".join(e[1:] for e in IMAGE_EXTENSIONS)
 _MAX_WARNINGS = 20
 
 
 def image_files(folder: Path) -> list[Path]:
-    """The PNG and JPEG files at any depth under ``folder``, sorted."""
+    """The image files (``IMAGE_EXTENSIONS``, any case) at any depth under ``folder``, sorted."""
     return sorted(
         f for f in folder.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS and f.is_file()
     )
@@ -47,7 +49,7 @@ def scan_folder(folder: str | Path, flat: bool = False) -> tuple[list[str], list
         found = image_files(class_dir)
         if not found:
             raise ZooError(
-                f"class folder '{class_dir}' holds no PNG or JPEG images; add images or remove it"
+                f"class folder '{class_dir}' holds no images ({_KINDS}); add images or remove it"
             )
         files += found
         labels += [index] * len(found)
