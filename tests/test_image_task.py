@@ -120,6 +120,10 @@ def test_the_image_formats_torchvision_reads_are_read(tmp_path):
         options = {"lossless": True} if ext == "webp" else {}
         Image.new("RGB", (6, 6), colour).save(folder / f"a.{ext}", **options)
     Image.new("L", (6, 6), 128).save(tmp_path / "grey" / "b.pgm")
+    # Hidden files and folders are not images of the class: macOS and Jupyter leave them.
+    (tmp_path / "red" / "._a.png").write_bytes(b"\x00\x05\x16\x07 resource fork")
+    (tmp_path / "red" / ".ipynb_checkpoints").mkdir()
+    Image.new("RGB", (6, 6), "blue").save(tmp_path / "red" / ".ipynb_checkpoints" / "a.png")
     classes, files, labels = image_data.scan_folder(tmp_path)
     assert classes == ["grey", "red"] and len(files) == 8
     x, _ = image_data.read_images(files, labels, 4, 3, on_error="error")

@@ -17,9 +17,15 @@ _MAX_WARNINGS = 20
 
 
 def image_files(folder: Path) -> list[Path]:
-    """The image files (``IMAGE_EXTENSIONS``, any case) at any depth under ``folder``, sorted."""
+    """The image files (``IMAGE_EXTENSIONS``, any case) at any depth under ``folder``, sorted.
+    Hidden files and folders are left out: macOS's ``._name.jpg`` companions, Jupyter's
+    ``.ipynb_checkpoints`` copies."""
     return sorted(
-        f for f in folder.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS and f.is_file()
+        f
+        for f in folder.rglob("*")
+        if f.suffix.lower() in IMAGE_EXTENSIONS
+        and not any(part.startswith(".") for part in f.relative_to(folder).parts)
+        and f.is_file()
     )
 
 
