@@ -297,8 +297,8 @@ class Artifact:
         """Upload this artifact to Hub repo ``repo_id`` (created if needed), as ``zoo push`` does:
         the files of the folder it was loaded from, with a model card written for the repo.
         ``options`` are :func:`zoo_core.hub.push`'s (``private``, ``revision``, ``message``,
-        ``include_checkpoints``, ``token``, ``allow_unfinished``, ``force``). Returns a ``zoo_core.hub.PushResult``
-        (``commit_url``, ``files``, ``removed``...)."""
+        ``include_checkpoints``, ``token``, ``allow_unfinished``, ``force``). Returns a
+        ``zoo_core.hub.PushResult`` (``commit_url``, ``files``, ``removed``...)."""
         import torch
 
         from zoo_core.hub import push

@@ -348,25 +348,25 @@ class ImageClassification(Task):
         model.eval()
         results: list[dict[str, Any]] = []
         for i in range(0, len(images), batch_size):
-            read: dict[int, np.ndarray | None] = {}
-            for j, path in enumerate(images[i : i + batch_size]):
+            readable: list[tuple[dict[str, Any], np.ndarray]] = []  # (its result, its pixels)
+            for path in images[i : i + batch_size]:
+                result: dict[str, Any] = {"image": _name(path)}
+                results.append(result)
                 try:
-                    read[j] = image_data.read_image(path, self.image_size, self.channels)
+                    pixels = image_data.read_image(path, self.image_size, self.channels)
                 except ZooError as exc:
                     if on_error == "raise":
                         raise
-                    read[j] = None
-                    results.append({"image": _name(path), "error": str(exc)})
+                    result["error"] = str(exc)
                     continue
-                results.append({"image": _name(path)})
-            chunk = [j for j, raw in read.items() if raw is not None]
-            if not chunk:
+                readable.append((result, pixels))
+            if not readable:
                 continue
-            raw = torch.from_numpy(np.stack([read[j] for j in chunk]))
+            raw = torch.from_numpy(np.stack([pixels for _, pixels in readable]))
             probs = torch.softmax(model(self._normalise(raw).to(device)).float(), 1)
             top = probs.cpu().topk(k, dim=1)  # sorted, likeliest first
-            for j, values, indices in zip(chunk, top.values, top.indices, strict=True):
-                results[i + j]["predictions"] = [
+            for (result, _), values, indices in zip(readable, top.values, top.indices, strict=True):
+                result["predictions"] = [
                     {"class": self.classes[c], "probability": float(p)}
                     for p, c in zip(values.tolist(), indices.tolist(), strict=True)
                 ]
