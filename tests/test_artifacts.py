@@ -91,6 +91,20 @@ def test_a_loaded_artifact_generates_as_a_pipeline_would(tiny_run):
     for length in (0, -3, 2.5):
         with pytest.raises(ZooError, match="length must be a whole number of tokens"):
             artifact.generate("def ", length=length)
+    with pytest.raises(ZooError, match="the prompt must be a text \\(str\\), not list"):
+        artifact.generate(["def ", "class "], length=4)
+    # Sampling with no seed leaves torch's global generator as it was, neither reseeded nor
+    # advanced: a seeded program around it draws what it would draw without it.
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    unseeded = {artifact.generate("def ", length=12) for _ in range(3)}
+    assert torch.equal(torch.rand(3), expected)
+    assert len(unseeded) > 1  # and each call draws a fresh sample
+    # A temperature near zero is greedy decoding, not a sampling error on infinities.
+    assert artifact.generate("def ", length=12, temperature=1e-40, seed=5) == artifact.generate(
+        "def ", length=12, temperature=0
+    )
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o077])

@@ -199,6 +199,44 @@ def test_training_says_what_it_trains_and_where_before_the_first_step(zoo, tmp_p
     assert quiet.stderr == ""
 
 
+def test_too_short_a_validation_text_is_an_error_before_the_run_starts(zoo, tmp_path):
+    text = tmp_path / "short.txt"
+    text.write_text("the quick brown fox\n" * 15)  # 300 characters: 30 held out
+    proc = zoo("train", "lstm", "--data", text, "--out", tmp_path / "run", *TINY, check=False)
+    _one_line_error(
+        proc, "the validation text has 30 tokens, fewer than one window of 33", "val_fraction"
+    )
+    assert not (tmp_path / "run").exists()
+    held = tmp_path / "held.txt"
+    held.write_text("too short")
+    proc = zoo(
+        "train",
+        "lstm",
+        "--data",
+        text,
+        "--val-data",
+        held,
+        "--out",
+        tmp_path / "run",
+        *TINY,
+        check=False,
+    )
+    _one_line_error(proc, "has 9 tokens", "give more validation text or set a smaller seq_len")
+    assert not (tmp_path / "run").exists()
+
+
+def test_text_folders_leave_out_hidden_files_and_a_byte_order_mark(tmp_path):
+    from zoo_core.data.text import read_text
+
+    (tmp_path / "a.txt").write_bytes("\ufefffirst".encode())
+    (tmp_path / "B.TXT").write_text("second")
+    (tmp_path / "._a.txt").write_bytes(b"\x00\x05\x16\x07")
+    (tmp_path / ".ipynb_checkpoints").mkdir()
+    (tmp_path / ".ipynb_checkpoints" / "a-checkpoint.txt").write_text("a copy")
+    (tmp_path / "notes.md").write_text("not text data")
+    assert read_text(tmp_path) == "second\n\nfirst"  # sorted by name: "B.TXT" < "a.txt"
+
+
 def test_empty_data_file_is_a_clear_error(zoo, tmp_path):
     (tmp_path / "empty.txt").write_text("")
     _one_line_error(
@@ -284,7 +322,9 @@ def test_eval_defaults_to_the_validation_text_the_run_was_trained_with(zoo, tmp_
     ],
 )
 def test_generate_refuses_sampling_settings_out_of_range(zoo, tiny_run, option, value, fragment):
-    _one_line_error(zoo("generate", tiny_run, option, value, check=False), fragment)
+    proc = zoo("generate", tiny_run, "--prompt", "def ", option, value, check=False)
+    _one_line_error(proc, fragment)
+    assert proc.stdout == ""  # not the prompt, echoed before the options were checked
 
 
 def test_predict_on_a_language_model_says_it_is_no_classifier(zoo, tiny_run):

@@ -2,6 +2,8 @@
 
 import json
 import math
+import subprocess
+import sys
 
 import pytest
 
@@ -78,6 +80,24 @@ def test_cli_trains_the_embedded_default(zoo, tmp_path):
     assert proc.stdout.startswith("'texts.txt': ")
     assert "is classified as a text of its own" in proc.stderr and "- < texts.txt" in proc.stderr
     assert "note" not in zoo("predict", out, "(())", cwd=tmp_path).stderr
+    # A text longer than any file name is a text, not an error about file names.
+    long_text = "(" * 200 + ")" * 200
+    proc = zoo("predict", out, long_text, "--json", cwd=tmp_path)
+    assert json.loads(proc.stdout)[0]["text"] == long_text and "note" not in proc.stderr
+    # stdin: a byte-order mark is no character of the first text; lines end at \n (and \r\n)
+    # only, so a form feed or U+2028 inside a text stays in it.
+    from_stdin = zoo("predict", out, "-", "--json", input="\ufeff(())\r\n()\x0c()\n(\u2028)\n")
+    assert [r["text"] for r in json.loads(from_stdin.stdout)] == ["(())", "()\x0c()", "(\u2028)"]
+    latin1 = subprocess.run(
+        [sys.executable, "-m", "zoo_core", "predict", str(out), "-"],
+        input="caf\xe9\n".encode("latin-1"),
+        capture_output=True,
+    )
+    assert latin1.returncode == 1 and not latin1.stdout
+    assert latin1.stderr.decode().strip().splitlines() == [
+        "Error: stdin is not UTF-8 text (invalid continuation byte at byte 3); convert it "
+        "first, e.g. iconv -f latin1 -t utf-8"
+    ]
 
 
 def _folder(root, examples):
@@ -102,6 +122,88 @@ def test_folder_reader(tmp_path):
     root = _folder(tmp_path / "data", EXAMPLES)
     (root / "pos" / "notes.md").write_text("not an example")
     assert sorted(read_labelled(root)) == sorted(EXAMPLES)
+
+
+def test_folder_reader_reads_nested_and_upper_case_files_and_leaves_out_hidden_ones(tmp_path):
+    root = _folder(tmp_path / "data", EXAMPLES)
+    (root / "pos" / "more").mkdir()
+    (root / "pos" / "more" / "nested.txt").write_text("nested")
+    (root / "neg" / "SHOUT.TXT").write_text("upper case")
+    (root / "neg" / "._0.txt").write_bytes(b"\x00\x05\x16\x07 resource fork")  # macOS
+    (root / "pos" / ".ipynb_checkpoints").mkdir()
+    (root / "pos" / ".ipynb_checkpoints" / "0-checkpoint.txt").write_text("a copy")
+    assert sorted(read_labelled(root)) == sorted(
+        EXAMPLES + [("nested", "pos"), ("upper case", "neg")]
+    )
+    (root / "neutral").mkdir()  # a class folder with no examples is named, not dropped
+    with pytest.raises(ZooError, match="class folder 'neutral' of .* holds no .txt files"):
+        read_labelled(root)
+
+
+def test_readers_keep_what_the_formats_allow_inside_a_text(tmp_path):
+    csv_file = tmp_path / "data.csv"
+    csv_file.write_bytes(
+        '\ufefftext,label\r\n"two\nlines",pos\r\n"one, with a comma",neg\r\n'.encode()
+    )  # a byte-order mark, as Excel writes one, and a quoted line break
+    assert read_labelled(csv_file) == [("two\nlines", "pos"), ("one, with a comma", "neg")]
+    jsonl = tmp_path / "data.jsonl"
+    texts = ["page\x0cbreak", "line\u2028separator", "next\x85line"]  # unescaped in JSON
+    jsonl.write_text(
+        "\ufeff"
+        + "".join(
+            json.dumps({"text": t, "label": "a"}, ensure_ascii=False) + "\r\n" for t in texts
+        ),
+        encoding="utf-8",
+    )
+    assert read_labelled(jsonl) == [(t, "a") for t in texts]
+    txt = tmp_path / "class" / "a"
+    txt.mkdir(parents=True)
+    (txt / "0.txt").write_bytes("\ufeffbom".encode())
+    (tmp_path / "class" / "b").mkdir()
+    (tmp_path / "class" / "b" / "0.txt").write_text("plain")
+    assert sorted(read_labelled(tmp_path / "class")) == [("bom", "a"), ("plain", "b")]
+
+
+def test_labels_are_strings_or_whole_numbers_sorted_as_numbers_when_all_are(tmp_path):
+    from zoo_core.data.labelled import sort_labels
+
+    assert sort_labels({"10", "9", "-1", "01", "1"}) == ["-1", "01", "1", "9", "10"]
+    assert sort_labels({"²", "1", "a"}) == ["1", "a", "²"]  # "²" is a digit, not a number
+    assert sort_labels({"--5", "3"}) == ["--5", "3"]
+    bad = tmp_path / "bad.jsonl"
+    for label in ("true", "1.5", "[1]", '{"a": 1}'):
+        bad.write_text(f'{{"text": "x", "label": {label}}}\n')
+        with pytest.raises(ZooError, match="line 1: 'label' must be a string or a whole number"):
+            read_labelled(bad)
+
+
+def test_metric_names_of_classes_are_distinct():
+    from zoo_core.tasks.seqcls import _keys
+
+    assert _keys(["c", "c++", "c#", "+", "-", "a b"]) == [
+        "c",
+        "c_2",
+        "c_3",
+        "class",
+        "class_2",
+        "a_b",
+    ]
+
+
+def test_the_held_out_split_keeps_every_class_in_training():
+    from zoo_core.tasks.seqcls import _split
+
+    examples = [(f"common {i}", "common") for i in range(20)]
+    examples += [(f"rare {i}", f"rare-{i}") for i in range(20)]  # one example each
+    examples += [(f"some {i}", "some") for i in range(10)]
+    train, val = _split(examples, 0.1)
+    assert sorted(train + val) == sorted(examples)
+    assert {y for _, y in train} == {y for _, y in examples}
+    assert sorted(y for _, y in val) == ["common"] * 2 + ["some"]
+    assert _split(examples, 0.1) == (train, val)  # seeded
+    two = [("a", "x"), ("b", "y")]
+    train, val = _split(two, 0.1)
+    assert len(train) == len(val) == 1
 
 
 def test_jsonl_and_csv_readers(tmp_path):

@@ -471,10 +471,12 @@ def generate(
         )
     if length < 1:
         raise ZooError(f"--length must be at least 1, not {length}")
-    click.echo(prompt, nl=False)
-    for piece in artifact.task.stream(
+    pieces = artifact.task.stream(
         artifact.model, prompt, length, temperature, top_k, top_p, stop, seed, not no_cache
-    ):
+    )
+    first = next(pieces, "")  # the options are checked here, before anything is printed
+    click.echo(prompt + first, nl=False)
+    for piece in pieces:
         click.echo(piece, nl=False)
     click.echo()
 
@@ -680,17 +682,22 @@ def predict(source: str, inputs: tuple[str, ...], top_k: int, device: str, as_js
     if "-" in items and not texts and hasattr(artifact.task, "predict"):
         raise ZooError("`-` (texts from stdin) is for text classifiers; give image files")
     if texts:
-        files = [item for item in items if item != "-" and Path(item).is_file()]
-        if files:  # the text is the argument itself, which may not be what was meant
+        paths = [item for item in items if item != "-" and _is_path(item)]
+        if paths:  # the text is the argument itself, which may not be what was meant
+            how = (
+                f"for the file's lines, give `-` and the file on stdin (- < {paths[0]})"
+                if Path(paths[0]).is_file()
+                else "give texts, or `-` and one text per line on stdin"
+            )
             click.echo(
-                f"zoo: note: '{files[0]}' is classified as a text of its own, not as the file's "
-                f"contents; for the file's lines, give `-` and the file on stdin (- < {files[0]})",
+                f"zoo: note: '{paths[0]}' is classified as a text of its own, not as what it "
+                f"names; {how}",
                 err=True,
             )
     if "-" in items and texts:  # one text per line, in place of the `-`
-        lines = [line for line in click.get_text_stream("stdin").read().splitlines() if line]
+        lines = [line.rstrip("\r") for line in _stdin_text().split("\n")]
         at = items.index("-")
-        items[at : at + 1] = lines
+        items[at : at + 1] = [line for line in lines if line]
     # An unreadable image among many is reported, not the end of the others: each is named on
     # stderr, and the command still fails, so that a script notices.
     results = artifact.predict(items, top_k=top_k, on_error="report")
@@ -715,6 +722,26 @@ def predict(source: str, inputs: tuple[str, ...], top_k: int, device: str, as_js
             f"{len(unread)} of {len(results)} images could not be read (named above); the "
             "others were classified; fix or remove those files"
         )
+
+
+def _is_path(item: str) -> bool:
+    """Whether ``item`` names an existing file or folder (a long text is no path at all)."""
+    try:
+        return Path(item).exists()
+    except (OSError, ValueError):  # too long a name for the system, or a NUL in it
+        return False
+
+
+def _stdin_text() -> str:
+    """All of stdin as UTF-8 text, a byte-order mark left out, or one line on why not."""
+    data = click.get_binary_stream("stdin").read()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ZooError(
+            f"stdin is not UTF-8 text ({exc.reason} at byte {exc.start}); convert it first, "
+            "e.g. iconv -f latin1 -t utf-8"
+        ) from None
 
 
 def _shorten(text: str, width: int = 60) -> str:

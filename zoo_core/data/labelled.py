@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 
-from zoo_core.data.text import _read_one
+from zoo_core.data.text import _read_one, text_files
 from zoo_core.errors import ZooError
 
 _LAYOUT = (
@@ -39,12 +40,17 @@ def _read_folder(root: Path) -> list[tuple[str, str]]:
     classes = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not classes:
         raise ZooError(f"folder '{root}' has no class sub-folders; {_LAYOUT}")
-    examples = [
-        (_read_one(f), d.name) for d in classes for f in sorted(d.glob("*.txt")) if f.is_file()
-    ]
-    if not examples:
+    files = {d.name: text_files(d) for d in classes}
+    empty = [name for name, found in files.items() if not found]
+    if len(empty) == len(classes):
         raise ZooError(f"the class sub-folders of '{root}' hold no .txt files; {_LAYOUT}")
-    return examples
+    if empty:  # a class with no examples is a mistake, not a class to leave out quietly
+        raise ZooError(
+            f"the class folder{'s' if len(empty) > 1 else ''} {', '.join(map(repr, empty))} of "
+            f"'{root}' hold{'' if len(empty) > 1 else 's'} no .txt files; add examples or "
+            "remove the folder"
+        )
+    return [(_read_one(f), name) for name, found in files.items() for f in found]
 
 
 def _check(record: object, where: str) -> tuple[str, str]:
@@ -55,12 +61,17 @@ def _check(record: object, where: str) -> tuple[str, str]:
         raise ZooError(f"{where}: 'text' must be a string, not {type(text).__name__}")
     if label is None or (isinstance(label, str) and not label.strip()):
         raise ZooError(f"{where}: 'label' is empty")
+    if isinstance(label, bool) or not isinstance(label, (str, int)):
+        raise ZooError(
+            f"{where}: 'label' must be a string or a whole number, not {json.dumps(label)}"
+        )
     return text, str(label).strip()
 
 
 def _read_jsonl(path: Path) -> list[tuple[str, str]]:
     examples = []
-    for n, line in enumerate(_read_one(path).splitlines(), 1):
+    # Lines end at "\n" only: JSON strings may hold U+2028, U+0085 or a form feed unescaped.
+    for n, line in enumerate(_read_one(path).split("\n"), 1):
         if not line.strip():
             continue
         try:
@@ -72,7 +83,8 @@ def _read_jsonl(path: Path) -> list[tuple[str, str]]:
 
 
 def _read_csv(path: Path) -> list[tuple[str, str]]:
-    rows = csv.DictReader(_read_one(path).splitlines())
+    # newline="" hands the csv module the text as it is, so a quoted field keeps its line breaks.
+    rows = csv.DictReader(io.StringIO(_read_one(path), newline=""))
     if rows.fieldnames is None or not {"text", "label"} <= set(rows.fieldnames):
         raise ZooError(f"'{path}' needs a header row with the columns 'text' and 'label'")
     return [_check(row, f"{path}, row {n}") for n, row in enumerate(rows, 2)]
@@ -80,6 +92,8 @@ def _read_csv(path: Path) -> list[tuple[str, str]]:
 
 def sort_labels(labels: set[str]) -> list[str]:
     """Class names in a stable order: numerically when every label is an integer."""
-    if all(label.lstrip("-").isdigit() for label in labels):
-        return sorted(labels, key=int)
-    return sorted(labels)
+    try:
+        # int() takes any decimal digits, not "²" or "1.5"; "01" and "1" keep a fixed order.
+        return sorted(labels, key=lambda label: (int(label), label))
+    except ValueError:
+        return sorted(labels)

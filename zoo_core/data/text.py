@@ -36,14 +36,15 @@ def write_default(out: str | Path) -> tuple[Path, int]:
 
 
 def read_text(path: str | Path) -> str:
-    """A text file, or every ``.txt`` file of a folder (sorted, recursively) joined by blank lines."""
+    """A text file, or every ``.txt`` file of a folder (sorted, recursively, hidden files and
+    folders left out) joined by blank lines."""
     p = Path(path)
     if not p.exists():
         raise ZooError(
             f"data path '{path}' does not exist; give a text file or a folder of .txt files"
         )
     if p.is_dir():
-        files = sorted(f for f in p.rglob("*.txt") if f.is_file())
+        files = text_files(p)
         if not files:
             raise ZooError(
                 f"folder '{path}' holds no .txt files; put text files in it or give a file"
@@ -57,9 +58,23 @@ def read_text(path: str | Path) -> str:
     return text
 
 
+def text_files(folder: Path, recursive: bool = True) -> list[Path]:
+    """The ``.txt`` files of ``folder`` (any case of the extension), sorted, without hidden files
+    or anything inside hidden folders (``.git``, ``.ipynb_checkpoints``, macOS's ``._name``)."""
+    found = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(
+        f
+        for f in found
+        if f.suffix.lower() == ".txt"
+        and not any(part.startswith(".") for part in f.relative_to(folder).parts)
+        and f.is_file()
+    )
+
+
 def _read_one(path: Path) -> str:
+    """A UTF-8 file's text; a byte-order mark at its start (Windows editors write one) is not."""
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ZooError(f"'{path}' is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except OSError as exc:

@@ -133,6 +133,18 @@ class LanguageModeling(Task):
                 f"the training text has {len(self.train_ids)} tokens, fewer than one window of "
                 f"{needed}; give more text or a smaller seq_len (--set seq_len=N)"
             )
+        # Checked here, before a run folder exists, not at the first evaluation.
+        if hasattr(self, "val_ids") and len(self.val_ids) < needed:
+            fraction = self.options.val_fraction
+            held_out = (
+                "give more validation text"
+                if self.val_source
+                else f"hold out more of the text (--set val_fraction=F, now {fraction})"
+            )
+            raise ZooError(
+                f"the validation text has {len(self.val_ids)} tokens, fewer than one window of "
+                f"{needed}; {held_out} or set a smaller seq_len (--set seq_len=N)"
+            )
 
     def train_batch(self, batch_size: int, generator: torch.Generator) -> tuple:
         T = self.options.seq_len
@@ -244,6 +256,8 @@ class LanguageModeling(Task):
         use_cache: bool = True,
     ) -> Iterator[str]:
         """Like :meth:`generate`, yielding text as it is sampled."""
+        if not isinstance(prompt, str):
+            raise ZooError(f"the prompt must be a text (str), not {type(prompt).__name__}")
         if isinstance(length, bool) or not isinstance(length, int) or length < 1:
             raise ZooError(f"length must be a whole number of tokens, at least 1, not {length!r}")
         if not 0 <= temperature < math.inf:
@@ -254,7 +268,10 @@ class LanguageModeling(Task):
             raise ZooError(f"top-p must be in (0, 1], not {top_p}")
         device = next(model.parameters()).device
         generator = torch.Generator(device=device)
-        generator.manual_seed(seed if seed is not None else torch.seed())
+        if seed is None:  # a fresh seed for this generator alone; torch's global one is untouched
+            generator.seed()
+        else:
+            generator.manual_seed(seed)
         model.eval()
         ids = self.tokenizer.encode(prompt) if prompt else []
         # The new text is the decoded prompt and new tokens less the decoded prompt, so that a
@@ -318,7 +335,9 @@ def _sample(
     """One id from logits ``(V,)``: greedy at temperature 0, else top-k then nucleus sampling."""
     if temperature == 0:
         return int(logits.argmax())
-    logits = logits / temperature
+    # Less the largest first: a tiny temperature then sends the others to -inf, not the
+    # largest to inf (whose softmax is not a number).
+    logits = (logits - logits.max()) / temperature
     if top_k is not None and top_k > 0:
         kth = torch.topk(logits, min(top_k, logits.size(-1))).values[-1]
         logits = logits.masked_fill(logits < kth, float("-inf"))

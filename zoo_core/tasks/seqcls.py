@@ -180,9 +180,9 @@ class SequenceClassification(Task):
             "val_loss": total_loss / len(rows),
             "val_accuracy": (correct.sum() / len(rows)).item(),
         }
-        for c, name in enumerate(self.classes):
+        for c, key in enumerate(_keys(self.classes)):
             if count[c] > 0:
-                metrics[f"val_acc_{_key(name)}"] = (correct[c] / count[c]).item()
+                metrics[f"val_acc_{key}"] = (correct[c] / count[c]).item()
         return metrics
 
     def example_batch(self, model_config: Any, batch_size: int = 2) -> Batch:
@@ -233,18 +233,42 @@ class SequenceClassification(Task):
         return [dict(zip(self.classes, p.tolist(), strict=True)) for p in probs]
 
 
-def _key(name: str) -> str:
-    """A class name usable inside a metric name."""
-    return re.sub(r"\W+", "_", name).strip("_") or "class"
+def _keys(classes: list[str]) -> list[str]:
+    """Class names usable inside metric names, one per class: ``c++`` and ``c`` become ``c``
+    and ``c_2`` (in class order), where a plain substitution would give both ``c``."""
+    keys: list[str] = []
+    for name in classes:
+        base = re.sub(r"\W+", "_", name).strip("_") or "class"
+        key, n = base, 1
+        while key in keys:
+            n += 1
+            key = f"{base}_{n}"
+        keys.append(key)
+    return keys
 
 
 def _split(examples: list[tuple[str, str]], val_fraction: float) -> tuple[list, list]:
-    """A seeded shuffle, then the last ``val_fraction`` held out (at least one example each)."""
+    """Hold out ``val_fraction`` of each class (a seeded shuffle within each), so that every
+    class keeps at least one training example and the shares of the classes are kept."""
     if not 0 < val_fraction < 1:
         raise ZooError(f"val_fraction must be between 0 and 1, not {val_fraction}")
     if len(examples) < 2:
         raise ZooError(f"the data has {len(examples)} example; give at least two, or --val-data")
-    shuffled = list(examples)
-    random.Random(0).shuffle(shuffled)
-    n_val = min(len(shuffled) - 1, max(1, round(len(shuffled) * val_fraction)))
-    return shuffled[:-n_val], shuffled[-n_val:]
+    by_class: dict[str, list[tuple[str, str]]] = {}
+    for example in examples:
+        by_class.setdefault(example[1], []).append(example)
+    rng = random.Random(0)
+    train, val = [], []
+    for label in sort_labels(set(by_class)):
+        group = by_class[label]
+        rng.shuffle(group)
+        n_val = min(len(group) - 1, round(len(group) * val_fraction))
+        train += group[: len(group) - n_val]
+        val += group[len(group) - n_val :]
+    if not val:  # too few examples for a share of any class: one of the largest class
+        largest = max(by_class.values(), key=len)
+        val.append(largest[-1])
+        train.remove(largest[-1])
+    rng.shuffle(train)
+    rng.shuffle(val)
+    return train, val
