@@ -34,6 +34,45 @@ def test_tied_weights_are_stored_once_and_restored(tmp_path):
     assert not any(p.name.startswith(".") for p in tmp_path.iterdir())  # no temp file left
 
 
+_WRITE = """
+import sys, torch
+from zoo_core import artifacts
+g = torch.Generator().manual_seed(0)
+state = {"w": torch.randn(3, 4, generator=g), "half": torch.randn(5, generator=g).bfloat16(),
+         "steps": torch.arange(3), "mask": torch.tensor([True, False]), "scalar": torch.tensor(2.5),
+         "empty": torch.zeros(0, 3)}
+meta = {"zoo.model": "m", "zoo.task": "lm", "zoo.step": "7", "zoo.note": "é"}
+artifacts.state_to_file(state, sys.argv[1], meta)
+"""
+
+
+def test_the_same_tensors_give_the_same_file_bytes_in_every_process(tmp_path):
+    import subprocess
+    import sys
+
+    from safetensors.torch import load_file
+
+    paths = [tmp_path / f"{i}.safetensors" for i in range(4)]
+    for path in paths:  # each process hashes strings with its own seed
+        subprocess.run([sys.executable, "-c", _WRITE, str(path)], check=True)
+    assert len({path.read_bytes() for path in paths}) == 1
+    # safetensors itself reads what the zoo writes: every dtype, a scalar, an empty tensor.
+    tensors = load_file(paths[0])
+    assert tensors["half"].dtype == torch.bfloat16 and tensors["mask"].tolist() == [True, False]
+    assert tensors["scalar"].shape == () and tensors["empty"].shape == (0, 3)
+    g = torch.Generator().manual_seed(0)
+    assert torch.equal(tensors["w"], torch.randn(3, 4, generator=g))
+    state, meta = artifacts.state_from_file(paths[0])
+    assert meta == {
+        "format": "pt",
+        "zoo.model": "m",
+        "zoo.task": "lm",
+        "zoo.step": "7",
+        "zoo.note": "é",
+    }
+    assert state.keys() == tensors.keys()
+
+
 def test_strict_load_names_missing_unexpected_and_mismatched_keys(tmp_path):
     artifacts.state_to_file(
         {"embed.weight": torch.zeros(5, 4), "extra.bias": torch.zeros(3)},
@@ -105,6 +144,27 @@ def test_a_loaded_artifact_generates_as_a_pipeline_would(tiny_run):
     assert artifact.generate("def ", length=12, temperature=1e-40, seed=5) == artifact.generate(
         "def ", length=12, temperature=0
     )
+
+
+def test_a_loaded_language_model_is_scored_on_longer_windows(tiny_run):
+    artifact = zoo_core.load(tiny_run)  # trained with windows of 32 tokens
+    trained = artifact.evaluate()
+    longer = artifact.evaluate(seq_len=64)
+    assert longer["val_loss"] != trained["val_loss"] and longer["val_loss"] > 0
+    # The task's own evaluate on a loaded model reads the same validation text.
+    fresh = zoo_core.load(tiny_run)
+    assert fresh.task.evaluate(fresh.model, 32, seq_len=64) == pytest.approx(longer)
+    with pytest.raises(ZooError, match="unexpected keyword argument 'max_len'.*seq_len"):
+        artifact.evaluate(max_len=64)
+
+
+def test_an_lstm_as_wide_as_the_readme_says(tmp_path):
+    model = zoo_core.create_model("lstm", num_layers=3)
+    assert model.lstm.num_layers == 3
+    with pytest.raises(ZooError, match="tie_weights needs embed_dim == hidden_size"):
+        zoo_core.create_model("lstm", hidden_size=512)
+    wide = zoo_core.create_model("lstm", hidden_size=512, embed_dim=512)
+    assert wide.lstm.hidden_size == 512
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o077])

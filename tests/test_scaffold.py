@@ -200,3 +200,11 @@ def test_uninstall_takes_a_plugin_name_for_its_distribution():
     assert uninstall_args(["lstm", "--verbose", "zoo_gan"]) == ["zoo-lstm", "--verbose", "zoo-gan"]
     with pytest.raises(ZooError, match="name the plugins to uninstall"):
         uninstall_args(["-y"])
+    for args in (
+        ["-r", "reqs.txt"],
+        ["--requirement", "reqs.txt"],
+        ["-rreqs.txt"],
+        ["--requirement=reqs.txt"],
+    ):
+        with pytest.raises(ZooError, match="not a requirements file"):
+            uninstall_args(args)

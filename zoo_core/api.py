@@ -252,16 +252,20 @@ class Artifact:
         method = getattr(self.task, "generate", None)
         if method is None:
             raise ZooError(f"task '{self.config['task']}' does not generate")
+        self._check_call(method, "generate", *args, **options)
+        return method(self.model, *args, **options)
+
+    def _check_call(self, method: Any, what: str, *args: Any, **options: Any) -> None:
+        """One line naming the options the task's ``method`` takes, where it takes not these."""
         signature = inspect.signature(method)
         try:
             signature.bind(self.model, *args, **options)
         except TypeError as exc:
             names = [name for name in signature.parameters if name != "model"]
             raise ZooError(
-                f"generate() for task '{self.config['task']}': {exc}; its options are "
+                f"{what}() for task '{self.config['task']}': {exc}; its options are "
                 f"{', '.join(names)}"
             ) from None
-        return method(self.model, *args, **options)
 
     def predict(self, inputs: Any, top_k: int = 5, on_error: str = "raise") -> list[dict[str, Any]]:
         """The ``top_k`` likeliest classes of each input (image files, folders of them or Pillow
@@ -286,12 +290,17 @@ class Artifact:
             options["on_error"] = on_error  # a task whose inputs can all be read has none
         return self.task.predict(self.model, items, **options)
 
-    def evaluate(self, data: str | None = None, batch_size: int = 32) -> dict[str, float]:
-        """Metrics on ``data`` (default: the validation split of the data it was trained on)."""
+    def evaluate(
+        self, data: str | None = None, batch_size: int = 32, **options: Any
+    ) -> dict[str, float]:
+        """Metrics on ``data`` (default: the validation split of the data it was trained on).
+        ``options`` are the task's: ``evaluate(seq_len=512)`` scores a language model on windows
+        longer than those it was trained on."""
         if batch_size < 1:
             raise ZooError(f"the batch size must be at least 1, not {batch_size}")
+        self._check_call(self.task.evaluate, "evaluate", batch_size, **options)
         self.task.setup_eval(data)
-        return self.task.evaluate(self.model, batch_size)
+        return self.task.evaluate(self.model, batch_size, **options)
 
     def push_to_hub(self, repo_id: str, **options: Any) -> Any:
         """Upload this artifact to Hub repo ``repo_id`` (created if needed), as ``zoo push`` does:

@@ -20,6 +20,8 @@ import hashlib
 import json
 import os
 import shutil
+import struct
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -280,12 +282,64 @@ def state_to_file(
         meta["zoo.tied"] = json.dumps(tied, sort_keys=True)
 
     def write(p: Path) -> None:
-        try:
-            save_file(tensors, str(p), metadata=meta)
-        except SafetensorError as exc:  # a full disk or an unwritable folder
-            raise OSError(str(exc)) from None
+        if sys.byteorder != "little":  # safetensors stores little-endian bytes
+            try:
+                save_file(tensors, str(p), metadata=meta)
+            except SafetensorError as exc:  # a full disk or an unwritable folder
+                raise OSError(str(exc)) from None
+            return
+        _write_safetensors(tensors, meta, p)
 
     atomic_write(path, write)
+
+
+def _write_safetensors(tensors: dict[str, torch.Tensor], meta: dict[str, str], path: Path) -> None:
+    """The safetensors format, written so that the same tensors and metadata give the same bytes.
+    (safetensors' own writer orders the metadata differently in each process, so two identical
+    runs would give files that differ, and a Hub upload would see a change where there is none.)
+
+    The layout is the format's: an 8-byte little-endian header length, a JSON header (the
+    metadata, then each tensor's dtype, shape and byte range) padded with spaces to a multiple of
+    8 bytes, then the tensors' bytes, larger items first and by name, as safetensors orders them."""
+    import torch
+
+    names = {
+        torch.float64: "F64",
+        torch.float32: "F32",
+        torch.float16: "F16",
+        torch.bfloat16: "BF16",
+        torch.int64: "I64",
+        torch.int32: "I32",
+        torch.int16: "I16",
+        torch.int8: "I8",
+        torch.uint8: "U8",
+        torch.bool: "BOOL",
+        torch.float8_e4m3fn: "F8_E4M3",
+        torch.float8_e5m2: "F8_E5M2",
+    }
+    order = sorted(tensors, key=lambda name: (-tensors[name].element_size(), name))
+    header: dict[str, Any] = {"__metadata__": dict(sorted(meta.items()))}
+    offset = 0
+    for name in order:
+        tensor = tensors[name]
+        if tensor.dtype not in names:
+            raise ZooError(f"tensor '{name}' has dtype {tensor.dtype}, which safetensors lacks")
+        size = tensor.numel() * tensor.element_size()
+        header[name] = {
+            "dtype": names[tensor.dtype],
+            "shape": list(tensor.shape),
+            "data_offsets": [offset, offset + size],
+        }
+        offset += size
+    raw = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    raw += b" " * (-(8 + len(raw)) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(raw)))
+        f.write(raw)
+        for name in order:
+            flat = tensors[name].reshape(-1)
+            if flat.numel():
+                f.write(memoryview(flat.view(torch.uint8).numpy()))
 
 
 def state_from_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

@@ -179,6 +179,12 @@ def uninstall_args(args: list[str]) -> list[str]:
     The zoo itself and anything that is not a plugin are refused, so nothing else is removed."""
     from zoo_core.plugins import get_catalog
 
+    for arg in args:  # a file's names would go to pip unchecked
+        if arg in ("-r", "--requirement") or arg.startswith(("--requirement=", "-r")):
+            raise ZooError(
+                "zoo plugins uninstall takes plugin names, not a requirements file (-r); name "
+                "the plugins (`zoo plugins` lists them)"
+            )
     if not any(not a.startswith("-") for a in args):
         raise ZooError("name the plugins to uninstall (zoo-NAME); `zoo plugins` lists them")
     plugins: dict[str, str] = {"zoo-core": "zoo-core"}  # normalised name -> distribution
@@ -189,11 +195,10 @@ def uninstall_args(args: list[str]) -> list[str]:
         if dist is not None:
             plugins[_normalise(dist.name)] = dist.name
             plugins.setdefault(_normalise(ep.name), dist.name)
-    out, takes_value = [], False
+    out = []
     for arg in args:
-        if takes_value or arg.startswith("-"):  # pip's options, and the file after -r
+        if arg.startswith("-"):  # pip's options
             out.append(arg)
-            takes_value = arg in ("-r", "--requirement")
             continue
         dist = plugins.get(_normalise(arg))
         if dist is not None and _normalise(dist) == "zoo-core":

@@ -181,6 +181,8 @@ class LanguageModeling(Task):
         seq_len: int | None = None,
     ) -> dict[str, float]:
         """Mean loss over non-overlapping windows of the validation text (evenly spread if limited)."""
+        if not hasattr(self, "val_ids"):  # a loaded model: the validation text of its training
+            self.setup_eval(None)
         seq_len = seq_len or self.options.seq_len or 128
         context = getattr(model, "max_context", None)
         if context is not None and seq_len > context:
