@@ -1,4 +1,4 @@
-"""Cached versus uncached decoding: tokens per second of `zoo generate` on a Transformer.
+"""Cached versus uncached decoding: tokens per second of `zoo generate` on a language model.
 
     python benchmarks/generation.py                   # the default `transformer`, random weights
     python benchmarks/generation.py --run runs/<run>  # a trained run folder
@@ -6,6 +6,7 @@
 
 With the key/value cache each new token runs the model on that token alone; without it, the
 whole prefix is recomputed for every token, so the cost of a token grows with the length.
+An LSTM's cache is its hidden state: `--model lstm` compares carrying it with rereading the text.
 """
 
 from __future__ import annotations
@@ -54,10 +55,12 @@ def main() -> None:
     _time(task, model, 8, True)  # warm up
     cached_s, cached_text = _time(task, model, args.tokens, True)
     full_s, full_text = _time(task, model, args.tokens, False)
-    config = model.config
+    shown = ("n_layer", "num_layers", "n_embd", "hidden_size", "pos_encoding", "context_length")
+    config = ", ".join(
+        f"{key}={getattr(model.config, key)}" for key in shown if hasattr(model.config, key)
+    )
     print(
-        f"model: {args.run or args.model} ({config.n_layer} layers, {config.n_embd} wide, "
-        f"pos_encoding={config.pos_encoding}, context {config.context_length}); "
+        f"model: {args.run or args.model} ({config}); "
         f"{args.tokens} new tokens, greedy, {torch.get_num_threads()} threads"
     )
     print(f"with KV cache:    {args.tokens / cached_s:8.1f} tokens/s ({cached_s:.2f} s)")

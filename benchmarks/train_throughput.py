@@ -20,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -112,7 +113,8 @@ def peak_memory(side: str, name: str, steps: int, batch_size: int | None, device
     """Peak memory in MiB of one side, measured in a fresh process."""
     code = (
         "import json, resource, sys, torch; sys.argv = ['x']\n"
-        "sys.path.insert(0, 'benchmarks'); import train_throughput as b\n"
+        f"sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})\n"
+        "import train_throughput as b\n"
         f"fn = b.run_{side}; fn({name!r}, {steps}, 2, {batch_size!r}, {device!r})\n"
         "cuda = torch.cuda.is_available() and torch.cuda.max_memory_allocated() > 0\n"
         "peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else "
@@ -133,6 +135,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--memory", action="store_true", help="Also measure peak memory.")
     args = parser.parse_args()
+    # The zoo's side reads the rate it logs every 5 steps after the warm-up; the memory runs take
+    # half the steps and 2 warm-up steps.
+    if args.steps < args.warmup_steps + 5:
+        parser.error(f"--steps must be at least --warmup-steps + 5 ({args.warmup_steps + 5})")
+    if args.memory and args.steps < 14:
+        parser.error("--memory needs --steps 14 or more")
     results = {}
     for name in args.models.split(","):
         zoo_rates, plain_rates = [], []

@@ -782,7 +782,8 @@ def data_text(out: str) -> None:
 @click.option("--out", required=True, type=click.Path(), help="Folder to write (new or empty).")
 def data_brackets(out: str) -> None:
     """Write the default data of text classifiers (balanced brackets or not) as train.jsonl and
-    val.jsonl, one {"text", "label"} a line: the layout `--data` reads."""
+    val.jsonl, one {"text", "label"} a line; train on them with `--data OUT/train.jsonl
+    --val-data OUT/val.jsonl`."""
     from zoo_core.data.brackets import default_splits, write_default
 
     path = write_default(out)

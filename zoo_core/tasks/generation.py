@@ -29,7 +29,7 @@ the share of samples within 3 standard deviations of a mode; for images, a class
 the same data with the zoo's ``resnet`` for a few seconds at setup says which classes the samples
 look like, and how confidently.
 
-At each evaluation the samples of one fixed latent batch are drawn to ``samples/step-N.png`` in
+At each evaluation the samples of one fixed latent batch are drawn to ``samples/step-000400.png`` in
 the run folder (the task is told the folder through ``run_dir``), so a run can be watched as it
 learns; ``samples.png`` holds the last.
 """
