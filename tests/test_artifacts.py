@@ -140,6 +140,11 @@ def test_a_loaded_artifact_generates_as_a_pipeline_would(tiny_run):
     unseeded = {artifact.generate("def ", length=12) for _ in range(3)}
     assert torch.equal(torch.rand(3), expected)
     assert len(unseeded) > 1  # and each call draws a fresh sample
+    # The same defaults as `zoo generate`: the same seed gives the same text either way.
+    from zoo_testutil import run_zoo
+
+    cli = run_zoo("generate", tiny_run, "--prompt", "def ", "--seed", "4").stdout
+    assert cli == "def " + artifact.generate("def ", seed=4) + "\n"
     # A temperature near zero is greedy decoding, not a sampling error on infinities.
     assert artifact.generate("def ", length=12, temperature=1e-40, seed=5) == artifact.generate(
         "def ", length=12, temperature=0

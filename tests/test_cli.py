@@ -83,6 +83,10 @@ def test_tasks_tokenizers_and_plugins(zoo):
         (["train", "lstm", "--set", "seq_len=0"], ["seq_len must be at least 1"]),
         (["train", "lstm", "--data", "/no/such/file.txt"], ["does not exist"]),
         (["train", "lstm", "--set", "tokenizer=nope"], ["unknown tokenizer 'nope'"]),
+        (
+            ["train", "lstm", "--tokenizer", "byte", "--set", "tokenizer=bpe"],
+            ["--tokenizer byte and --set tokenizer=bpe disagree"],
+        ),
         (["eval", "/no/such/run"], ["neither a run folder"]),
         (["train"], ["name a model"]),
         (["train", "lstm", "--device", "tpu"], ["unknown device 'tpu'", "cuda:N"]),

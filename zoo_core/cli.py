@@ -351,6 +351,14 @@ def train(
         from zoo_core.launch import launch
 
         sys.exit(launch(nproc, name, out, resume))
+    overrides = _parse_sets(sets)
+    if tokenizer:
+        if overrides.get("tokenizer", tokenizer) != tokenizer:
+            raise ZooError(
+                f"--tokenizer {tokenizer} and --set tokenizer={overrides['tokenizer']} disagree; "
+                "give one of them"
+            )
+        overrides["tokenizer"] = tokenizer
     artifact, final = run_training(
         name,
         task=task,
@@ -358,7 +366,7 @@ def train(
         val_data=val_data,
         out=out,
         resume=resume,
-        overrides={**_parse_sets(sets), **({"tokenizer": tokenizer} if tokenizer else {})},
+        overrides=overrides,
         progress=not quiet,
         steps=steps,
         time=seconds,
