@@ -229,6 +229,46 @@ def test_too_short_a_validation_text_is_an_error_before_the_run_starts(zoo, tmp_
     assert not (tmp_path / "run").exists()
 
 
+def test_data_changed_under_its_path_is_noticed_on_eval_and_resume(zoo, tmp_path):
+    text = tmp_path / "mine.txt"
+    text.write_text("".join(f"line {i}: the quick brown fox\n" for i in range(200)))
+    run = tmp_path / "run"
+    zoo("train", "lstm", "--data", text, "--steps", "3", "--out", run, "--quiet", *TINY)
+    recorded = json.loads((run / "config.json").read_text())["data_fingerprints"]
+    assert list(recorded) == ["data"] and recorded["data"].startswith("sha256:")
+    assert "warning" not in zoo("eval", run).stderr
+    text.write_text("".join(f"line {i}: the lazy dog\n" for i in range(200)))  # same path
+    warned = zoo("eval", run)
+    assert warned.stderr.startswith(f"zoo: warning: '{text}' has changed since this run")
+    assert (
+        "the metrics are of the data as it is now" in warned.stderr and "val_loss" in warned.stdout
+    )
+    resumed = zoo("train", "--resume", run, "--steps", "5", "--quiet")
+    assert "the run goes on with the data as it is now" in resumed.stderr
+    # Another file given to eval is the user's choice: nothing to warn about.
+    assert "warning" not in zoo("eval", run, "--data", text).stderr
+
+
+def test_fingerprints_see_contents_and_leave_out_hidden_files(tmp_path, monkeypatch):
+    import os
+
+    from zoo_core.data import fingerprint as fp
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "x.txt").write_text("abc")
+    first = fp.fingerprint(tmp_path / "a")
+    (tmp_path / "a" / ".DS_Store").write_text("noise")
+    assert fp.fingerprint(tmp_path / "a") == first
+    (tmp_path / "a" / "x.txt").write_text("abd")  # same size, same name
+    assert fp.fingerprint(tmp_path / "a") != first
+    assert fp.fingerprint(tmp_path / "missing") is None
+    monkeypatch.setattr(fp, "CONTENT_LIMIT", 2)  # beyond it: names, sizes and times
+    quick = fp.fingerprint(tmp_path / "a")
+    assert quick.startswith("stat:") and fp.fingerprint(tmp_path / "a") == quick
+    os.utime(tmp_path / "a" / "x.txt", ns=(0, 10**9))
+    assert fp.fingerprint(tmp_path / "a") != quick
+
+
 def test_text_folders_leave_out_hidden_files_and_a_byte_order_mark(tmp_path):
     from zoo_core.data.text import read_text
 

@@ -299,6 +299,11 @@ class Artifact:
         if batch_size < 1:
             raise ZooError(f"the batch size must be at least 1, not {batch_size}")
         self._check_call(self.task.evaluate, "evaluate", batch_size, **options)
+        if data is None:  # the data of its training, read again from where it was
+            from zoo_core.data.fingerprint import warn_if_changed
+
+            read = "val_data" if self.config.get("val_data") else "data"
+            warn_if_changed(self.config, (read,), "the metrics are of the data as it is now")
         self.task.setup_eval(data)
         return self.task.evaluate(self.model, batch_size, **options)
 
@@ -580,6 +585,7 @@ def _train(model, task, data, val_data, out, resume, overrides, progress, train_
             "train_config": _config.to_json(train_cfg),
             "data": data,
             "val_data": val_data,
+            "data_fingerprints": _fingerprints(data, val_data),
         }
         trainer = None
         try:
@@ -801,6 +807,17 @@ def _check_same_run(run_dir: Path, config: dict[str, Any], given: dict[str, Any]
             )
 
 
+def _fingerprints(data: str | None, val_data: str | None) -> dict[str, str]:
+    """What the data under the run's paths is now (an embedded data set has no path)."""
+    from zoo_core.data.fingerprint import fingerprint
+
+    found = {}
+    for key, path in (("data", data), ("val_data", val_data)):
+        if path is not None and (value := fingerprint(path)):
+            found[key] = value
+    return found
+
+
 def _resume(
     run_dir: Path, overrides: dict, train_options: dict, progress: bool, given: dict[str, Any]
 ):
@@ -810,6 +827,9 @@ def _resume(
 
     config = artifacts.read_run_config(run_dir)
     _check_same_run(run_dir, config, given)
+    from zoo_core.data.fingerprint import warn_if_changed
+
+    warn_if_changed(config, ("data", "val_data"), "the run goes on with the data as it is now")
     changeable = {"steps", "time", "device", "log_interval", "eval_interval", "eval_batches"}
     fixed = sorted(set(overrides) | (set(train_options) - changeable))
     if fixed:
