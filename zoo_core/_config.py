@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import types
 import typing
 from typing import Any, Literal, get_args, get_origin
@@ -40,7 +41,7 @@ def parse_value(text: Any, tp: Any, key: str) -> Any:
     """Convert a command-line string to the field's type; a clear error when it does not fit."""
     origin, args = get_origin(tp), get_args(tp)
     if not isinstance(text, str):
-        return text
+        return check_value(text, tp, key)
     if origin in (typing.Union, types.UnionType):
         if text.lower() in ("none", "null") and type(None) in args:
             return None
@@ -76,6 +77,47 @@ def parse_value(text: Any, tp: Any, key: str) -> Any:
         kind = {bool: "true or false", int: "an integer", float: "a number"}[tp]
         raise ZooError(f"{key} must be {kind}, not {text!r}") from None
     return text
+
+
+def check_value(value: Any, tp: Any, key: str) -> Any:
+    """A Python value given for a field (``create_model("lstm", hidden_size=1.5)``), checked
+    against the field's type as a string from the command line would be: an int field takes
+    whole numbers (not True, not 1.5), a float field numbers, a bool field True or False, a tuple
+    field a list or tuple of its items. Fields of other types (str among them, which may be given
+    a path or a torch.device) take any value."""
+    origin, args = get_origin(tp), get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return check_value(value, arg, key)
+            except ZooError as exc:
+                errors.append(str(exc))
+        raise ZooError(errors[0] if errors else f"bad value for {key}: {value!r}")
+    if origin is Literal:
+        if any(value == choice and type(value) is type(choice) for choice in args):
+            return value
+        raise ZooError(f"{key} must be one of {', '.join(map(str, args))}, not {value!r}")
+    if origin in (tuple, list):
+        if not isinstance(value, (tuple, list)):
+            raise ZooError(f"{key} must be a list, not {value!r}")
+        values = [parse_value(v, args[0] if args else Any, key) for v in value]
+        return tuple(values) if origin is tuple else values
+    kind = {bool: "true or false", int: "an integer", float: "a number"}.get(tp)
+    if kind is None:
+        return value
+    if tp is bool:
+        ok = isinstance(value, bool)
+    else:
+        ok = isinstance(value, numbers.Integral if tp is int else numbers.Real)
+        ok = ok and not isinstance(value, bool)
+    if not ok:
+        raise ZooError(f"{key} must be {kind}, not {value!r}")
+    return tp(value)
 
 
 def build(cls: type, values: dict[str, Any], what: str) -> Any:
