@@ -45,15 +45,7 @@ def parse_value(text: Any, tp: Any, key: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         if text.lower() in ("none", "null") and type(None) in args:
             return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return parse_value(text, arg, key)
-            except ZooError as exc:
-                errors.append(str(exc))
-        raise ZooError(errors[0] if errors else f"bad value for {key}: {text!r}")
+        return _first_fit(text, args, key)
     if origin is Literal:
         for choice in args:
             if str(choice) == text:
@@ -79,6 +71,19 @@ def parse_value(text: Any, tp: Any, key: str) -> Any:
     return text
 
 
+def _first_fit(value: Any, types_: tuple, key: str) -> Any:
+    """``value`` as the first of a union's types (None aside) it fits; else the first's error."""
+    errors = []
+    for tp in types_:
+        if tp is type(None):
+            continue
+        try:
+            return parse_value(value, tp, key)
+        except ZooError as exc:
+            errors.append(str(exc))
+    raise ZooError(errors[0] if errors else f"bad value for {key}: {value!r}")
+
+
 def check_value(value: Any, tp: Any, key: str) -> Any:
     """A Python value given for a field (``create_model("lstm", hidden_size=1.5)``), checked
     against the field's type as a string from the command line would be: an int field takes
@@ -89,15 +94,7 @@ def check_value(value: Any, tp: Any, key: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return check_value(value, arg, key)
-            except ZooError as exc:
-                errors.append(str(exc))
-        raise ZooError(errors[0] if errors else f"bad value for {key}: {value!r}")
+        return _first_fit(value, args, key)
     if origin is Literal:
         if any(value == choice and type(value) is type(choice) for choice in args):
             return value
