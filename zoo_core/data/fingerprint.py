@@ -13,17 +13,9 @@ import hashlib
 import sys
 from pathlib import Path
 
+from zoo_core.data.files import visible_files
+
 CONTENT_LIMIT = 1 << 30  # bytes read in full; more is fingerprinted by sizes and times
-
-
-def _files(path: Path) -> list[Path]:
-    if path.is_file():
-        return [path]
-    return sorted(
-        f
-        for f in path.rglob("*")
-        if not any(part.startswith(".") for part in f.relative_to(path).parts) and f.is_file()
-    )
 
 
 def fingerprint(path: str | Path) -> str | None:
@@ -33,7 +25,7 @@ def fingerprint(path: str | Path) -> str | None:
     if not path.exists():
         return None
     try:
-        files = _files(path)
+        files = [path] if path.is_file() else visible_files(path)
         stats = [f.stat() for f in files]
         by_content = sum(s.st_size for s in stats) <= CONTENT_LIMIT
         digest = hashlib.sha256()

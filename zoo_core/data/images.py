@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from zoo_core.data.files import visible_files
 from zoo_core.errors import ZooError
 
 # The files read as images: torchvision's ImageFolder list (Pillow reads them all).
@@ -17,16 +18,9 @@ _MAX_WARNINGS = 20
 
 
 def image_files(folder: Path) -> list[Path]:
-    """The image files (``IMAGE_EXTENSIONS``, any case) at any depth under ``folder``, sorted.
-    Hidden files and folders are left out: macOS's ``._name.jpg`` companions, Jupyter's
-    ``.ipynb_checkpoints`` copies."""
-    return sorted(
-        f
-        for f in folder.rglob("*")
-        if f.suffix.lower() in IMAGE_EXTENSIONS
-        and not any(part.startswith(".") for part in f.relative_to(folder).parts)
-        and f.is_file()
-    )
+    """The image files (``IMAGE_EXTENSIONS``, any case) at any depth under ``folder``, sorted,
+    hidden files and folders left out."""
+    return visible_files(folder, IMAGE_EXTENSIONS)
 
 
 def scan_folder(folder: str | Path, flat: bool = False) -> tuple[list[str], list[Path], list[int]]:

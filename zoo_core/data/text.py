@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from zoo_core.data.files import visible_files
 from zoo_core.errors import ZooError
 
 DEFAULT_TEXT_NAME = "pydoc-topics"
@@ -58,17 +59,10 @@ def read_text(path: str | Path) -> str:
     return text
 
 
-def text_files(folder: Path, recursive: bool = True) -> list[Path]:
-    """The ``.txt`` files of ``folder`` (any case of the extension), sorted, without hidden files
-    or anything inside hidden folders (``.git``, ``.ipynb_checkpoints``, macOS's ``._name``)."""
-    found = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(
-        f
-        for f in found
-        if f.suffix.lower() == ".txt"
-        and not any(part.startswith(".") for part in f.relative_to(folder).parts)
-        and f.is_file()
-    )
+def text_files(folder: Path) -> list[Path]:
+    """The ``.txt`` files (any case) at any depth under ``folder``, sorted, hidden files and
+    folders left out."""
+    return visible_files(folder, {".txt"})
 
 
 def _read_one(path: Path) -> str:
