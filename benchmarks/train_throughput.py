@@ -26,7 +26,8 @@ import torch
 import torch.nn.functional as F
 
 from zoo_core import _config
-from zoo_core.api import get_model_spec, model_class, task_class
+from zoo_core.catalog import get_model_spec, model_class
+from zoo_core.tasks.base import task_class
 from zoo_core.training.config import TrainConfig
 from zoo_core.training.optim import adamw
 from zoo_core.training.trainer import Trainer, pick_device

@@ -10,6 +10,7 @@ from torch import nn
 
 import zoo_core
 from zoo_core import artifacts
+from zoo_core.artifact import run_info
 from zoo_core.errors import ZooError
 
 
@@ -37,6 +38,7 @@ def test_tied_weights_are_stored_once_and_restored(tmp_path):
 _WRITE = """
 import sys, torch
 from zoo_core import artifacts
+from zoo_core.artifact import run_info
 g = torch.Generator().manual_seed(0)
 state = {"w": torch.randn(3, 4, generator=g), "half": torch.randn(5, generator=g).bfloat16(),
          "steps": torch.arange(3), "mask": torch.tensor([True, False]), "scalar": torch.tensor(2.5),
@@ -104,8 +106,9 @@ def test_a_file_that_is_not_safetensors_is_a_clear_error(tmp_path):
 )
 def test_the_card_shows_what_to_try_with_a_model_of_its_task(tmp_path, task, command, pipeline):
     from zoo_core.card import render_card
+    from zoo_core.runconfig import RunConfig
 
-    config = {"model": "m", "family": "f", "task": task, "distribution": "zoo-f", "metrics": {}}
+    config = RunConfig("m", task, {}, family="f", distribution="zoo-f", metrics={})
     text = render_card(tmp_path, config, repo_id="acme/m")
     assert "zoo pull acme/m\n" + command in text
     tags = [line for line in text.splitlines() if line.startswith("pipeline_tag:")]
@@ -207,7 +210,7 @@ def test_a_folder_whose_config_is_not_a_zoo_config_is_one_line(tiny_run, tmp_pat
     folder = tmp_path / "odd"
     shutil.copytree(tiny_run, folder)
     (folder / "config.json").write_text(json.dumps(config))
-    for use in (zoo_core.load, zoo_core.api.run_info):
+    for use in (zoo_core.load, run_info):
         with pytest.raises(ZooError, match=re.escape(message)):
             use(folder)
 

@@ -78,7 +78,7 @@ def test_lm_trains_with_bpe_and_restores_it(zoo, tmp_path):
     import zoo_core
 
     artifact = zoo_core.load(out)
-    assert artifact.config["tokenizer"] == "bpe"
+    assert artifact.config.tokenizer == "bpe"
     assert isinstance(artifact.tokenizer, BPETokenizer) and artifact.tokenizer.vocab_size == 400
     assert artifact.model.config.vocab_size == 400
     assert json.loads((out / "tokenizer.json").read_text(encoding="utf-8"))["type"] == "bpe"

@@ -155,7 +155,7 @@ def test_match_params_brings_widths_to_the_first_models_count(tmp_path):
     built = zoo_core.load(
         tmp_path / "cmp" / f"transformer_n_embd-{transformer['settings']['n_embd']}-seed0"
     )
-    assert zoo_core.api.count_parameters(built.model) == transformer["params"]
+    assert zoo_core.count_parameters(built.model) == transformer["params"]
 
 
 def test_data_fractions_sweep_the_lm_training_split(tmp_path):

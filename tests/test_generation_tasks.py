@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from zoo_testutil import run_zoo
 
-from zoo_core.api import create_model, load, train
+from zoo_core import create_model, load, train
 from zoo_core.data import ring
 from zoo_core.errors import ZooError
 from zoo_core.tasks.generation import ImageGeneration, Toy2D, ToyOptions
@@ -331,7 +331,7 @@ def test_a_gan_learns_from_a_single_folder_of_images_unconditionally(tmp_path):
         "overrides": {"image_size": 16, "width": 4, "latent_dim": 8, "eval_samples": 8, "grid": 4},
     }
     artifact, final = train("gan", data=tmp_path / "photos", out=tmp_path / "run", **tiny)
-    assert artifact.model.num_classes == 0 and artifact.config["model_config"]["num_classes"] == 0
+    assert artifact.model.num_classes == 0 and artifact.config.model_config["num_classes"] == 0
     assert "val_colour_gap" in final and "val_confident" not in final
     assert "val_class_match" not in final
     assert artifact.generate(num=3, seed=0).shape == (3, 3, 16, 16)
@@ -344,7 +344,7 @@ def test_a_gan_learns_from_a_single_folder_of_images_unconditionally(tmp_path):
         ImageClassification().setup(str(tmp_path / "photos"))
     # A folder of the images themselves, with no sub-folder, is the same data set to a GAN.
     flat = train("gan", data=folder, out=tmp_path / "flat", **tiny)[0]
-    assert flat.model.num_classes == 0 and flat.config["task_state"]["classes"] == ["images"]
+    assert flat.model.num_classes == 0 and flat.config.task_state["classes"] == ["images"]
     assert set(flat.evaluate()) == set(artifact.evaluate())
     with pytest.raises(ZooError, match="has no sub-folders"):  # but no classes to classify
         ImageClassification().setup(str(folder))

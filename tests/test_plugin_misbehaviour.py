@@ -25,6 +25,7 @@ from zoo_core import (
     hookimpl,
     plugins,
 )
+from zoo_core.artifact import run_info
 from zoo_core.scaffold import check_plugins
 from zoo_core.testing import run_checks
 
@@ -683,7 +684,8 @@ def test_code_of_the_wrong_kind_is_a_one_line_error(register_plugin, model_modul
         create_model("not-a-module")
     with pytest.raises(ZooError, match="PlainConfig.config_class is not a dataclass"):
         create_model("no-dataclass")
-    from zoo_core.api import task_class, tokenizer_class
+    from zoo_core.tasks.base import task_class
+    from zoo_core.tokenizers.base import tokenizer_class
 
     with pytest.raises(ZooError, match="not a subclass of zoo_core.tasks.base.Task"):
         task_class("not-a-task")
@@ -726,7 +728,7 @@ def test_a_run_saved_by_another_version_of_its_plugin_says_which(tiny_run, tmp_p
         zoo_core.load(run)
     message = str(caught.value)
     assert "'old_field'" in message and "pip install 'zoo-lstm==0.0.1'" in message
-    info = zoo_core.api.run_info(str(run))  # everything but the parameter count still shows
+    info = run_info(str(run))  # everything but the parameter count still shows
     assert info["model"] == "lstm" and info["parameters"] is None
 
     config["model_config"].pop("old_field")

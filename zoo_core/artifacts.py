@@ -173,57 +173,6 @@ def read_json(path: str | Path, what: str = "file") -> Any:
         raise ZooError(f"{what} '{path}' is not valid JSON ({exc})") from None
 
 
-def read_run_config(folder: str | Path) -> dict[str, Any]:
-    """A run folder's config.json, or one line saying why ``folder`` is not a run folder (naming
-    the runs inside it, when it holds some, as ``runs/`` does)."""
-    folder = Path(folder)
-    if not (folder / CONFIG_FILE).is_file():
-        if not folder.is_dir():
-            raise ZooError(f"'{folder}' is not a run folder: it does not exist")
-        inside = sorted(p for p in folder.iterdir() if (p / CONFIG_FILE).is_file())
-        hint = "give a folder that `zoo train` wrote"
-        if inside:
-            more = f" and {len(inside) - 3} more" if len(inside) > 3 else ""
-            hint = f"the runs in it are {', '.join(str(p) for p in inside[:3])}{more}"
-        raise ZooError(f"'{folder}' is not a run folder (it has no {CONFIG_FILE}): {hint}")
-    config = read_json(folder / CONFIG_FILE, "run config")
-    problem = config_problem(config)
-    if problem:
-        raise ZooError(f"'{folder}' is not a zoo model: its {CONFIG_FILE} {problem}")
-    return config
-
-
-_JSON_NAMES = {str: "a string", dict: "an object"}
-# The fields of a run's config.json the zoo reads, and the JSON types they must have.
-_CONFIG_FIELDS = {
-    "model": (str,),
-    "task": (str,),
-    "model_config": (dict,),
-    "tokenizer": (str, type(None)),
-    "task_config": (dict,),
-    "task_state": (dict,),
-    "train_config": (dict,),
-    "metrics": (dict,),
-}
-
-
-def config_problem(config: Any) -> str | None:
-    """What keeps ``config`` from being a zoo run's config, or None."""
-    if not isinstance(config, dict):
-        return f"holds a JSON {type(config).__name__}, not an object"
-    if "model" not in config and ("model_type" in config or "architectures" in config):
-        kind = config.get("model_type") or "another library's"
-        return f"is a {kind} config of another library (transformers), not a zoo config"
-    for key in ("model", "task", "model_config"):
-        if key not in config:
-            return f"has no '{key}' (a zoo config names its model, task and model_config)"
-    for key, types in _CONFIG_FIELDS.items():
-        if key in config and not isinstance(config[key], types):
-            want = " or ".join("null" if t is type(None) else _JSON_NAMES[t] for t in types)
-            return f"has '{key}' of the wrong kind ({type(config[key]).__name__}, not {want})"
-    return None
-
-
 def read_metrics(folder: str | Path) -> list[dict[str, Any]]:
     """The records of a run's metrics.jsonl (none if it has none). A line a kill cut short is
     skipped: the others still count."""

@@ -7,63 +7,52 @@ from pathlib import Path
 from typing import Any
 
 from zoo_core import artifacts
+from zoo_core.errors import ZooError
+from zoo_core.plugins import get_catalog
+from zoo_core.runconfig import RunConfig
+from zoo_core.tasks.base import Task, task_class
 
-# The Hub's pipeline tag (and model-index task type) of each zoo task, where one fits.
-_PIPELINE_TAGS = {
-    "lm": "text-generation",
-    "image-classification": "image-classification",
-    "sequence-classification": "text-classification",
-}
-# What to try first with a model of each task; any other task: `zoo eval`, whose data it makes.
-_TRY = {
-    "lm": "zoo generate {source} --prompt 'The '",
-    "image-classification": "zoo predict {source} picture.png",
-    "sequence-classification": "zoo predict {source} 'a text to classify'",
-    "image-generation": "zoo generate {source} --num 64 --out grid.png",
-    "toy-2d": "zoo generate {source} --out points.png",
-}
+
+def _task(name: str) -> type[Task]:
+    """The task class ``name`` (the base class for a task that is not installed: a card can
+    still be written, with the defaults)."""
+    try:
+        return task_class(name)
+    except ZooError:
+        return Task
 
 
 def task_pictures(task: str) -> dict[str, str]:
-    """The pictures a task writes into a run folder, with their captions ({} for a task that is
-    not installed: a card can still be written)."""
-    from zoo_core.api import task_class
-    from zoo_core.errors import ZooError
-
-    try:
-        return dict(task_class(task).pictures)
-    except ZooError:
-        return {}
+    """The pictures a task writes into a run folder, with their captions."""
+    return dict(_task(task).pictures)
 
 
 def all_picture_names() -> set[str]:
     """The picture files of every installed task: what a run folder may hold besides its model."""
-    from zoo_core.plugins import get_catalog
-
     return {name for task in get_catalog().tasks for name in task_pictures(task)}
 
 
-def pictures(folder: Path, config: dict[str, Any]) -> dict[str, str]:
+def pictures(folder: Path, config: RunConfig) -> dict[str, str]:
     """The pictures of the run in ``folder`` that are there, with their captions."""
     return {
         name: caption
-        for name, caption in task_pictures(config["task"]).items()
+        for name, caption in task_pictures(config.task).items()
         if (folder / name).is_file()
     }
 
 
-def _dataset_name(config: dict[str, Any]) -> str:
-    dataset = config.get("task_state", {}).get("data") or config.get("data") or "default"
-    return Path(str(dataset)).name
+def _dataset_name(config: RunConfig) -> str:
+    return Path(str(config.data_name or "default")).name
 
 
-def card_data(config: dict[str, Any], repo_id: str | None = None) -> Any:
+def card_data(config: RunConfig, repo_id: str | None = None) -> Any:
     """The card's YAML metadata: library, tags, data set, and the last evaluation's metrics."""
     from huggingface_hub import EvalResult, ModelCardData
 
-    metrics = config.get("metrics") or {}
+    metrics = config.metrics or {}
     dataset = _dataset_name(config)
-    task_type = _PIPELINE_TAGS.get(config["task"], config["task"])
+    pipeline_tag = _task(config.task).pipeline_tag
+    task_type = pipeline_tag or config.task
     results = [
         EvalResult(
             task_type=task_type,
@@ -78,18 +67,18 @@ def card_data(config: dict[str, Any], repo_id: str | None = None) -> Any:
     ]
     return ModelCardData(
         library_name="zoo",
-        pipeline_tag=_PIPELINE_TAGS.get(config["task"]),
-        tags=["zoo", "pytorch", "safetensors", config["family"], config["task"]],
+        pipeline_tag=pipeline_tag,
+        tags=["zoo", "pytorch", "safetensors", config.family_name, config.task],
         datasets=[dataset],
         metrics=sorted(metrics) or None,
-        model_name=repo_id or config["model"],
+        model_name=repo_id or config.model,
         eval_results=results or None,
     )
 
 
-def _use(config: dict[str, Any], source: str, distribution: str, hub: bool) -> str:
+def _use(config: RunConfig, source: str, distribution: str, hub: bool) -> str:
     pull = f"zoo pull {source}\n" if hub else ""
-    run = _TRY.get(config["task"], "zoo eval {source}").format(source=source)
+    run = _task(config.task).try_command.format(source=source)
     load = f"hf:{source}" if hub else source
     return f"""```bash
 pip install zoo-core {distribution}
@@ -108,14 +97,14 @@ model's code comes from the installed `{distribution}` plugin."""
 
 
 def render_card(
-    folder: Path, config: dict[str, Any], repo_id: str | None = None, revision: str | None = None
+    folder: Path, config: RunConfig, repo_id: str | None = None, revision: str | None = None
 ) -> str:
     """The card's text: YAML metadata, how to load the model, its configuration and curve.
     ``revision``: the branch the card is pushed to, which its commands name (but main)."""
     from huggingface_hub import ModelCard
 
-    metrics = config.get("metrics") or {}
-    distribution = config.get("distribution") or config.get("plugin") or ""
+    metrics = config.metrics or {}
+    distribution = config.distribution or config.plugin
     source = repo_id or str(folder)
     if repo_id and revision and revision != "main":
         source = f"{repo_id}@{revision}"
@@ -132,7 +121,9 @@ def render_card(
         header = "| step | " + " | ".join(keys) + " |\n|" + "---|" * (len(keys) + 1) + "\n"
     results = "\n".join(f"- {k}: {artifacts.format_metric(v)}" for k, v in sorted(metrics.items()))
     settings = {
-        k: config[k] for k in ("model_config", "task_config", "train_config") if k in config
+        "model_config": config.model_config,
+        "task_config": config.task_config,
+        "train_config": config.train_config,
     }
     shown = "".join(
         f"\n![{caption}]({name})\n\n*{caption}.*\n"
@@ -142,9 +133,9 @@ def render_card(
 {card_data(config, repo_id).to_yaml()}
 ---
 
-# {config["model"]} ({config["task"]})
+# {config.model} ({config.task})
 
-A `{config["model"]}` model of the `{config["family"]}` family, trained for the `{config["task"]}` task
+A `{config.model}` model of the `{config.family_name}` family, trained for the `{config.task}` task
 on `{_dataset_name(config)}` with [zoo](https://pypi.org/project/zoo-core/). Its code comes from the
 `{distribution}` plugin; this repository holds weights (safetensors) and configuration only.
 
@@ -169,7 +160,8 @@ on `{_dataset_name(config)}` with [zoo](https://pypi.org/project/zoo-core/). Its
     return str(ModelCard(content))
 
 
-def write_card(folder: Path, config: dict[str, Any], repo_id: str | None = None) -> None:
+def write_card(folder: Path, config: RunConfig, repo_id: str | None = None) -> None:
+    """Write the run's model card (``README.md``) into ``folder``."""
     text = render_card(folder, config, repo_id)
     artifacts.atomic_write(
         folder / artifacts.CARD_FILE, lambda p: p.write_text(text, encoding="utf-8")

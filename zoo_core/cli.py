@@ -83,7 +83,7 @@ def cli() -> None:
 )
 def list_cmd(pattern: str | None, task: str | None, as_json: bool, pretrained: bool) -> None:
     """List models; PATTERN is a shell-style wildcard (`zoo list 'lstm*'`)."""
-    from zoo_core.api import list_models
+    from zoo_core.catalog import list_models
 
     specs = list_models(pattern, task=task)
     if pretrained:
@@ -152,7 +152,7 @@ def info(name: str, as_json: bool) -> None:
     last metrics."""
     from pathlib import Path
 
-    from zoo_core.api import model_info
+    from zoo_core.catalog import model_info
     from zoo_core.plugins import get_catalog
 
     if name not in get_catalog().models and (Path(name).is_dir() or "/" in name):
@@ -181,7 +181,7 @@ def info(name: str, as_json: bool) -> None:
 
 
 def _run_info(source: str, as_json: bool) -> None:
-    from zoo_core.api import run_info
+    from zoo_core.artifact import run_info
 
     data = run_info(source)
     if as_json:
@@ -266,7 +266,7 @@ def plugins(ctx: click.Context, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def tasks(as_json: bool) -> None:
     """List tasks."""
-    from zoo_core.api import list_tasks
+    from zoo_core.catalog import list_tasks
 
     specs = list_tasks()
     if as_json:
@@ -279,7 +279,7 @@ def tasks(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def tokenizers(as_json: bool) -> None:
     """List tokenizers."""
-    from zoo_core.api import list_tokenizers
+    from zoo_core.catalog import list_tokenizers
 
     specs = list_tokenizers()
     if as_json:
@@ -343,7 +343,7 @@ def train(
     nproc,
 ) -> None:
     """Train model NAME (see `zoo list`) and save it in a run folder."""
-    from zoo_core.api import train as run_training
+    from zoo_core.artifact import train as run_training
 
     if name is None and resume is None:
         raise ZooError("name a model to train (see `zoo list`), or --resume a run folder")
@@ -391,7 +391,7 @@ def train(
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def eval_cmd(source: str, data: str | None, batch_size: int, device: str, as_json: bool) -> None:
     """Evaluate a trained model (a run folder or a Hub repo)."""
-    from zoo_core.api import load
+    from zoo_core.artifact import load
 
     metrics = load(source, device=device).evaluate(data, batch_size=batch_size)
     if as_json:
@@ -443,7 +443,7 @@ def generate(
 ) -> None:
     """Sample text from a trained language model, or a picture of samples (images in a grid,
     2-D points in a scatter plot) from a generative model, into --out."""
-    from zoo_core.api import load
+    from zoo_core.artifact import load
 
     def given(*names: str) -> list[str]:
         """The options among ``names`` that the user set (a default is not an answer)."""
@@ -468,7 +468,7 @@ def generate(
         click.echo(f"wrote {num} samples to {path}")
         return
     if not hasattr(artifact.task, "stream"):
-        raise ZooError(f"task '{artifact.config['task']}' does not generate text")
+        raise ZooError(f"task '{artifact.config.task}' does not generate text")
     if label is not None:
         raise ZooError("--label picks the class of image samples; a language model has none")
     picture_only = given("num", "out")
@@ -629,7 +629,7 @@ def push(
     commit. Unchanged files are not sent again; artifact files the run lacks are deleted. A run
     still training, an unfinished one (unless --allow-unfinished) or one that does not load is
     refused before anything is sent."""
-    from zoo_core.hub import push as hub_push
+    from zoo_core.artifact import push as hub_push
 
     result = hub_push(
         run,
@@ -682,7 +682,7 @@ def predict(source: str, inputs: tuple[str, ...], top_k: int, device: str, as_js
     """Classify INPUTS with a trained classifier (a run folder or a Hub repo): image files or
     folders of them for an image model, texts for a text model (`-` reads one text per line
     from stdin)."""
-    from zoo_core.api import load
+    from zoo_core.artifact import load
 
     artifact = load(source, device=device)
     items = list(inputs)

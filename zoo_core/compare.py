@@ -1,7 +1,7 @@
 """``zoo compare``: train several models (or values of a config field) on the same data with the
 same budget, evaluate each at several lengths, and report a table, results.json and plots.
 
-Every run goes through :func:`zoo_core.api.train`, so a compared model is an ordinary run folder
+Every run goes through :func:`zoo_core.train`, so a compared model is an ordinary run folder
 (``<out>/<variant>-seed<k>``) that ``zoo eval`` and ``zoo generate`` read. A value list in
 ``--set key=a,b,c`` is a sweep: each model that has the field is trained once per value.
 """
@@ -59,7 +59,7 @@ def split_sets(sets: dict[str, str]) -> tuple[dict[str, str], dict[str, list[str
 
 
 def _fields(spec, task_cls) -> dict[str, set[str]]:
-    from zoo_core.api import model_class
+    from zoo_core.catalog import model_class
     from zoo_core.training.config import TrainConfig
 
     return {
@@ -93,10 +93,11 @@ def _count(spec, task_cls, task_name: str, overrides: dict[str, Any]) -> int:
     """Parameters of ``spec`` built as train() would build it (on the meta device: no memory)."""
     import torch
 
-    from zoo_core.api import _split_overrides, count_parameters, model_class
+    from zoo_core.catalog import count_parameters, model_class
+    from zoo_core.training.run import split_overrides
 
     cls = model_class(spec)
-    model_over, task_over, _ = _split_overrides(overrides, cls, task_cls, spec.name)
+    model_over, task_over, _ = split_overrides(overrides, cls, task_cls, spec.name)
     task_defaults = {
         k: v for k, v in spec.train_defaults.items() if k in _config.field_types(task_cls.Options)
     }
@@ -114,7 +115,7 @@ def _count(spec, task_cls, task_name: str, overrides: dict[str, Any]) -> int:
 
 def _match_width(spec, task_cls, task_name: str, variant: Variant, target: int) -> None:
     """Set the variant's width field so its parameter count is closest to ``target``."""
-    from zoo_core.api import model_class
+    from zoo_core.catalog import model_class
 
     cls = model_class(spec)
     fields = _config.field_types(cls.config_class)
@@ -192,7 +193,9 @@ def compare(
 
     ``on_run(run, done, total)`` is called after each run (for progress lines).
     """
-    from zoo_core.api import _new_run_dir, get_model_spec, task_class
+    from zoo_core.catalog import get_model_spec
+    from zoo_core.tasks.base import task_class
+    from zoo_core.training.run import new_run_dir
 
     if not models:
         raise ZooError("name at least one model to compare (see `zoo list`)")
@@ -273,7 +276,7 @@ def compare(
     if len(set(slugs)) != len(slugs):
         raise ZooError("two compared variants have the same name; name each model once")
 
-    folder = _new_run_dir("compare", out)
+    folder = new_run_dir("compare", out)
     metric = task_cls.metric
     results: dict[str, Any] = {
         "task": task,
@@ -408,17 +411,17 @@ def _train_run(run_dir: Path, v: Variant, seed: int, results: dict[str, Any]):
     """Train one run of the plan; a run folder an interrupted comparison left is continued: from
     its checkpoint (from the start if it stopped before one), or only evaluated if its training
     had finished."""
-    from zoo_core.api import load_local
-    from zoo_core.api import train as train_one
+    from zoo_core.artifact import load_local
+    from zoo_core.artifact import train as train_one
+    from zoo_core.runconfig import RunConfig
     from zoo_core.training import checkpoint
 
-    config_file = run_dir / artifacts.CONFIG_FILE
-    if config_file.is_file():
-        config = artifacts.read_json(config_file, "run config")
-        if "metrics" in config and (run_dir / artifacts.WEIGHTS_FILE).is_file():  # trained
+    if (run_dir / artifacts.CONFIG_FILE).is_file():
+        config = RunConfig.read(run_dir)
+        if config.finished and (run_dir / artifacts.WEIGHTS_FILE).is_file():  # trained
             state = checkpoint.newest_state(run_dir / artifacts.CHECKPOINTS_DIR)
             elapsed = ((state or {}).get("trainer") or {}).get("elapsed")
-            return load_local(run_dir), {**config["metrics"], "elapsed": elapsed}
+            return load_local(run_dir), {**config.metrics, "elapsed": elapsed}
         return train_one(resume=run_dir, progress=False)
     # No config yet: the folder was made and nothing written in it; training takes it as --out.
     return train_one(

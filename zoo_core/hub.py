@@ -17,15 +17,14 @@ import hashlib
 import os
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
 from zoo_core import artifacts
+from zoo_core.card import all_picture_names, pictures, render_card
 from zoo_core.errors import ZooError
-
-if TYPE_CHECKING:
-    from zoo_core.api import Artifact
-    from zoo_core.registry import ModelSpec
+from zoo_core.runconfig import RunConfig, config_problem
 
 # What `zoo pull` fetches: the artifact format and nothing else (no checkpoints, no stray files),
 # and the pictures the card shows (see pull_patterns()).
@@ -239,8 +238,6 @@ def _cache_dir() -> str:
 def pull_patterns() -> list[str]:
     """The files `zoo pull` fetches: the artifact files and every installed task's pictures (a
     GAN's samples.png), which a pushed card shows."""
-    from zoo_core.card import all_picture_names
-
     return [*PULL_PATTERNS, *sorted(all_picture_names() - set(PULL_PATTERNS))]
 
 
@@ -354,7 +351,7 @@ def _check_folder(folder: Path, where: str) -> None:
     for name in (artifacts.CONFIG_FILE, artifacts.WEIGHTS_FILE):
         if not (folder / name).is_file():
             raise ZooError(f"the downloaded copy of '{where}' has no {name} ({folder})")
-    problem = artifacts.config_problem(artifacts.read_json(folder / artifacts.CONFIG_FILE))
+    problem = config_problem(artifacts.read_json(folder / artifacts.CONFIG_FILE))
     if problem:  # another library's repo, say: refused here, not half-used later
         raise ZooError(f"'{where}' is not a zoo model: its {artifacts.CONFIG_FILE} {problem}")
 
@@ -368,36 +365,6 @@ def verify_sha256(path: Path, expected: str, what: str) -> None:
             "load them. The repo may have changed under that revision: pin a commit, or update the "
             "declared sha256 if the new weights are trusted"
         )
-
-
-# -- pretrained weights a spec declares ------------------------------------------------------------
-def load_pretrained(
-    spec: ModelSpec, pretrained: str | bool = True, device: str = "cpu", **overrides: Any
-) -> Artifact:
-    """Download (or reuse) the named weights ``spec`` declares, checked against their sha256.
-
-    ``overrides`` change config fields that leave the weights' shapes alone (``dropout=0``).
-    """
-    from zoo_core.api import load_local
-
-    if not spec.pretrained:
-        raise ZooError(
-            f"model '{spec.name}' declares no pretrained weights; train it (`zoo train {spec.name}`) "
-            "or load a run folder or Hub repo with zoo_core.load"
-        )
-    name = next(iter(spec.pretrained)) if pretrained is True else str(pretrained)
-    if name not in spec.pretrained:
-        raise ZooError(
-            f"model '{spec.name}' has no pretrained weights '{name}'; it has: "
-            f"{', '.join(spec.pretrained)} (see `zoo list --pretrained`)"
-        )
-    weights = spec.pretrained[name]
-    what = f"pretrained weights '{name}' of model '{spec.name}' ({weights.repo}@{weights.revision})"
-    folder = pull(weights.repo, revision=weights.revision, sha256=weights.sha256, what=what)
-    artifact = load_local(folder, device, overrides)
-    if artifact.spec.model != spec.model:
-        raise ZooError(f"{what} are for model '{artifact.spec.name}', not '{spec.name}'")
-    return artifact
 
 
 # -- push ------------------------------------------------------------------------------------------
@@ -440,8 +407,8 @@ def push(
     message: str | None = None,
     include_checkpoints: bool = False,
     token: str | None = None,
-    allow_unfinished: bool = False,
     force: bool = False,
+    check: Callable[[Path], None] | None = None,
 ) -> PushResult:
     """Upload a run folder to a Hub repo (created if needed) in one commit.
 
@@ -454,10 +421,9 @@ def push(
     left alone. Nothing changed, no commit.
 
     ``repo_id`` may be written ``hf:org/name`` and name the branch (``org/name@dev``). Refused,
-    before anything is sent: a run being trained; an unfinished run (unless
-    ``allow_unfinished``); a run that does not load (weights that do not fit its config, a
-    missing file its config names); a branch whose config.json is not a zoo model's (another
-    library's repo) unless ``force``.
+    before anything is sent: a run being trained; a run ``check(folder)`` refuses (it runs under
+    the run's lock: ``zoo_core.artifact.push`` checks that the run is finished and loads); a
+    branch whose config.json is not a zoo model's (another library's repo) unless ``force``.
     """
     _import_hub()
     folder = Path(run)
@@ -467,7 +433,7 @@ def push(
             f"'{run}' is a file, not a run folder: give the folder `zoo train` wrote "
             f"('{folder.parent}' if this file is in it)"
         )
-    config = artifacts.read_run_config(folder)
+    config = RunConfig.read(folder)
     if not (folder / artifacts.WEIGHTS_FILE).is_file():
         raise ZooError(f"'{run}' has no {artifacts.WEIGHTS_FILE}: has its training finished?")
     if _offline():
@@ -477,28 +443,11 @@ def push(
             stack.enter_context(artifacts.locked(folder))
         except ZooError:
             raise ZooError(f"'{run}' is still training; push it when it has finished") from None
-        _check_pushable(folder, run, allow_unfinished)
+        if check is not None:
+            check(folder)
         return _push(
             folder, config, repo_id, branch, private, message, include_checkpoints, token, force
         )
-
-
-def _check_pushable(folder: Path, run: str | Path, allow_unfinished: bool) -> None:
-    """Refuse a run that is unfinished (unless allowed) or that does not load as it is."""
-    from zoo_core.api import load_local, run_info
-
-    info = run_info(folder)
-    if not info["finished"] and not allow_unfinished:
-        planned = f" of {info['planned_steps']:,}" if info["planned_steps"] else ""
-        raise ZooError(
-            f"'{run}' is unfinished (trained {info['steps']:,}{planned} steps, no final metrics): "
-            f"finish it with `zoo train --resume {run}`, or push it as it is with "
-            "--allow-unfinished"
-        )
-    try:
-        load_local(folder)  # the files its config names, weights that fit the model it describes
-    except ZooError as exc:
-        raise ZooError(f"cannot push '{run}': {exc}") from None
 
 
 def _foreign_config(api: Any, repo_id: str, branch: str, remote: dict[str, Any]) -> str | None:
@@ -512,12 +461,12 @@ def _foreign_config(api: Any, repo_id: str, branch: str, remote: dict[str, Any])
         config = json.loads(Path(path).read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
         return "is not JSON"
-    return artifacts.config_problem(config)
+    return config_problem(config)
 
 
 def _push(
     folder: Path,
-    config: dict[str, Any],
+    config: RunConfig,
     repo_id: str,
     branch: str,
     private: bool,
@@ -529,8 +478,6 @@ def _push(
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
     from huggingface_hub import errors as hf
     from huggingface_hub.hf_api import RepoFile
-
-    from zoo_core.card import all_picture_names, pictures, render_card
 
     contents: dict[str, bytes | Path] = {
         name: folder / name
@@ -601,7 +548,7 @@ def _push(
             info = api.create_commit(
                 repo_id,
                 operations,
-                commit_message=message or f"Upload {config.get('model', 'model')} with zoo",
+                commit_message=message or f"Upload {config.model} with zoo",
                 revision=branch,
             )
             commit_url = info.commit_url

@@ -5,7 +5,6 @@ pip, and run the contract checks of :mod:`zoo_core.testing` over everything a pl
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
 import subprocess
 import sys
@@ -14,10 +13,13 @@ from importlib import metadata
 from pathlib import Path
 from string import Template
 
-from zoo_core import artifacts
+from zoo_core import artifacts, hookspecs
 from zoo_core._version import __version__
+from zoo_core.catalog import left_out_note
 from zoo_core.errors import ZooError
-from zoo_core.registry import PluginInfo
+from zoo_core.plugins import get_catalog, pm
+from zoo_core.registry import resolve
+from zoo_core.testing import CheckResult, run_checks
 
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")
 _TEMPLATES = Path(__file__).parent / "templates" / "plugin"
@@ -108,8 +110,6 @@ def new_plugin(name: str, folder: str | Path | None = None) -> Path:
 
 
 def _check_model_names_free(name: str) -> None:
-    from zoo_core.plugins import get_catalog
-
     catalog = get_catalog()
     for model in (name, f"{name}-large"):
         if model in catalog.models:
@@ -139,35 +139,6 @@ def zoo_entry_points() -> dict[tuple[str, str], str]:
     return out
 
 
-def unloaded_plugins() -> list[PluginInfo]:
-    """Installed plugins that ``ZOO_LOAD_PLUGINS`` left out of the catalog."""
-    from zoo_core.plugins import get_catalog
-
-    loaded = get_catalog().plugins
-    out: dict[str, PluginInfo] = {}
-    for ep in sorted(metadata.entry_points(group="zoo"), key=lambda e: e.name):
-        if ep.name not in loaded and ep.name not in out:
-            dist = getattr(ep, "dist", None)
-            version = dist.version if dist else "unknown"
-            out[ep.name] = PluginInfo(ep.name, dist.name if dist else ep.value, version)
-    return list(out.values())
-
-
-def left_out_note(name: str | None = None) -> str:
-    """`` (installed, but ZOO_LOAD_PLUGINS=... leaves it out)`` when the allow-list hides the
-    plugin or distribution ``name`` (any plugin, if None); else an empty string."""
-    allow = os.environ.get("ZOO_LOAD_PLUGINS")
-    if allow is None:
-        return ""
-    hidden = unloaded_plugins()
-    if name is not None:
-        hidden = [i for i in hidden if name in (i.name, i.distribution)]
-    if not hidden:
-        return ""
-    names = ", ".join(sorted({i.name for i in hidden}))
-    return f" (installed: {names}; but ZOO_LOAD_PLUGINS='{allow}' leaves it out)"
-
-
 def _normalise(name: str) -> str:
     """A distribution name as pip compares them (PEP 503): zoo_Foo.bar -> zoo-foo-bar."""
     return re.sub(r"[-_.]+", "-", name).lower()
@@ -177,8 +148,6 @@ def uninstall_args(args: list[str]) -> list[str]:
     """``args`` for ``pip uninstall``, with each name checked to be an installed plugin's
     distribution first. A plugin's own name (``lstm``) stands for its distribution (``zoo-lstm``).
     The zoo itself and anything that is not a plugin are refused, so nothing else is removed."""
-    from zoo_core.plugins import get_catalog
-
     for arg in args:  # a file's names would go to pip unchecked
         if arg in ("-r", "--requirement") or arg.startswith(("--requirement=", "-r")):
             raise ZooError(
@@ -258,8 +227,6 @@ class PluginReport:
 
 def _unknown_hooks(plugin: object) -> list[str]:
     """Hook implementations of a plugin that name no hook of the zoo (a typo is silent otherwise)."""
-    from zoo_core import hookspecs
-
     known = {n for n in dir(hookspecs) if hasattr(getattr(hookspecs, n), "zoo_spec")}
     found = []
     for attr in dir(plugin):
@@ -277,10 +244,6 @@ def check_plugins(name: str | None = None) -> list[PluginReport]:
     """Check one plugin (by plugin or distribution name) or every plugin: load errors, hook names,
     the code its tasks and tokenizers name, and every contract check of every model it registers.
     """
-    from zoo_core.plugins import get_catalog, pm
-    from zoo_core.registry import resolve
-    from zoo_core.testing import CheckResult, run_checks
-
     catalog = get_catalog()
     infos = list(catalog.plugins.values())
     if name is not None:

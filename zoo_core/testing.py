@@ -36,7 +36,7 @@ class CheckResult:
 
 def model_names(pattern: str | None = None, plugin: str | None = None) -> list[str]:
     """Registered model names (optionally of one plugin), for ``pytest.mark.parametrize``."""
-    from zoo_core.api import list_models
+    from zoo_core.catalog import list_models
 
     return [s.name for s in list_models(pattern) if plugin is None or s.plugin == plugin]
 
@@ -46,9 +46,10 @@ def run_checks(name: str, overrides: dict[str, Any] | None = None) -> list[Check
     import torch
 
     from zoo_core import _config
-    from zoo_core.api import get_model_spec, model_class, task_class
     from zoo_core.artifacts import load_weights, save_weights
+    from zoo_core.catalog import get_model_spec, model_class
     from zoo_core.plugins import get_catalog
+    from zoo_core.tasks.base import task_class
 
     results: list[CheckResult] = []
 

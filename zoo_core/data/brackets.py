@@ -12,6 +12,8 @@ import json
 import random
 from pathlib import Path
 
+from zoo_core.artifacts import new_folder
+
 NAME = "brackets"
 CLASSES = ("balanced", "unbalanced")
 
@@ -72,8 +74,6 @@ def write_default(out: str | Path) -> Path:
     """Write the default splits as ``train.jsonl`` and ``val.jsonl`` (one ``{"text", "label"}``
     a line) in the new or empty folder ``out``, which appears complete or not at all. Training
     on them (``--data train.jsonl --val-data val.jsonl``) is training on the default."""
-    from zoo_core.artifacts import new_folder
-
     with new_folder(out) as tmp:
         for name, examples in zip(("train.jsonl", "val.jsonl"), default_splits(), strict=True):
             lines = [json.dumps({"text": text, "label": label}) for text, label in examples]

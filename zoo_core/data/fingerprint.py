@@ -43,12 +43,13 @@ def fingerprint(path: str | Path) -> str | None:
     return ("sha256:" if by_content else "stat:") + digest.hexdigest()
 
 
-def warn_if_changed(config: dict, keys: tuple[str, ...], consequence: str) -> None:
-    """A warning on stderr for each of ``keys`` (``data``, ``val_data``) whose data is still at
-    its path but is no longer what the run recorded; silent for runs that recorded none."""
-    recorded = config.get("data_fingerprints") or {}
-    for key in keys:
-        path, before = config.get(key), recorded.get(key)
+def warn_if_changed(
+    paths: dict[str, str | None], recorded: dict[str, str], consequence: str
+) -> None:
+    """A warning on stderr for each of ``paths`` (``{"data": ...}``) whose data is still there
+    but no longer has the fingerprint ``recorded`` under its key; silent where none is recorded."""
+    for key, path in paths.items():
+        before = recorded.get(key)
         if not path or not before or not Path(path).exists():
             continue
         if fingerprint(path) != before:

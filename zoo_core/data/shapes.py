@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from zoo_core.artifacts import new_folder
 from zoo_core.errors import ZooError
 
 DEFAULT_DATA_NAME = "shapes"
@@ -150,8 +151,6 @@ def write_folder(
     The folder appears complete or not at all (it is written beside ``out`` and renamed).
     """
     from PIL import Image
-
-    from zoo_core.artifacts import new_folder
 
     if num < len(CLASSES):  # an empty class folder is not a data set the zoo reads
         raise ZooError(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from zoo_core.artifacts import atomic_write
 from zoo_core.data.files import visible_files
 from zoo_core.errors import ZooError
 
@@ -25,8 +26,6 @@ def default_text() -> str:
 def write_default(out: str | Path) -> tuple[Path, int]:
     """Write the default text to the new file ``out`` (UTF-8, all or nothing); return the path
     and its length in characters. Training on that file is training on the default."""
-    from zoo_core.artifacts import atomic_write
-
     out = Path(out)
     if out.exists():
         raise ZooError(f"'{out}' already exists; choose a new --out")

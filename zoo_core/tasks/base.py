@@ -28,7 +28,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from zoo_core.catalog import resolve_class
 from zoo_core.errors import ZooError
+from zoo_core.plugins import get_catalog
 
 if TYPE_CHECKING:
     import torch
@@ -69,6 +71,10 @@ class Task:
     # Pictures the task writes into the run folder, with their captions: the model card shows
     # them, and `zoo push` uploads them beside the model.
     pictures: ClassVar[dict[str, str]] = {}
+    # The Hub's pipeline tag (and the model card's task type), where one fits.
+    pipeline_tag: ClassVar[str | None] = None
+    # What a model card suggests trying first ({source}: the run folder or repo).
+    try_command: ClassVar[str] = "zoo eval {source}"
     # The run folder while training (set by zoo_core.train), else None.
     run_dir: Path | None = None
 
@@ -152,3 +158,9 @@ class Task:
     def describe_data(self) -> str:
         """One line saying what the task trains on (for the summary and the model card)."""
         return ""
+
+
+def task_class(name: str) -> type[Task]:
+    """The :class:`Task` subclass registered as ``name`` (imports the task's code)."""
+    spec = get_catalog().get("task", name)
+    return resolve_class(spec.task, f"task '{spec.name}' of plugin '{spec.plugin}'", Task)

@@ -324,6 +324,7 @@ class Toy2D(_Adversarial):
     """Learn a ring of Gaussians in the plane; count the modes the generator covers."""
 
     name = "toy-2d"
+    try_command = "zoo generate {source} --out points.png"
     Options = ToyOptions
     metric = "val_modes"
     lower_is_better = False
@@ -439,6 +440,7 @@ class ImageGeneration(_Adversarial):
     """Learn to generate images like those of a folder (default: the generated shapes)."""
 
     name = "image-generation"
+    try_command = "zoo generate {source} --num 64 --out grid.png"
     Options = ImageGenerationOptions
     metric = "val_class_score"
     lower_is_better = False
@@ -558,7 +560,7 @@ class ImageGeneration(_Adversarial):
                 file=sys.stderr,
             )
             return None
-        from zoo_core.api import create_model
+        from zoo_core.catalog import build_model as create_model
         from zoo_core.training.config import TrainConfig
         from zoo_core.training.trainer import Trainer, TrainingInterrupted
 

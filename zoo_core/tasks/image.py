@@ -65,6 +65,8 @@ class ImageClassification(Task):
         CONFUSION_FILE: "The confusion matrix of the last evaluation (rows: true class)"
     }
     name = "image-classification"
+    pipeline_tag = "image-classification"
+    try_command = "zoo predict {source} picture.png"
     Options = ImageOptions
     metric = "val_accuracy"
     lower_is_better = False

@@ -53,6 +53,8 @@ def logits_of(model: nn.Module, ids: torch.Tensor, option: str) -> torch.Tensor:
 
 class LanguageModeling(Task):
     name = "lm"
+    pipeline_tag = "text-generation"
+    try_command = "zoo generate {source} --prompt 'The '"
     length_option = "seq_len"
     Options = LMOptions
     unit = "tokens"

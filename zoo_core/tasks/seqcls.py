@@ -40,6 +40,8 @@ Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # ids (B, T), mask (B, 
 
 class SequenceClassification(Task):
     name = "sequence-classification"
+    pipeline_tag = "text-classification"
+    try_command = "zoo predict {source} 'a text to classify'"
     Options = SeqClsOptions
     metric = "val_accuracy"
     lower_is_better = False

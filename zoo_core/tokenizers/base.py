@@ -6,6 +6,10 @@ import json
 from pathlib import Path
 from typing import Any, ClassVar
 
+from zoo_core.catalog import resolve_class
+from zoo_core.errors import ZooError
+from zoo_core.plugins import get_catalog
+
 
 class Tokenizer:
     """Base class of every tokenizer. Subclasses set ``name`` and implement the four methods.
@@ -46,8 +50,6 @@ class Tokenizer:
     @classmethod
     def load(cls, path: str | Path) -> Tokenizer:
         """The tokenizer saved in ``path``, or one line on why that file is not one."""
-        from zoo_core.errors import ZooError
-
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
             if not isinstance(data, dict):
@@ -60,10 +62,15 @@ class Tokenizer:
             raise ZooError(f"'{path}' is not a valid {cls.name} tokenizer: {reason}") from None
 
 
+def tokenizer_class(name: str) -> type[Tokenizer]:
+    """The :class:`Tokenizer` subclass registered as ``name`` (imports its code)."""
+    spec = get_catalog().get("tokenizer", name)
+    what = f"tokenizer '{spec.name}' of plugin '{spec.plugin}'"
+    return resolve_class(spec.tokenizer, what, Tokenizer)
+
+
 def fit_tokenizer(name: str, vocab_size: int | None, text: str) -> Tokenizer:
     """Learn the registered tokenizer ``name`` from ``text`` (``vocab_size`` where it has one)."""
-    from zoo_core.api import tokenizer_class
-
     options = {} if vocab_size is None else {"vocab_size": vocab_size}
     tokenizer = tokenizer_class(name).fit(text, **options)
     tokenizer.name = name  # the name it is registered under (the class's may differ): saved

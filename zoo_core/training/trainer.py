@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from zoo_core import artifacts
+from zoo_core.catalog import count_parameters
 from zoo_core.errors import ZooError
 from zoo_core.tasks.base import Task
 from zoo_core.training import checkpoint, distributed
@@ -423,15 +424,13 @@ class Trainer:
 
     def _kept(self) -> str:
         if self.run_dir is None or self.saved_nothing:
-            return "nothing was saved"  # and a new run's folder is removed (api.train)
+            return "nothing was saved"  # and a new run's folder is removed (zoo_core.train)
         if self.checkpoint_step is None:
             return "no checkpoint was saved before it"
         return f"the checkpoint of step {self.checkpoint_step} is kept"
 
     def _title(self, step: int) -> str:
         """``lstm (1,079,400 parameters), task lm, on cpu (fp32), 4 processes: runs/lstm-...``"""
-        from zoo_core.api import count_parameters
-
         parameters = count_parameters(self.model)
         parts = [f"{self.metadata.get('zoo.model', 'model')} ({parameters:,} parameters)"]
         if self.task.name:

@@ -4,7 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from zoo_core.api import create_model, model_info
+from zoo_core import create_model
+from zoo_core.catalog import model_info
 from zoo_core.errors import ZooError
 from zoo_core.testing import check_model, model_names
 

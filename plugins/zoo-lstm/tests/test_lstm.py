@@ -4,7 +4,7 @@ import pytest
 import torch
 from zoo_lstm.model import LSTMConfig, LSTMLanguageModel
 
-import zoo_core
+from zoo_core.catalog import model_info
 from zoo_core.testing import check_model, model_names
 
 TINY = {"vocab_size": 11, "embed_dim": 8, "hidden_size": 8, "num_layers": 2, "dropout": 0.0}
@@ -16,7 +16,7 @@ def test_contract_of_every_variant(name):
 
 
 def test_the_variants_are_the_sizes_they_say():
-    info = zoo_core.api.model_info("lstm-large")
+    info = model_info("lstm-large")
     config = {c["name"]: c["default"] for c in info["config"]}
     V, H, L = config["vocab_size"], config["hidden_size"], config["num_layers"]
     assert (H, L) == (1024, 3) and config["tie_weights"]

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from zoo_core.api import count_parameters, create_model, model_info
+from zoo_core import count_parameters, create_model
+from zoo_core.catalog import model_info
 
 # Published figures: He et al. (2015), Table 6 for the CIFAR networks (0.27M, 0.85M; the exact
 # counts are those of the option-A reference implementations), torchvision for ImageNet ones.
@@ -56,6 +57,6 @@ def test_blocks_start_as_identity_with_zero_init_residual():
 
 
 def test_channels_last_is_declared():
-    from zoo_core.api import get_model_spec, model_class
+    from zoo_core.catalog import get_model_spec, model_class
 
     assert model_class(get_model_spec("resnet")).channels_last is True

@@ -7,6 +7,7 @@ import torch
 from zoo_transformer.model import TransformerConfig, TransformerLM, alibi_slopes
 
 import zoo_core
+from zoo_core.catalog import model_info
 from zoo_core.errors import ZooError
 from zoo_core.tasks.lm import LanguageModeling, LMOptions
 from zoo_core.testing import check_model, model_names
@@ -23,7 +24,7 @@ def test_contract_for_every_variant_and_encoding(name, encoding):
 
 
 def test_gpt2_small_is_gpt2_sized():
-    info = zoo_core.api.model_info("gpt2-small")
+    info = model_info("gpt2-small")
     config = {c["name"]: c["default"] for c in info["config"]}
     assert (config["n_layer"], config["n_head"], config["n_embd"]) == (12, 12, 768)
     assert config["context_length"] == 1024 and config["pos_encoding"] == "learned"
@@ -93,9 +94,9 @@ def test_learned_positions_refuse_longer_input(trained):
 
 
 def test_the_config_declares_how_far_the_model_reads():
-    from zoo_core.api import model_config
+    from zoo_core.catalog import model_config
 
-    spec = zoo_core.api.get_model_spec("transformer")
+    spec = zoo_core.get_model_spec("transformer")
     learned = {"context_length": 64, "pos_encoding": "learned"}
     assert model_config(spec, learned).max_context == 64  # positions end at the context
     for encoding in ("sinusoidal", "rope", "alibi", "none"):

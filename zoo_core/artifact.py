@@ -1,0 +1,339 @@
+"""A trained model with what it needs, loaded from a run folder or a Hub repo: :class:`Artifact`.
+
+``load`` and ``load_local`` build one; ``train`` returns one; ``run_info`` describes a run
+without building its model; ``push`` publishes a run folder once it is known to load.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import inspect
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from zoo_core import _config, artifacts, hub
+from zoo_core.catalog import (
+    build_model,
+    count_parameters,
+    get_model_spec,
+    model_class,
+    parameters_of,
+)
+from zoo_core.data.fingerprint import warn_if_changed
+from zoo_core.errors import ZooError
+from zoo_core.plugins import get_catalog
+from zoo_core.registry import ModelSpec
+from zoo_core.runconfig import RunConfig, build_task, missing_message, saved_model_config
+from zoo_core.training import run as training_run
+from zoo_core.training.checkpoint import newest_state
+from zoo_core.training.trainer import pick_device
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from zoo_core.tasks.base import Task
+    from zoo_core.tokenizers.base import Tokenizer
+
+
+@dataclass
+class Artifact:
+    """A trained model with what it needs: its task (and tokenizer) and the config it came from."""
+
+    path: Path
+    config: RunConfig
+    spec: ModelSpec
+    model: nn.Module
+    task: Task
+
+    @property
+    def tokenizer(self) -> Tokenizer | None:
+        return self.task.tokenizer
+
+    def __repr__(self) -> str:
+        parameters = count_parameters(self.model)
+        return (
+            f"Artifact('{self.path}', model='{self.spec.name}', task='{self.config.task}', "
+            f"parameters={parameters:,})"
+        )
+
+    def generate(self, *args: Any, **options: Any) -> Any:
+        """The task's inference: ``generate("def ", length=100, temperature=0.8, seed=0)`` for a
+        language model (the new text), ``generate(num=16, seed=0)`` for a GAN (a tensor)."""
+        method = getattr(self.task, "generate", None)
+        if method is None:
+            raise ZooError(f"task '{self.config.task}' does not generate")
+        self._check_call(method, "generate", *args, **options)
+        return method(self.model, *args, **options)
+
+    def _check_call(self, method: Any, what: str, *args: Any, **options: Any) -> None:
+        """One line naming the options the task's ``method`` takes, where it takes not these."""
+        signature = inspect.signature(method)
+        try:
+            signature.bind(self.model, *args, **options)
+        except TypeError as exc:
+            names = [name for name in signature.parameters if name != "model"]
+            raise ZooError(
+                f"{what}() for task '{self.config.task}': {exc}; its options are {', '.join(names)}"
+            ) from None
+
+    def predict(self, inputs: Any, top_k: int = 5, on_error: str = "raise") -> list[dict[str, Any]]:
+        """The ``top_k`` likeliest classes of each input (image files, folders of them or Pillow
+        images for an image classifier, texts for a text classifier), with probabilities,
+        likeliest first. One input may be given alone; the result is a list all the same.
+
+        An input that cannot be read (an image file Pillow cannot open) raises a ZooError naming
+        it, or with ``on_error="report"`` gets ``{"image": ..., "error": ...}`` in its place
+        while the others are classified."""
+        if not hasattr(self.task, "predict"):
+            raise ZooError(f"task '{self.config.task}' is not a classifier; nothing to predict")
+        if on_error not in ("raise", "report"):
+            raise ZooError(f"on_error must be 'raise' or 'report', not {on_error!r}")
+        one = (
+            isinstance(inputs, str | Path)
+            or hasattr(inputs, "getpixel")  # a Pillow image
+            or not isinstance(inputs, Iterable)
+        )
+        items = [inputs] if one else list(inputs)
+        options: dict[str, Any] = {"top_k": top_k}
+        if "on_error" in inspect.signature(self.task.predict).parameters:
+            options["on_error"] = on_error  # a task whose inputs can all be read has none
+        return self.task.predict(self.model, items, **options)
+
+    def evaluate(
+        self, data: str | None = None, batch_size: int = 32, **options: Any
+    ) -> dict[str, float]:
+        """Metrics on ``data`` (default: the validation split of the data it was trained on).
+        ``options`` are the task's: ``evaluate(seq_len=512)`` scores a language model on windows
+        longer than those it was trained on."""
+        if batch_size < 1:
+            raise ZooError(f"the batch size must be at least 1, not {batch_size}")
+        self._check_call(self.task.evaluate, "evaluate", batch_size, **options)
+        if data is None:  # the data of its training, read again from where it was
+            key = "val_data" if self.config.val_data else "data"
+            warn_if_changed(
+                {key: getattr(self.config, key)},
+                self.config.data_fingerprints,
+                "the metrics are of the data as it is now",
+            )
+        self.task.setup_eval(data)
+        return self.task.evaluate(self.model, batch_size, **options)
+
+    def push_to_hub(self, repo_id: str, **options: Any) -> hub.PushResult:
+        """Upload this artifact to Hub repo ``repo_id`` (created if needed), as ``zoo push`` does:
+        the files of the folder it was loaded from, with a model card written for the repo.
+        ``options`` are :func:`push`'s (``private``, ``revision``, ``message``,
+        ``include_checkpoints``, ``token``, ``allow_unfinished``, ``force``). Returns a
+        ``zoo_core.hub.PushResult`` (``commit_url``, ``files``, ``removed``...)."""
+        import torch  # here, not above: `zoo list` imports no torch
+
+        saved, _ = artifacts.state_from_file(self.path / artifacts.WEIGHTS_FILE)
+        current = self.model.state_dict()
+        if saved.keys() != current.keys() or any(
+            not torch.equal(saved[k], current[k].detach().cpu()) for k in saved
+        ):
+            raise ZooError(
+                f"this artifact's weights differ from those in '{self.path}', and a push uploads "
+                "that folder's files; train or resume a run to change a model's weights"
+            )
+        return push(self.path, repo_id, **options)
+
+
+# -- loading ---------------------------------------------------------------------------------------
+def load_local(
+    folder: str | Path, device: str = "cpu", overrides: dict[str, Any] | None = None
+) -> Artifact:
+    """Load a run folder (or a downloaded Hub snapshot) into an :class:`Artifact`.
+
+    ``overrides`` change config fields that keep the weights' shapes (``dropout=0``).
+    """
+    folder = Path(folder)
+    config = RunConfig.read(folder)
+    catalog = get_catalog()
+    if config.model not in catalog.models:
+        raise ZooError(missing_message(config))
+    spec = catalog.models[config.model]
+    cls = model_class(spec)
+    model_cfg = saved_model_config(cls, config)
+    if overrides:
+        unknown = sorted(set(overrides) - set(_config.field_types(cls.config_class)))
+        if unknown:
+            raise ZooError(f"model '{spec.name}' config has no field {', '.join(unknown)}")
+        try:
+            model_cfg = dataclasses.replace(model_cfg, **overrides)
+        except (TypeError, ValueError) as exc:
+            raise ZooError(f"model '{spec.name}' config: {exc}") from None
+    if not (folder / artifacts.WEIGHTS_FILE).exists() and not config.finished:
+        raise ZooError(
+            f"'{folder}' has no weights yet: its training stopped before the first checkpoint. "
+            f"Continue it with: zoo train --resume {folder}"
+        )
+    model = cls(model_cfg)
+    artifacts.load_weights(model, folder / artifacts.WEIGHTS_FILE)
+    model.eval()
+    if device != "cpu":
+        model.to(pick_device(device))
+    return Artifact(folder, config, spec, model, build_task(config, folder))
+
+
+def load(source: str | Path, device: str = "cpu", revision: str | None = None) -> Artifact:
+    """Load a model from a run folder, or from the Hub (``hf:org/name@rev`` or ``org/name``)."""
+    path = Path(source)
+    if path.is_dir():
+        return load_local(path, device)
+    return load_local(pulled(source, revision), device)
+
+
+def pulled(source: str | Path, revision: str | None = None) -> Path:
+    """The local snapshot of Hub repo ``source``; one line when it names no folder and no repo."""
+    text = str(source)
+    if text.startswith("hf:") or (text.count("/") == 1 and not text.startswith((".", "/"))):
+        return hub.pull(text, revision=revision)
+    raise ZooError(f"'{source}' is neither a run folder nor a Hub repo id (org/name)")
+
+
+def load_pretrained(
+    spec: ModelSpec, pretrained: str | bool = True, device: str = "cpu", **overrides: Any
+) -> Artifact:
+    """Download (or reuse) the named weights ``spec`` declares, checked against their sha256.
+
+    ``overrides`` change config fields that leave the weights' shapes alone (``dropout=0``).
+    """
+    if not spec.pretrained:
+        raise ZooError(
+            f"model '{spec.name}' declares no pretrained weights; train it (`zoo train {spec.name}`) "
+            "or load a run folder or Hub repo with zoo_core.load"
+        )
+    name = next(iter(spec.pretrained)) if pretrained is True else str(pretrained)
+    if name not in spec.pretrained:
+        raise ZooError(
+            f"model '{spec.name}' has no pretrained weights '{name}'; it has: "
+            f"{', '.join(spec.pretrained)} (see `zoo list --pretrained`)"
+        )
+    weights = spec.pretrained[name]
+    what = f"pretrained weights '{name}' of model '{spec.name}' ({weights.repo}@{weights.revision})"
+    folder = hub.pull(weights.repo, revision=weights.revision, sha256=weights.sha256, what=what)
+    artifact = load_local(folder, device, overrides)
+    if artifact.spec.model != spec.model:
+        raise ZooError(f"{what} are for model '{artifact.spec.name}', not '{spec.name}'")
+    return artifact
+
+
+def create_model(name: str, pretrained: str | bool | None = None, **overrides: Any) -> nn.Module:
+    """Build a registered model from its default config, with config fields overridden.
+
+    ``pretrained`` loads named weights the spec declares (``True`` for the first one).
+    """
+    if pretrained:
+        return load_pretrained(get_model_spec(name), pretrained, **overrides).model
+    return build_model(name, **overrides)
+
+
+# -- what a run is ---------------------------------------------------------------------------------
+def run_info(source: str | Path) -> dict[str, Any]:
+    """Everything `zoo info RUN` shows of a trained model (a run folder or a Hub repo): its model,
+    task, data, how far it trained, its last metrics and configs. Needs no plugin but for the
+    parameter count."""
+    folder = Path(source)
+    local = folder.is_dir()  # a run folder here, which --resume can continue
+    if not local:
+        folder = pulled(source)
+    config = RunConfig.read(folder)
+    log = artifacts.read_metrics(folder)
+    steps = max((r.get("step", 0) for r in log), default=0)
+    seconds = max((r["elapsed"] for r in log if "elapsed" in r), default=None)
+    newest = newest_state(folder / artifacts.CHECKPOINTS_DIR)  # where a resume would go on
+    if newest is not None and (newest["step"] > steps or not config.finished):
+        # It saved after its last log line; or it is unfinished, and what counts is the step a
+        # resume goes on from, not a log line written after the last checkpoint.
+        steps = newest["step"]
+        seconds = (newest.get("trainer") or {}).get("elapsed", seconds)
+    elif not config.finished and not (folder / artifacts.WEIGHTS_FILE).exists():
+        steps, seconds = 0, None  # stopped before its first checkpoint: no weights of any step
+    parameters = None
+    catalog = get_catalog()
+    if config.model in catalog.models:
+        cls = model_class(catalog.models[config.model])
+        with contextlib.suppress(ZooError):  # another version of the plugin: show the rest
+            parameters = parameters_of(cls, saved_model_config(cls, config))
+    return {
+        "source": str(source),
+        "folder": str(folder),
+        "model": config.model,
+        "plugin": config.plugin,
+        "distribution": config.distribution,
+        "task": config.task,
+        "tokenizer": config.tokenizer,
+        "data": config.data_name,  # a path, an embedded data set's name, or None: generated
+        "val_data": config.val_data_name,
+        "steps": steps,
+        "planned_steps": config.train_config.get("steps"),
+        "seconds": seconds,
+        "finished": config.finished,
+        "local": local,
+        "metrics": config.metrics or {},
+        "parameters": parameters,
+        "model_config": config.model_config,
+        "train_config": config.train_config,
+        "zoo_version": config.zoo_version,
+    }
+
+
+# -- training and publishing -----------------------------------------------------------------------
+def train(
+    model: str | None = None,
+    *,
+    task: str | None = None,
+    data: str | Path | None = None,
+    val_data: str | Path | None = None,
+    out: str | Path | None = None,
+    resume: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    progress: bool = True,
+    **train_options: Any,
+) -> tuple[Artifact, dict[str, Any]]:
+    """Train a registered model (or resume a run folder); return the artifact and final metrics.
+
+    ``overrides`` set model config fields, task options (``tokenizer``, ``seq_len``) or training
+    settings by name, typed by their dataclasses; ``train_options`` (``steps``, ``time``,
+    ``batch_size``, ``lr``, ``seed``, ``device``...) are training settings. ``None`` values are
+    ignored.
+    """
+    done = training_run.train(
+        model,
+        task=task,
+        data=data,
+        val_data=val_data,
+        out=out,
+        resume=resume,
+        overrides=overrides,
+        progress=progress,
+        **train_options,
+    )
+    artifact = Artifact(done.folder, done.config, done.spec, done.model, done.task)
+    return artifact, done.metrics
+
+
+def push(
+    run: str | Path, repo_id: str, *, allow_unfinished: bool = False, **options: Any
+) -> hub.PushResult:
+    """Upload a run folder to a Hub repo, as :func:`zoo_core.hub.push` does, once it is known to
+    be finished (unless ``allow_unfinished``) and to load as it is."""
+
+    def check(folder: Path) -> None:
+        info = run_info(folder)
+        if not info["finished"] and not allow_unfinished:
+            planned = f" of {info['planned_steps']:,}" if info["planned_steps"] else ""
+            raise ZooError(
+                f"'{run}' is unfinished (trained {info['steps']:,}{planned} steps, no final "
+                f"metrics): finish it with `zoo train --resume {run}`, or push it as it is with "
+                "--allow-unfinished"
+            )
+        try:
+            load_local(folder)  # the files its config names, weights that fit its model
+        except ZooError as exc:
+            raise ZooError(f"cannot push '{run}': {exc}") from None
+
+    return hub.push(run, repo_id, check=check, **options)
