@@ -69,6 +69,9 @@ class Task:
     # Pictures the task writes into the run folder, with their captions: the model card shows
     # them, and `zoo push` uploads them beside the model.
     pictures: ClassVar[dict[str, str]] = {}
+    # The kind of model the task trains (a Protocol of zoo_core.protocols), which the contract
+    # checks hold every model registered for the task to; None: the checks ask nothing more.
+    model_protocol: ClassVar[type | None] = None
     # The run folder while training (set by zoo_core.train), else None.
     run_dir: Path | None = None
 
