@@ -187,8 +187,8 @@ def _members(cls: type, config: Any, protocol: type, task_name: str) -> None:
     if "forward" in protocols.members(protocol) and type(model).forward is torch.nn.Module.forward:
         missing.append("forward")
     assert not missing and isinstance(model, protocol), (
-        f"task '{task_name}' trains a {protocol.__name__}, and the model lacks "
-        f"{', '.join(missing)}; {_SEE}"
+        f"task '{task_name}' trains a model of the kind {protocol.__name__}, and this one "
+        f"lacks {', '.join(missing)}; {_SEE}"
     )
 
 
