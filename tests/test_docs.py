@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from zoo_core import hookspecs
+from zoo_core import hookspecs, protocols
 from zoo_core.registry import ModelSpec, TaskSpec, TokenizerSpec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,6 +59,39 @@ def test_every_spec_field_is_documented(spec):
         assert f"| `{field.name}` |" in text, (
             f"docs/hooks.md does not describe {spec.__name__}.{field.name}"
         )
+
+
+MODEL_SECTION = "What the zoo expects of a model"
+
+
+def test_the_protocols_are_found():
+    assert protocols.members(protocols.LanguageModel) == ["forward"]
+    assert protocols.members(protocols.AdversarialPair) == [
+        "discriminator",
+        "generator",
+        "latent_dim",
+    ]
+    assert "max_context" in protocols.OPTIONAL[protocols.LanguageModel]
+
+
+@pytest.mark.parametrize("protocol", list(protocols.OPTIONAL), ids=lambda p: p.__name__)
+def test_every_protocol_member_and_optional_attribute_is_documented(protocol):
+    assert MODEL_SECTION in sections(HOOKS_DOC), f"docs/hooks.md has no section '{MODEL_SECTION}'"
+    body = sections(HOOKS_DOC)[MODEL_SECTION]
+    rows = {
+        line.split("|")[1].strip(): line for line in body.splitlines() if line.startswith("| `")
+    }
+    assert f"`{protocol.__name__}`" in rows, f"no row for the kind {protocol.__name__}"
+    for member in protocols.members(protocol):
+        assert f"`{member}" in rows[f"`{protocol.__name__}`"], (
+            f"the row of {protocol.__name__} does not describe its member {member}"
+        )
+    for name in protocols.OPTIONAL[protocol]:
+        assert f"`{name}`" in rows, f"no row for the optional attribute {name}"
+        kinds = rows[f"`{name}`"].split("|")[2]
+        assert f"`{protocol.__name__}`" in kinds, f"the row of {name} omits {protocol.__name__}"
+        # One accessor per attribute, so the name and its default live in protocols.py alone.
+        assert callable(getattr(protocols, name)), f"protocols.py has no accessor {name}()"
 
 
 def test_contributing_has_its_sections():

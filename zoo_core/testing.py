@@ -10,8 +10,11 @@ def test_contract(name):
 ```
 
 Each model is built at a small size (the model class's ``test_overrides`` over the variant's
-defaults) and, for each task it declares: the spec is consistent, forward and backward run with
-finite values, and a save/load round trip through the artifact format gives identical outputs.
+defaults) and, for each task it declares: the spec is consistent, the model has the members of
+the kind of model the task trains (a Protocol of ``zoo_core.protocols``), forward and backward
+run with finite values, and a save/load round trip through the artifact format gives identical
+outputs. What a token model declares is checked too: it reads ``max_context`` tokens (and,
+declaring none, more than it is trained on), and its ``forward_step`` agrees with ``forward``.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from zoo_core import protocols
 from zoo_core.errors import ZooError
 
 
@@ -104,6 +108,7 @@ def run_checks(name: str, overrides: dict[str, Any] | None = None) -> list[Check
     )
     if config is None:
         return results
+    declared_checked: set[type] = set()
     for task_name in spec.tasks:
         task = record(f"{task_name}: task", lambda t=task_name: task_class(t)())
         if task is None:
@@ -141,8 +146,22 @@ def run_checks(name: str, overrides: dict[str, Any] | None = None) -> list[Check
                 after = task.outputs(loaded, batch)
             assert torch.equal(before, after), "outputs differ after a save/load round trip"
 
-        record(f"{task_name}: forward/backward", forward_backward)
+        protocol = type(task).model_protocol
+        if protocol is not None:
+            record(
+                f"{task_name}: members",
+                lambda p=protocol, t=task_name: _members(cls, config, p, t),
+            )
+        passed = record(f"{task_name}: forward/backward", forward_backward)
         record(f"{task_name}: save/load", round_trip)
+        if passed and protocol in _DECLARED and protocol not in declared_checked:
+            # Once per kind, and only over a forward that works: else it says nothing new.
+            declared_checked.add(protocol)
+            for check, fn in _DECLARED[protocol]:
+                record(
+                    f"{task_name}: {check}",
+                    lambda fn=fn, task=task, p=protocol: fn(cls, config, task, p),
+                )
     return results
 
 
@@ -153,3 +172,128 @@ def check_model(name: str, overrides: dict[str, Any] | None = None) -> None:
         raise AssertionError(
             f"model '{name}' fails: " + "; ".join(f"{r.check}: {r.message}" for r in failed)
         )
+
+
+_SEE = "see 'What the zoo expects of a model' in docs/hooks.md"
+
+
+def _members(cls: type, config: Any, protocol: type, task_name: str) -> None:
+    """The model has every member of the Protocol of the task's kind of model."""
+    import torch
+
+    torch.manual_seed(0)
+    model = cls(config)
+    missing = [m for m in protocols.members(protocol) if not hasattr(model, m)]
+    # Every nn.Module has a forward, one that raises when it is not written.
+    if "forward" in protocols.members(protocol) and type(model).forward is torch.nn.Module.forward:
+        missing.append("forward")
+    assert not missing and isinstance(model, protocol), (
+        f"task '{task_name}' trains a model of the kind {protocol.__name__}, and this one "
+        f"lacks {', '.join(missing)}; {_SEE}"
+    )
+
+
+def _read(model: Any, protocol: type, ids: Any) -> Any:
+    """The model's output for ids ``(B, T)``, called as the tasks of its kind call it."""
+    import torch
+
+    if protocol is protocols.SequenceClassifier:
+        return model(ids, torch.ones_like(ids, dtype=torch.bool))
+    return model(ids)
+
+
+def _check_max_context(cls: type, config: Any, task: Any, protocol: type) -> None:
+    """A declared ``max_context`` is a length the model reads (the tasks refuse longer inputs
+    and generation fills it); declaring none, the model reads more than it is trained on."""
+    import torch
+
+    torch.manual_seed(0)
+    model = cls(config).eval()
+    declared, from_config = protocols.max_context(model), protocols.max_context(config)
+    for who, value in (("the model", declared), ("its config", from_config)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise AssertionError(
+                f"{who} declares max_context {value!r}; declare a whole number of tokens, or "
+                "None for any length"
+            )
+        if value is not None and value < 1:
+            raise AssertionError(f"{who} declares max_context {value}; it reads at least 1 token")
+    # The tasks check lengths against the config's, generation and the loss against the model's.
+    assert from_config is None or declared == from_config, (
+        f"the model declares max_context {declared} and its config {from_config}; the tasks read "
+        "both, so they must agree"
+    )
+    trained = task.example_batch(config)[0].size(1)
+    length = declared or max(2 * trained, protocols.context_length(config) or 0) + 1
+    ids = torch.randint(
+        int(config.vocab_size), (2, length), generator=torch.Generator().manual_seed(0)
+    )
+    try:
+        with torch.no_grad():
+            out = _read(model, protocol, ids)
+    except Exception as exc:  # the model's own error, whatever it is, is the finding
+        said = f"{type(exc).__name__}: {exc}"
+        if declared is None:
+            raise AssertionError(
+                f"it declares no max_context (it reads any length) but fails on {length} tokens "
+                f"({said}); declare max_context, the longest input it reads"
+            ) from exc
+        raise AssertionError(
+            f"it declares max_context {declared} but fails on {declared} tokens ({said}); "
+            "declare the longest input it reads"
+        ) from exc
+    if protocol is protocols.LanguageModel:
+        assert out.shape[:2] == ids.shape, (
+            f"on {length} tokens it returned logits of shape {tuple(out.shape)} for ids of "
+            f"shape {tuple(ids.shape)}; a language model returns (batch, length, vocab_size)"
+        )
+
+
+def _check_forward_step(cls: type, config: Any, task: Any, protocol: type) -> None:
+    """``forward_step``, fed a first chunk and then one token at a time with the state it
+    returns, gives the logits ``forward`` gives on the whole sequence."""
+    import torch
+
+    torch.manual_seed(0)
+    model = cls(config).eval()
+    step = protocols.forward_step(model)
+    if step is None:
+        return
+    ids = task.example_batch(config)[0][:, :8]  # (B, T)
+    T = min(ids.size(1), protocols.max_context(model) or ids.size(1))
+    ids = ids[:, :T]
+    with torch.no_grad():
+        full = model(ids)  # (B, T, V)
+        for first in sorted({1, max(1, T // 2)}):
+            state, pieces = None, []
+            for start, end in [(0, first), *((t, t + 1) for t in range(first, T))]:
+                returned = step(ids[:, start:end], state)
+                assert isinstance(returned, tuple) and len(returned) == 2, (
+                    "forward_step must return (logits, state)"
+                )
+                logits, state = returned
+                assert logits.shape == (*ids[:, start:end].shape, full.size(-1)), (
+                    f"forward_step returned logits of shape {tuple(logits.shape)} for ids of "
+                    f"shape {tuple(ids[:, start:end].shape)}; it returns (batch, length, vocab)"
+                )
+                pieces.append(logits)
+            stepped = torch.cat(pieces, dim=1)
+            gap = (stepped.float() - full.float()).abs()
+            if not torch.allclose(stepped.float(), full.float(), rtol=1e-4, atol=1e-4):
+                position = int(gap.amax(dim=(0, 2)).gt(1e-4).nonzero()[0])
+                raise AssertionError(
+                    f"forward_step disagrees with forward: fed {first} token(s), then one at a "
+                    f"time, its logits at position {position} differ by up to "
+                    f"{gap.max().item():.3g}; forward_step(ids, state) must continue exactly "
+                    f"where the state left off"
+                )
+
+
+# What a model may declare and the checks that hold it to it, per kind of model.
+_DECLARED: dict[type, tuple[tuple[str, Any], ...]] = {
+    protocols.LanguageModel: (
+        ("max_context", _check_max_context),
+        ("forward_step", _check_forward_step),
+    ),
+    protocols.SequenceClassifier: (("max_context", _check_max_context),),
+}

@@ -75,6 +75,9 @@ class Task:
     pipeline_tag: ClassVar[str | None] = None
     # What a model card suggests trying first ({source}: the run folder or repo).
     try_command: ClassVar[str] = "zoo eval {source}"
+    # The kind of model the task trains (a Protocol of zoo_core.protocols), which the contract
+    # checks hold every model registered for the task to; None: the checks ask nothing more.
+    model_protocol: ClassVar[type | None] = None
     # The run folder while training (set by zoo_core.train), else None.
     run_dir: Path | None = None
 

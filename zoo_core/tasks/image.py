@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zoo_core import protocols
 from zoo_core.data import images as image_data
 from zoo_core.data import shapes
 from zoo_core.errors import ZooError
@@ -67,6 +68,7 @@ class ImageClassification(Task):
     name = "image-classification"
     pipeline_tag = "image-classification"
     try_command = "zoo predict {source} picture.png"
+    model_protocol = protocols.ImageClassifier
     Options = ImageOptions
     metric = "val_accuracy"
     lower_is_better = False
@@ -123,7 +125,7 @@ class ImageClassification(Task):
     def bind(self, model_config: Any) -> None:
         """Read the images at the model's input size; fit the normalisation statistics."""
         self.image_size = int(model_config.image_size)
-        self.channels = int(getattr(model_config, "in_channels", 3))
+        self.channels = protocols.in_channels(model_config)
         if self.channels not in (1, 3):
             raise ZooError(
                 f"images are read as grey (in_channels=1) or RGB (3), not {self.channels}"
@@ -317,7 +319,7 @@ class ImageClassification(Task):
 
     def example_batch(self, model_config: Any, batch_size: int = 2) -> tuple:
         g = torch.Generator().manual_seed(0)
-        C, S = model_config.in_channels, model_config.image_size
+        C, S = protocols.in_channels(model_config), model_config.image_size
         x = torch.randn(batch_size, C, S, S, generator=g)
         return x, torch.randint(model_config.num_classes, (batch_size,), generator=g)
 

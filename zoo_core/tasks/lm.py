@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zoo_core import protocols
 from zoo_core.data import text as text_data
 from zoo_core.errors import ZooError
 from zoo_core.tasks.base import Task, trained_on
@@ -36,7 +37,7 @@ def logits_of(model: nn.Module, ids: torch.Tensor, option: str) -> torch.Tensor:
     """``model(ids)``: logits ``(B, T, V)`` for ids ``(B, T)``, or one line on why not: the ids
     are longer than the model's ``max_context`` (``option`` sets their length), or the model
     returns another shape."""
-    context = getattr(model, "max_context", None)
+    context = protocols.max_context(model)
     if context is not None and ids.size(1) > context:
         raise ZooError(
             f"the model reads at most {context} tokens and was given {ids.size(1)}; set a "
@@ -55,6 +56,7 @@ class LanguageModeling(Task):
     name = "lm"
     pipeline_tag = "text-generation"
     try_command = "zoo generate {source} --prompt 'The '"
+    model_protocol = protocols.LanguageModel
     length_option = "seq_len"
     Options = LMOptions
     unit = "tokens"
@@ -120,11 +122,11 @@ class LanguageModeling(Task):
                 f"{self.tokenizer.vocab_size}; leave vocab_size to the tokenizer"
             )
         if self.options.seq_len is None:
-            self.options.seq_len = getattr(model_config, "context_length", None) or 128
+            self.options.seq_len = protocols.context_length(model_config) or 128
         if self.options.seq_len < 1:
             raise ZooError(f"seq_len must be at least 1 token, not {self.options.seq_len}")
         # A model config may declare the longest input its model reads (``max_context``).
-        reach = getattr(model_config, "max_context", None)
+        reach = protocols.max_context(model_config)
         if reach and self.options.seq_len > reach:
             raise ZooError(
                 f"seq_len {self.options.seq_len} is longer than the model's context_length {reach}"
@@ -186,7 +188,7 @@ class LanguageModeling(Task):
         if not hasattr(self, "val_ids"):  # a loaded model: the validation text of its training
             self.setup_eval(None)
         seq_len = seq_len or self.options.seq_len or 128
-        context = getattr(model, "max_context", None)
+        context = protocols.max_context(model)
         if context is not None and seq_len > context:
             raise ZooError(
                 f"this model reads at most {context} tokens; evaluate with seq_len <= {context}"
@@ -219,7 +221,7 @@ class LanguageModeling(Task):
         return metrics
 
     def example_batch(self, model_config: Any, batch_size: int = 2) -> tuple:
-        T = min(16, getattr(model_config, "context_length", None) or 16)
+        T = min(16, protocols.context_length(model_config) or 16)
         g = torch.Generator().manual_seed(0)
         ids = torch.randint(model_config.vocab_size, (batch_size, T + 1), generator=g)
         return ids[:, :-1], ids[:, 1:]
@@ -283,8 +285,8 @@ class LanguageModeling(Task):
         prompt_ids, before = ids, self.tokenizer.decode(ids) if ids else ""
         if not ids:  # start from a newline-like token: the first id of the text
             ids = self.tokenizer.encode("\n")[:1] or [0]
-        context = getattr(model, "max_context", None)
-        step = getattr(model, "forward_step", None) if use_cache else None
+        context = protocols.max_context(model)
+        step = protocols.forward_step(model) if use_cache else None
         history = torch.tensor([ids], dtype=torch.long, device=device)  # (1, T)
         state, cached = None, 0
         new_ids: list[int] = []

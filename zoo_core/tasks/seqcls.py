@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zoo_core import protocols
 from zoo_core.data import brackets
 from zoo_core.data.labelled import read_labelled, sort_labels
 from zoo_core.errors import ZooError
@@ -42,6 +43,7 @@ class SequenceClassification(Task):
     name = "sequence-classification"
     pipeline_tag = "text-classification"
     try_command = "zoo predict {source} 'a text to classify'"
+    model_protocol = protocols.SequenceClassifier
     Options = SeqClsOptions
     metric = "val_accuracy"
     lower_is_better = False
@@ -119,12 +121,12 @@ class SequenceClassification(Task):
                 raise ZooError(
                     f"the model's {key} {have} is smaller than the data needs ({needed})"
                 )
-        context = getattr(model_config, "context_length", None)
+        context = protocols.context_length(model_config)
         if self.options.max_len is None:
             self.options.max_len = context or 512
         if self.options.max_len < 1:
             raise ZooError(f"max_len must be at least 1 token, not {self.options.max_len}")
-        reach = getattr(model_config, "max_context", None)  # the longest input, if limited
+        reach = protocols.max_context(model_config)  # the longest input, if limited
         if reach and self.options.max_len > reach:
             raise ZooError(
                 f"max_len {self.options.max_len} is longer than the model's context_length {reach}"
@@ -188,7 +190,7 @@ class SequenceClassification(Task):
         return metrics
 
     def example_batch(self, model_config: Any, batch_size: int = 2) -> Batch:
-        T = min(12, getattr(model_config, "context_length", None) or 12)
+        T = min(12, protocols.context_length(model_config) or 12)
         g = torch.Generator().manual_seed(0)
         ids = torch.randint(model_config.vocab_size, (batch_size, T), generator=g)
         mask = torch.ones(batch_size, T, dtype=torch.bool)

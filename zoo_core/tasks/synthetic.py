@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zoo_core import protocols
 from zoo_core.data import synthetic
 from zoo_core.errors import ZooError
 from zoo_core.tasks.base import Task
@@ -79,6 +80,7 @@ class SyntheticTask(Task):
     unit = "tokens"
     knob: ClassVar[str] = "length"  # the option that sets how hard it is
     min_vocab: ClassVar[int] = 1
+    model_protocol = protocols.LanguageModel  # any `lm` model can learn these
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.seed = int(state.get("seed", 0))
@@ -141,7 +143,7 @@ class SyntheticTask(Task):
         needed = synthetic.FIRST_SYMBOL + self.options.vocab_size
         if vocab is not None and vocab < needed:
             raise ZooError(f"{self.name} needs vocab_size >= {needed}; the model has {vocab}")
-        context = getattr(model_config, "context_length", None)
+        context = protocols.context_length(model_config)
         tokens = self.sequence_length(length)
         if context and getattr(model_config, "pos_encoding", "") == "learned" and tokens > context:
             raise ZooError(
@@ -190,7 +192,7 @@ class SyntheticTask(Task):
         """Answer loss, exact-match and token accuracy at ``length`` (default: the trained one)."""
         length = self.options.length if length is None else length
         tokens = self.sequence_length(length)
-        context = getattr(model, "max_context", None)
+        context = protocols.max_context(model)
         if context is not None and tokens > context:
             raise ZooError(
                 f"this model reads at most {context} tokens; {self.name} at length {length} "
