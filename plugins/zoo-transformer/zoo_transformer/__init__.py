@@ -1,7 +1,7 @@
 """The zoo's Transformer plugin: a GPT-style decoder (`transformer`, `gpt2-*`) and an encoder
-(`transformer-encoder`). Imports no torch (specs name code lazily)."""
+(`transformer-encoder`), and the `word` tokenizer. Imports no torch (specs name code lazily)."""
 
-from zoo_core import ModelSpec, hookimpl
+from zoo_core import ModelSpec, TokenizerSpec, hookimpl
 
 _DECODER = "zoo_transformer.model:TransformerLM"
 _ENCODER = "zoo_transformer.model:TransformerEncoder"
@@ -73,5 +73,17 @@ def register_models(register):
                 "pos_encoding": "rope",
             },
             train_defaults={"steps": 1000, "batch_size": 32, "lr": 2e-3, "warmup": 30},
+        )
+    )
+
+
+@hookimpl
+def register_tokenizers(register):
+    register(
+        TokenizerSpec(
+            "word",
+            "zoo_transformer.tokenizer:WordTokenizer",
+            "one token per whitespace-separated word of the training text (vocab_size: the most "
+            "frequent)",
         )
     )
