@@ -26,8 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from zoo_core import protocols
+from zoo_core import _config, protocols
+from zoo_core.artifacts import load_weights, save_weights
+from zoo_core.catalog import get_model_spec, list_models, model_class
 from zoo_core.errors import ZooError
+from zoo_core.plugins import get_catalog
+from zoo_core.tasks.base import task_class
+from zoo_core.training.config import TrainConfig
 
 
 @dataclass
@@ -40,20 +45,12 @@ class CheckResult:
 
 def model_names(pattern: str | None = None, plugin: str | None = None) -> list[str]:
     """Registered model names (optionally of one plugin), for ``pytest.mark.parametrize``."""
-    from zoo_core.catalog import list_models
-
     return [s.name for s in list_models(pattern) if plugin is None or s.plugin == plugin]
 
 
 def run_checks(name: str, overrides: dict[str, Any] | None = None) -> list[CheckResult]:
     """Every contract check of one model; a failed check does not stop the ones after it."""
-    import torch
-
-    from zoo_core import _config
-    from zoo_core.artifacts import load_weights, save_weights
-    from zoo_core.catalog import get_model_spec, model_class
-    from zoo_core.plugins import get_catalog
-    from zoo_core.tasks.base import task_class
+    import torch  # here, not above: `zoo list` (which imports this module) imports no torch
 
     results: list[CheckResult] = []
 
@@ -74,8 +71,6 @@ def run_checks(name: str, overrides: dict[str, Any] | None = None) -> list[Check
         return results
 
     def spec_consistent() -> None:
-        from zoo_core.training.config import TrainConfig
-
         assert dataclasses.is_dataclass(cls.config_class), "config_class is not a dataclass"
         fields = _config.field_types(cls.config_class)
         unknown = sorted(set(spec.defaults) - set(fields))
@@ -179,7 +174,7 @@ _SEE = "see 'What the zoo expects of a model' in docs/hooks.md"
 
 def _members(cls: type, config: Any, protocol: type, task_name: str) -> None:
     """The model has every member of the Protocol of the task's kind of model."""
-    import torch
+    import torch  # here, not above: `zoo list` (which imports this module) imports no torch
 
     torch.manual_seed(0)
     model = cls(config)
@@ -195,7 +190,7 @@ def _members(cls: type, config: Any, protocol: type, task_name: str) -> None:
 
 def _read(model: Any, protocol: type, ids: Any) -> Any:
     """The model's output for ids ``(B, T)``, called as the tasks of its kind call it."""
-    import torch
+    import torch  # here, not above: `zoo list` (which imports this module) imports no torch
 
     if protocol is protocols.SequenceClassifier:
         return model(ids, torch.ones_like(ids, dtype=torch.bool))
@@ -205,7 +200,7 @@ def _read(model: Any, protocol: type, ids: Any) -> Any:
 def _check_max_context(cls: type, config: Any, task: Any, protocol: type) -> None:
     """A declared ``max_context`` is a length the model reads (the tasks refuse longer inputs
     and generation fills it); declaring none, the model reads more than it is trained on."""
-    import torch
+    import torch  # here, not above: `zoo list` (which imports this module) imports no torch
 
     torch.manual_seed(0)
     model = cls(config).eval()
@@ -252,7 +247,7 @@ def _check_max_context(cls: type, config: Any, task: Any, protocol: type) -> Non
 def _check_forward_step(cls: type, config: Any, task: Any, protocol: type) -> None:
     """``forward_step``, fed a first chunk and then one token at a time with the state it
     returns, gives the logits ``forward`` gives on the whole sequence."""
-    import torch
+    import torch  # here, not above: `zoo list` (which imports this module) imports no torch
 
     torch.manual_seed(0)
     model = cls(config).eval()
