@@ -19,6 +19,7 @@ from typing import Any
 
 from zoo_core import _config, artifacts
 from zoo_core.errors import ZooError
+from zoo_core.plot import line_chart
 
 # Config fields that set a model's width, in the order they are tried by --match-params.
 WIDTH_FIELDS = ("n_embd", "hidden_size")
@@ -470,8 +471,6 @@ def _summarise(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _plots(results: dict[str, Any], folder: Path) -> list[str]:
-    from zoo_core._plot import line_chart
-
     metric = results["metric"]
     written = []
     sweeps = results["settings"]["sweeps"]
