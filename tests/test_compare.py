@@ -158,6 +158,13 @@ def test_match_params_brings_widths_to_the_first_models_count(tmp_path):
     assert zoo_core.api.count_parameters(built.model) == transformer["params"]
 
 
+def test_match_params_needs_a_declared_width(tmp_path):
+    # gan-mlp's spec declares no width: its hidden size is not taken for one by its name.
+    with pytest.raises(ZooError, match="model 'gan-mlp' declares no width field"):
+        compare(["gan-mlp"], sets={"hidden": "8,64"}, match_params=True, out=tmp_path / "cmp")
+    assert not (tmp_path / "cmp").exists()
+
+
 def test_data_fractions_sweep_the_lm_training_split(tmp_path):
     results = compare(
         ["lstm"],
