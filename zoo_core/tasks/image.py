@@ -223,8 +223,9 @@ class ImageClassification(Task):
             order = np.argsort(y, kind="stable")
             self.val_x, self.val_y = torch.from_numpy(x[order]), torch.from_numpy(y[order])
 
-    def _normalise(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 ``(B, C, h, w)`` to normalised floats ``(B, C, image_size, image_size)``."""
+    def normalise(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 images ``(B, C, h, w)`` as a model of this task reads them: floats
+        ``(B, C, image_size, image_size)``, normalised by the training images' mean and std."""
         x = images.float().div_(255)
         if x.shape[-1] != self.image_size or x.shape[-2] != self.image_size:
             x = F.interpolate(
@@ -240,7 +241,7 @@ class ImageClassification(Task):
 
     def train_batch(self, batch_size: int, generator: torch.Generator) -> tuple:
         idx = torch.randint(len(self.train_y), (batch_size,), generator=generator)
-        x = self._normalise(self.train_x[idx])  # (B, C, S, S)
+        x = self.normalise(self.train_x[idx])  # (B, C, S, S)
         B, C, H, W = x.shape
         pad = self.options.pad
         if pad > 0:  # a random S x S window of the zero-padded (mean-coloured) image
@@ -285,7 +286,7 @@ class ImageClassification(Task):
         loss, top5 = 0.0, 0
         confusion = torch.zeros(K, K, dtype=torch.long)  # (true, predicted)
         for i in range(0, len(y_all), batch_size):
-            x = self._normalise(x_all[i : i + batch_size]).to(device)
+            x = self.normalise(x_all[i : i + batch_size]).to(device)
             y = y_all[i : i + batch_size]
             logits = model(x).float().cpu()  # (B, K)
             loss += F.cross_entropy(logits, y, reduction="sum").item()
@@ -361,7 +362,7 @@ class ImageClassification(Task):
             if not readable:
                 continue
             raw = torch.from_numpy(np.stack([pixels for _, pixels in readable]))
-            probs = torch.softmax(model(self._normalise(raw).to(device)).float(), 1)
+            probs = torch.softmax(model(self.normalise(raw).to(device)).float(), 1)
             top = probs.cpu().topk(k, dim=1)  # sorted, likeliest first
             for (result, _), values, indices in zip(readable, top.values, top.indices, strict=True):
                 result["predictions"] = [
