@@ -14,7 +14,7 @@ from zoo_testutil import run_zoo
 from zoo_transformer.model import TransformerConfig, TransformerLM
 
 import zoo_core
-from zoo_core import artifacts, plugins
+from zoo_core import artifacts
 from zoo_core.compare import compare, resume, split_sets
 from zoo_core.errors import ZooError
 
@@ -97,48 +97,6 @@ def test_a_task_without_lengths_is_compared_by_its_own_metric(zoo, tmp_path):
     assert header[-1] == "val_modes" and "val_modes: higher is better" in proc.stdout
 
 
-LENGTHY_TASK = """
-from dataclasses import dataclass
-
-from zoo_core.tasks.generation import Toy2D, ToyOptions
-
-
-@dataclass
-class Options(ToyOptions):
-    length: int = 3  # an option of the task's own, not a length evaluate() takes
-
-
-class LengthyToy(Toy2D):
-    name = "lengthy-toy"
-    Options = Options
-"""
-
-
-def test_an_option_named_length_is_not_taken_for_an_evaluation_length(tmp_path, monkeypatch):
-    (tmp_path / "zoo_lengthy_task.py").write_text(LENGTHY_TASK)
-    monkeypatch.syspath_prepend(str(tmp_path))
-
-    class Lengthy:
-        @zoo_core.hookimpl
-        def register_tasks(self, register):
-            register(zoo_core.TaskSpec("lengthy-toy", "zoo_lengthy_task:LengthyToy", "x"))
-
-        @zoo_core.hookimpl
-        def register_models(self, register):
-            register(zoo_core.ModelSpec("lengthy-gan", "zoo_gan.model:MLPGAN", "lengthy-toy", "x"))
-
-    plugins.load_plugins()
-    plugins.pm.register(Lengthy(), name="lengthy")
-    plugins.reset_catalog()
-    try:
-        results = compare(["lengthy-gan"], "lengthy-toy", steps=2, out=tmp_path / "cmp")
-    finally:
-        plugins.pm.unregister(name="lengthy")
-        plugins.reset_catalog()
-    assert results["length_option"] is None and results["metric"] == "val_modes"
-    assert "val_modes" in results["runs"][0]["eval"]["-"]
-
-
 def test_match_params_brings_widths_to_the_first_models_count(tmp_path):
     results = compare(
         ["lstm", "transformer"],
@@ -156,6 +114,13 @@ def test_match_params_brings_widths_to_the_first_models_count(tmp_path):
         tmp_path / "cmp" / f"transformer_n_embd-{transformer['settings']['n_embd']}-seed0"
     )
     assert zoo_core.count_parameters(built.model) == transformer["params"]
+
+
+def test_match_params_needs_a_declared_width(tmp_path):
+    # gan-mlp's spec declares no width: its hidden size is not taken for one by its name.
+    with pytest.raises(ZooError, match="model 'gan-mlp' declares no width field"):
+        compare(["gan-mlp"], sets={"hidden": "8,64"}, match_params=True, out=tmp_path / "cmp")
+    assert not (tmp_path / "cmp").exists()
 
 
 def test_data_fractions_sweep_the_lm_training_split(tmp_path):

@@ -215,7 +215,7 @@ def test_normalisation_split_and_augmentation_are_seeded(shapes_folder):
     task = bound(0)
     assert len(task.train_y) + len(task.val_y) == 48 and len(task.val_y) == 12
     # Statistics come from the training split: normalised training pixels have mean 0, std 1.
-    x = task._normalise(task.train_x)
+    x = task.normalise(task.train_x)
     assert x.mean(dim=(0, 2, 3)).abs().max() < 1e-4
     assert (x.std(dim=(0, 2, 3)) - 1).abs().max() < 1e-3
     state = json.loads(json.dumps(task.state()))
@@ -230,7 +230,7 @@ def test_normalisation_split_and_augmentation_are_seeded(shapes_folder):
     g = torch.Generator().manual_seed(5)
     x, y = plain.train_batch(16, g)
     idx = torch.randint(len(plain.train_y), (16,), generator=torch.Generator().manual_seed(5))
-    assert torch.equal(x, plain._normalise(plain.train_x[idx])) and torch.equal(
+    assert torch.equal(x, plain.normalise(plain.train_x[idx])) and torch.equal(
         y, plain.train_y[idx]
     )
     assert not torch.equal(a[0], x)  # augmentation changed the images

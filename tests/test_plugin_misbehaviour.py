@@ -497,6 +497,10 @@ def test_registering_a_taken_name_makes_both_unusable_and_names_both(register_pl
         ({"pretrained": ["org/weights"]}, "pretrained must be a dict"),
         ({"pretrained": {"base": "org/weights"}}, "pretrained['base'] must be a PretrainedWeights"),
         ({"model": None}, "model must be a 'module:attr' string"),
+        ({"width": 256}, "width must be the name of a config field"),
+        ({"width": "hidden_size", "width_multiple_of": (0,)}, "width_multiple_of must be"),
+        ({"width": "hidden_size", "tied_widths": "embed_dim"}, "tied_widths must be a tuple"),
+        ({"tied_widths": ("embed_dim",)}, "width_multiple_of and tied_widths need a width"),
     ],
 )
 def test_a_spec_with_fields_of_the_wrong_kind_is_refused_at_registration(

@@ -19,9 +19,8 @@ from typing import Any
 
 from zoo_core import _config, artifacts
 from zoo_core.errors import ZooError
+from zoo_core.plot import line_chart
 
-# Config fields that set a model's width, in the order they are tried by --match-params.
-WIDTH_FIELDS = ("n_embd", "hidden_size")
 RESULTS_FILE = "results.json"
 
 
@@ -114,26 +113,33 @@ def _count(spec, task_cls, task_name: str, overrides: dict[str, Any]) -> int:
 
 
 def _match_width(spec, task_cls, task_name: str, variant: Variant, target: int) -> None:
-    """Set the variant's width field so its parameter count is closest to ``target``."""
+    """Set the variant's width (the field its spec declares) so its parameter count is closest
+    to ``target``."""
     from zoo_core.catalog import model_class
 
+    key = spec.width
+    if not key:
+        raise ZooError(
+            f"--match-params: model '{spec.name}' declares no width field (ModelSpec.width), "
+            "so its size cannot be matched; compare it without --match-params"
+        )
     cls = model_class(spec)
     fields = _config.field_types(cls.config_class)
-    key = next((k for k in WIDTH_FIELDS if k in fields), None)
-    if key is None:
-        raise ZooError(
-            f"--match-params: model '{spec.name}' has no width field ({', '.join(WIDTH_FIELDS)})"
-        )
     defaults = _config.field_defaults(cls.config_class) | spec.defaults
-    step = 1
-    if key == "n_embd":  # heads must divide it, and rope needs an even head size
-        step = 2 * int(variant.overrides.get("n_head", defaults.get("n_head", 1)))
-    ties = {}
-    if key == "hidden_size" and "embed_dim" in fields:
-        embed = variant.overrides.get("embed_dim", defaults.get("embed_dim"))
-        width = variant.overrides.get("hidden_size", defaults.get("hidden_size"))
-        if str(embed) == str(width):  # keep a square model square
-            ties = {"embed_dim"}
+
+    def value(name: str) -> Any:
+        return variant.overrides.get(name, defaults.get(name))
+
+    for name in (key, *(f for f in spec.width_multiple_of if isinstance(f, str))):
+        if name not in fields:
+            raise ZooError(
+                f"--match-params: model '{spec.name}' names '{name}' for its width, but its "
+                f"config has no such field; fix the spec of plugin '{spec.plugin}'"
+            )
+    step = math.prod(f if isinstance(f, int) else int(value(f)) for f in spec.width_multiple_of)
+    width = value(key)
+    # A tied field that starts equal to the width keeps a square model square.
+    ties = {f for f in spec.tied_widths if f in fields and str(value(f)) == str(width)}
 
     def count(w: int) -> int:
         return _count(
@@ -473,8 +479,6 @@ def _summarise(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _plots(results: dict[str, Any], folder: Path) -> list[str]:
-    from zoo_core._plot import line_chart
-
     metric = results["metric"]
     written = []
     sweeps = results["settings"]["sweeps"]

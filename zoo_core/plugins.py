@@ -123,6 +123,21 @@ def _check_spec(spec: Any, kind: str) -> None:
     for tag, weights in spec.pretrained.items():
         if not isinstance(weights, PretrainedWeights):
             raise TypeError(f"{label}: pretrained['{tag}'] must be a PretrainedWeights")
+    if not isinstance(spec.width, str):
+        raise TypeError(f"{label}: width must be the name of a config field (a string)")
+    factors = spec.width_multiple_of
+    if not isinstance(factors, (tuple, list)) or not all(
+        (isinstance(f, str) and f) or (type(f) is int and f > 0) for f in factors
+    ):
+        raise TypeError(
+            f"{label}: width_multiple_of must be a tuple of positive whole numbers and config "
+            f"field names, not {factors!r}"
+        )
+    tied = spec.tied_widths
+    if not isinstance(tied, (tuple, list)) or not all(isinstance(f, str) and f for f in tied):
+        raise TypeError(f"{label}: tied_widths must be a tuple of config field names, not {tied!r}")
+    if (factors or tied) and not spec.width:
+        raise ValueError(f"{label}: width_multiple_of and tied_widths need a width field")
 
 
 def load_plugins() -> None:

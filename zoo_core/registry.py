@@ -33,6 +33,11 @@ class ModelSpec:
     ``Class(config)`` and has a ``config_class`` attribute, a dataclass. ``defaults`` override that
     dataclass's defaults for this variant; ``train_defaults`` override the Trainer's
     (``steps``, ``batch_size``, ``lr``...) and the task's options (``seq_len``...).
+
+    ``width`` names the config field that is the model's width (what ``zoo compare
+    --match-params`` turns); the width stays a multiple of the product of
+    ``width_multiple_of`` (numbers, and names of config fields whose values count), and the fields
+    in ``tied_widths`` follow it where they start equal to it.
     """
 
     name: str
@@ -44,6 +49,9 @@ class ModelSpec:
     defaults: dict[str, Any] = field(default_factory=dict)
     train_defaults: dict[str, Any] = field(default_factory=dict)
     pretrained: dict[str, PretrainedWeights] = field(default_factory=dict)
+    width: str = ""
+    width_multiple_of: tuple[str | int, ...] = ()
+    tied_widths: tuple[str, ...] = ()
     plugin: str = ""  # filled in by the host: the plugin that registered it
 
     def __post_init__(self) -> None:

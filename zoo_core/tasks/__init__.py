@@ -36,17 +36,3 @@ def register_tasks(register):
         ("induction", "Induction", "predict what followed the earlier occurrence of a token"),
     ):
         register(TaskSpec(name, f"zoo_core.tasks.synthetic:{cls}", summary))
-    register(
-        TaskSpec(
-            "image-generation",
-            "zoo_core.tasks.generation:ImageGeneration",
-            "generate images like a folder's (default: generated coloured shapes), as a GAN does",
-        )
-    )
-    register(
-        TaskSpec(
-            "toy-2d",
-            "zoo_core.tasks.generation:Toy2D",
-            "generate 2-D points like a ring of 8 Gaussians; counts the modes covered",
-        )
-    )

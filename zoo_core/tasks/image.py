@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo_core import protocols
+from zoo_core import plot, protocols
 from zoo_core.data import images as image_data
 from zoo_core.data import shapes
 from zoo_core.errors import ZooError
@@ -226,8 +226,9 @@ class ImageClassification(Task):
             order = np.argsort(y, kind="stable")
             self.val_x, self.val_y = torch.from_numpy(x[order]), torch.from_numpy(y[order])
 
-    def _normalise(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 ``(B, C, h, w)`` to normalised floats ``(B, C, image_size, image_size)``."""
+    def normalise(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 images ``(B, C, h, w)`` as a model of this task reads them: floats
+        ``(B, C, image_size, image_size)``, normalised by the training images' mean and std."""
         x = images.float().div_(255)
         if x.shape[-1] != self.image_size or x.shape[-2] != self.image_size:
             x = F.interpolate(
@@ -243,7 +244,7 @@ class ImageClassification(Task):
 
     def train_batch(self, batch_size: int, generator: torch.Generator) -> tuple:
         idx = torch.randint(len(self.train_y), (batch_size,), generator=generator)
-        x = self._normalise(self.train_x[idx])  # (B, C, S, S)
+        x = self.normalise(self.train_x[idx])  # (B, C, S, S)
         B, C, H, W = x.shape
         pad = self.options.pad
         if pad > 0:  # a random S x S window of the zero-padded (mean-coloured) image
@@ -288,7 +289,7 @@ class ImageClassification(Task):
         loss, top5 = 0.0, 0
         confusion = torch.zeros(K, K, dtype=torch.long)  # (true, predicted)
         for i in range(0, len(y_all), batch_size):
-            x = self._normalise(x_all[i : i + batch_size]).to(device)
+            x = self.normalise(x_all[i : i + batch_size]).to(device)
             y = y_all[i : i + batch_size]
             logits = model(x).float().cpu()  # (B, K)
             loss += F.cross_entropy(logits, y, reduction="sum").item()
@@ -312,10 +313,7 @@ class ImageClassification(Task):
         """Write the last full evaluation's confusion matrix as a PNG in the run folder."""
         if self.confusion is None:
             return
-        from zoo_core.artifacts import atomic_write
-
-        image = draw_confusion(self.confusion, self.classes)
-        atomic_write(Path(run_dir) / CONFUSION_FILE, lambda p: image.save(p, format="PNG"))
+        plot.save(plot.draw_confusion(self.confusion, self.classes), Path(run_dir) / CONFUSION_FILE)
 
     def example_batch(self, model_config: Any, batch_size: int = 2) -> tuple:
         g = torch.Generator().manual_seed(0)
@@ -367,7 +365,7 @@ class ImageClassification(Task):
             if not readable:
                 continue
             raw = torch.from_numpy(np.stack([pixels for _, pixels in readable]))
-            probs = torch.softmax(model(self._normalise(raw).to(device)).float(), 1)
+            probs = torch.softmax(model(self.normalise(raw).to(device)).float(), 1)
             top = probs.cpu().topk(k, dim=1)  # sorted, likeliest first
             for (result, _), values, indices in zip(readable, top.values, top.indices, strict=True):
                 result["predictions"] = [
@@ -421,50 +419,3 @@ def _grey(images: np.ndarray) -> np.ndarray:
     """RGB uint8 ``(N, 3, H, W)`` to luminance ``(N, 1, H, W)`` (ITU-R 601, as Pillow's "L")."""
     weights = np.array([0.299, 0.587, 0.114], dtype=np.float32).reshape(1, 3, 1, 1)
     return np.round((images * weights).sum(1, keepdims=True)).astype(np.uint8)
-
-
-def draw_confusion(confusion: list[list[int]], classes: list[str]):
-    """A PIL image of a confusion matrix: rows true classes, columns predictions, counts in cells,
-    each cell shaded by its share of the row."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    font = ImageFont.load_default()
-    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-
-    def text_size(text: str) -> tuple[int, int]:
-        left, top, right, bottom = measure.textbbox((0, 0), text, font=font)
-        return right - left, bottom - top
-
-    K, cell = len(classes), 34
-    label_w = max(text_size(c)[0] for c in classes) + 12
-    title_h = 32  # two lines of legend above the column labels
-    left, top = label_w + 16, title_h + label_w + 4
-    width = max(left + K * cell + 10, text_size("columns: predicted")[0] + 10)
-    image = Image.new("RGB", (width, top + K * cell + 10), "white")
-    draw = ImageDraw.Draw(image)
-    draw.text((4, 2), "rows: true class", fill="black", font=font)
-    draw.text((4, 14), "columns: predicted", fill="black", font=font)
-    for k, name in enumerate(classes):
-        w, h = text_size(name)
-        draw.text((left - w - 6, top + k * cell + (cell - h) // 2), name, fill="black", font=font)
-        column = Image.new("RGB", (w + 2, h + 4), "white")  # the column label, turned upright
-        ImageDraw.Draw(column).text((0, 0), name, fill="black", font=font)
-        column = column.rotate(90, expand=True)
-        image.paste(column, (left + k * cell + (cell - column.width) // 2, top - column.height - 6))
-    for t, row in enumerate(confusion):
-        total = max(1, sum(row))
-        for p, count in enumerate(row):
-            share = count / total
-            shade = (int(255 - 215 * share), int(255 - 165 * share), 255)  # white to blue
-            x0, y0 = left + p * cell, top + t * cell
-            draw.rectangle(
-                (x0, y0, x0 + cell - 1, y0 + cell - 1), fill=shade, outline=(200, 200, 200)
-            )
-            w, h = text_size(str(count))
-            draw.text(
-                (x0 + (cell - w) // 2, y0 + (cell - h) // 2),
-                str(count),
-                fill="white" if share > 0.6 else "black",
-                font=font,
-            )
-    return image

@@ -1,6 +1,7 @@
-"""The zoo's GAN plugin: registers `gan` (a DCGAN) and `gan-mlp` (2-D points). Imports no torch."""
+"""The zoo's GAN plugin: registers `gan` (a DCGAN) and `gan-mlp` (2-D points), and the tasks they
+learn, `image-generation` and `toy-2d`. Imports no torch (specs name code lazily)."""
 
-from zoo_core import ModelSpec, hookimpl
+from zoo_core import ModelSpec, TaskSpec, hookimpl
 
 _PAPER = (
     "Radford, Metz & Chintala, Unsupervised Representation Learning with Deep Convolutional "
@@ -8,6 +9,24 @@ _PAPER = (
 )
 # Adam with beta1 = 0.5 and no weight decay, as the DCGAN paper trains; no gradient clipping.
 _ADAM = {"beta1": 0.5, "beta2": 0.999, "weight_decay": 0.0, "grad_clip": 0.0, "warmup": 0}
+
+
+@hookimpl
+def register_tasks(register):
+    register(
+        TaskSpec(
+            "image-generation",
+            "zoo_gan.tasks:ImageGeneration",
+            "generate images like a folder's (default: generated coloured shapes), as a GAN does",
+        )
+    )
+    register(
+        TaskSpec(
+            "toy-2d",
+            "zoo_gan.tasks:Toy2D",
+            "generate 2-D points like a ring of 8 Gaussians; counts the modes covered",
+        )
+    )
 
 
 @hookimpl

@@ -6,6 +6,8 @@ _MODEL = "zoo_lstm.model:LSTMLanguageModel"
 # Language modelling, then the synthetic long-range tasks of the core.
 _TASKS = ("lm", "copy", "selective-copy", "associative-recall", "parity", "induction")
 _PAPER = "Hochreiter & Schmidhuber, Long Short-Term Memory (1997)"
+# The width is the hidden size; an embedding as wide as it stays so (the weights are tied).
+_WIDTH = {"width": "hidden_size", "tied_widths": ("embed_dim",)}
 
 
 @hookimpl
@@ -18,6 +20,7 @@ def register_models(register):
             family="lstm",
             summary="LSTM language model sized to train in ~3 minutes on a laptop CPU",
             paper=_PAPER,
+            **_WIDTH,
             defaults={
                 "embed_dim": 256,
                 "hidden_size": 256,
@@ -42,6 +45,7 @@ def register_models(register):
             family="lstm",
             summary="3-layer, 1024-wide LSTM language model (GPU)",
             paper=_PAPER,
+            **_WIDTH,
             defaults={
                 "embed_dim": 1024,
                 "hidden_size": 1024,

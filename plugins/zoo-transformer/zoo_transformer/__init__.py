@@ -9,6 +9,9 @@ _ENCODER = "zoo_transformer.model:TransformerEncoder"
 _TASKS = ("lm", "copy", "selective-copy", "associative-recall", "parity", "induction")
 _GPT2 = "Radford et al., Language Models are Unsupervised Multitask Learners (2019)"
 _ATTENTION = "Vaswani et al., Attention Is All You Need (2017)"
+# The width is split into n_head heads, and rope rotates pairs of a head's dimensions: whole
+# heads of an even size.
+_WIDTH = {"width": "n_embd", "width_multiple_of": (2, "n_head")}
 
 
 def _gpt2(name: str, n_layer: int, n_head: int, n_embd: int, summary: str) -> ModelSpec:
@@ -19,6 +22,7 @@ def _gpt2(name: str, n_layer: int, n_head: int, n_embd: int, summary: str) -> Mo
         family="transformer",
         summary=summary,
         paper=_GPT2,
+        **_WIDTH,
         defaults={
             "n_layer": n_layer,
             "n_head": n_head,
@@ -41,6 +45,7 @@ def register_models(register):
             family="transformer",
             summary="GPT-style decoder sized to train in ~3 minutes on a laptop CPU",
             paper=_GPT2,
+            **_WIDTH,
             defaults={
                 "n_layer": 4,
                 "n_head": 4,
@@ -64,6 +69,7 @@ def register_models(register):
             family="transformer",
             summary="bidirectional Transformer encoder with a pooled classification head",
             paper=_ATTENTION,
+            **_WIDTH,
             defaults={
                 "n_layer": 2,
                 "n_head": 4,

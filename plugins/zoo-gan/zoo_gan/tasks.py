@@ -26,8 +26,8 @@ hinge (Lim & Ye; Miyato et al.).
 
 Metrics that need no download: for the ring of Gaussians, how many modes the samples cover and
 the share of samples within 3 standard deviations of a mode; for images, a classifier trained on
-the same data with the zoo's ``resnet`` for a few seconds at setup says which classes the samples
-look like, and how confidently.
+the same data for a few seconds at setup (the 8-layer ResNet of zoo-resnet's ``resnet``, a
+dependency of this plugin) says which classes the samples look like, and how confidently.
 
 At each evaluation the samples of one fixed latent batch are drawn to ``samples/step-000400.png`` in
 the run folder (the task is told the folder through ``run_dir``), so a run can be watched as it
@@ -36,8 +36,6 @@ learns; ``samples.png`` holds the last.
 
 from __future__ import annotations
 
-import math
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,37 +45,35 @@ from typing import Any, ClassVar, Literal
 import torch
 import torch.nn.functional as F
 from torch import nn
+from zoo_resnet.model import ResNet, ResNetConfig
 
-from zoo_core.data import ring, shapes
-from zoo_core.errors import ZooError
+from zoo_core import ZooError, plot, protocols
+from zoo_core.data import shapes
 from zoo_core.tasks.base import Task, trained_on
 from zoo_core.tasks.image import ImageClassification, ImageOptions, data_state, load_data_state
+from zoo_core.training.config import TrainConfig
+from zoo_core.training.optim import adamw
+from zoo_core.training.trainer import Trainer, TrainingInterrupted
+from zoo_gan import ring
+from zoo_gan.augment import diff_augment, parse_augment
+from zoo_gan.metrics import class_score, colour_gap, diversity
 
 SAMPLES_DIR = "samples"
 SAMPLES_FILE = "samples.png"
 _EVAL_SEED = 1234  # the fixed latents of every evaluation and progress grid
 _EMA_WARMUP = 10  # the average's decay ramps up as (1 + step) / (10 + step) towards `ema`
-
-
-# File extensions that `sample_to_file` writes pictures as, and Pillow's name for each format.
-PICTURE_FORMATS = {
-    ".png": "PNG",
-    ".jpg": "JPEG",
-    ".jpeg": "JPEG",
-    ".webp": "WEBP",
-    ".bmp": "BMP",
-    ".gif": "GIF",
-    ".tif": "TIFF",
-    ".tiff": "TIFF",
-}
+# The scoring classifier: zoo-resnet's `resnet`, the 8-layer CIFAR-style ResNet (3x3 stem, one
+# basic block in each of three stages of 16, 32 and 64 channels, parameter-free shortcuts).
+_CLASSIFIER = {"stem": "cifar", "block": "basic", "width": 16, "shortcut": "A", "layers": (1, 1, 1)}
 
 
 class _Adversarial(Task):
+    """What both generation tasks share: two optimizers, the losses, the average, sampling."""
+
     pictures: ClassVar[dict[str, str]] = {
         SAMPLES_FILE: "Samples of one fixed batch of latents at the last evaluation"
     }
-    """What both generation tasks share: two optimizers, the losses, the average, sampling."""
-
+    model_protocol = protocols.AdversarialPair
     unit = "samples"
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -100,7 +96,7 @@ class _Adversarial(Task):
         return {"keep_ema": self.options.ema > 0}
 
     def bind(self, model_config: Any) -> None:
-        if self.options.ema > 0 and not getattr(model_config, "keep_ema", False):
+        if self.options.ema > 0 and not protocols.keep_ema(model_config):
             raise ZooError("ema needs a model that holds an averaged generator (keep_ema=true)")
 
     # -- optimisation --------------------------------------------------------------------------
@@ -109,8 +105,6 @@ class _Adversarial(Task):
 
         The discriminator's learning rate is ``d_lr_ratio`` times the generator's (--lr).
         """
-        from zoo_core.training.optim import adamw
-
         d_lr = config.lr * self.options.d_lr_ratio
         return {
             "discriminator": adamw(model.discriminator.parameters(), config, lr=d_lr),
@@ -122,7 +116,7 @@ class _Adversarial(Task):
     ) -> Iterator[tuple[str, torch.Tensor]]:
         # Real samples (B, ...), with their class labels (B,) for image data.
         real, labels = batch if isinstance(batch, tuple) else (batch, None)
-        conditional = getattr(model, "num_classes", 0) > 0
+        conditional = protocols.num_classes(model) > 0
         labels = labels if conditional else None  # an unconditional model ignores the classes
         z = torch.randn(real.shape[0], model.latent_dim, device=real.device)  # (B, L)
         weight = getattr(self.options, "diversity_weight", 0.0)
@@ -165,7 +159,7 @@ class _Adversarial(Task):
     @torch.no_grad()
     def after_step(self, model: nn.Module, step: int) -> None:
         self.step = step + 1
-        average = getattr(model, "generator_ema", None)
+        average = protocols.generator_ema(model)
         if average is None or self.options.ema <= 0:
             return
         decay = min(self.options.ema, (1 + step) / (_EMA_WARMUP + step))
@@ -178,7 +172,7 @@ class _Adversarial(Task):
     @staticmethod
     def sampler(model: nn.Module) -> nn.Module:
         """The generator that samples: the weight average when the model holds one."""
-        average = getattr(model, "generator_ema", None)
+        average = protocols.generator_ema(model)
         return average if average is not None else model.generator
 
     @torch.no_grad()
@@ -216,7 +210,7 @@ class _Adversarial(Task):
 
     def _sample_labels(self, model: nn.Module, num: int, label: str | None):
         classes = getattr(self, "classes", [])
-        K = getattr(model, "num_classes", 0)
+        K = protocols.num_classes(model)
         if not K:
             if label is not None:
                 raise ZooError("this model is not class-conditional: leave out --label")
@@ -248,20 +242,13 @@ class _Adversarial(Task):
     ) -> Path:
         """Draw ``num`` samples and write their picture (atomically), in the image format that
         the file name's extension names (``.png``, ``.jpg``, ...)."""
-        from zoo_core.artifacts import atomic_write
-
         out = Path(out)
-        image_format = PICTURE_FORMATS.get(out.suffix.lower())
-        if image_format is None:
-            raise ZooError(
-                f"cannot tell a picture format from '{out.name}': end the file name in "
-                + ", ".join(sorted(PICTURE_FORMATS))
-            )
+        image_format = plot.picture_format(out)
         if not out.parent.is_dir():
             raise ZooError(f"cannot write '{out}': folder '{out.parent}' does not exist")
         picture = self.picture(self.sample(model, num, seed, label))
         try:
-            atomic_write(out, lambda p: picture.save(p, format=image_format))
+            plot.save(picture, out, image_format)
         except OSError as exc:
             raise ZooError(f"cannot write '{out}': {exc.strerror or exc}") from None
         return out
@@ -271,27 +258,21 @@ class _Adversarial(Task):
         self._last_picture = self.picture(samples)
         if self.run_dir is None:
             return
-        from zoo_core.artifacts import atomic_write
-
         folder = Path(self.run_dir) / SAMPLES_DIR
         folder.mkdir(exist_ok=True)
-        picture = self._last_picture
-        atomic_write(folder / f"step-{self.step:06d}.png", lambda p: picture.save(p, format="PNG"))
+        plot.save(self._last_picture, folder / f"step-{self.step:06d}.png")
 
     def save_extras(self, run_dir: str | Path) -> None:
         """The last evaluation's samples as samples.png in the run folder."""
         if self._last_picture is None:
             return
-        from zoo_core.artifacts import atomic_write
-
-        picture = self._last_picture
-        atomic_write(Path(run_dir) / SAMPLES_FILE, lambda p: picture.save(p, format="PNG"))
+        plot.save(self._last_picture, Path(run_dir) / SAMPLES_FILE)
 
     def outputs(self, model: nn.Module, batch: Any) -> torch.Tensor:
         """Samples of fixed latents and the discriminator's logits on ``batch``, flattened."""
         real, labels = batch if isinstance(batch, tuple) else (batch, None)
         z = torch.randn(real.shape[0], model.latent_dim, generator=torch.Generator().manual_seed(0))
-        fake = _draw(self.sampler(model), z, labels if getattr(model, "num_classes", 0) else None)
+        fake = _draw(self.sampler(model), z, labels if protocols.num_classes(model) else None)
         return torch.cat([fake.flatten(), model.discriminator(real).flatten()])
 
 
@@ -383,37 +364,7 @@ class Toy2D(_Adversarial):
 
     def picture(self, samples: torch.Tensor):
         o = self.options
-        return draw_points(samples, ring.centres(o.modes, o.radius), 3 * o.std, o.radius)
-
-
-def draw_points(
-    points: torch.Tensor, centres: torch.Tensor, near: float, radius: float, size: int = 512
-):
-    """A PIL scatter plot: points in blue, circles of radius ``near`` around the modes in red."""
-    from PIL import Image, ImageDraw
-
-    limit = 1.5 * radius
-    image = Image.new("RGB", (size, size), "white")
-    draw = ImageDraw.Draw(image)
-
-    def pixel(x: float, y: float) -> tuple[float, float]:
-        return (x + limit) / (2 * limit) * (size - 1), (limit - y) / (2 * limit) * (size - 1)
-
-    cx, cy = pixel(0, 0)
-    draw.line((0, cy, size, cy), fill=(225, 225, 225))  # the axes
-    draw.line((cx, 0, cx, size), fill=(225, 225, 225))
-    r = max(near / (2 * limit) * (size - 1), 2)
-    for x, y in centres.tolist():
-        px, py = pixel(x, y)
-        draw.ellipse((px - r, py - r, px + r, py + r), outline=(220, 60, 60))
-    inside = points.isfinite().all(1) & (points.abs() <= limit).all(1)
-    for x, y in points[inside].tolist():
-        px, py = pixel(x, y)
-        draw.rectangle((px - 1, py - 1, px + 1, py + 1), fill=(30, 90, 200))
-    draw.text(
-        (6, 4), f"{len(points)} samples ({len(points) - int(inside.sum())} outside)", fill="black"
-    )
-    return image
+        return plot.draw_points(samples, ring.centres(o.modes, o.radius), 3 * o.std, o.radius)
 
 
 # -- image-generation --------------------------------------------------------------------------
@@ -548,28 +499,17 @@ class ImageGeneration(_Adversarial):
         self._read()
 
     def _fit_classifier(self) -> nn.Module | None:
-        """A small ``resnet`` trained on the training images for the sample metrics (seconds)."""
-        from zoo_core.plugins import get_catalog
-
+        """A small ResNet trained on the training images for the sample metrics (seconds)."""
         if self.options.classifier_steps == 0 or len(self.classes) < 2:
             return None  # asked not to, or one class: nothing to tell apart
-        if "resnet" not in get_catalog().models:
-            print(
-                "zoo: note: install zoo-resnet for the classifier-based image metrics "
-                "(val_class_score, val_confident, val_classes)",
-                file=sys.stderr,
-            )
-            return None
-        from zoo_core.catalog import build_model as create_model
-        from zoo_core.training.config import TrainConfig
-        from zoo_core.training.trainer import Trainer, TrainingInterrupted
-
         torch.manual_seed(self.seed)  # the same classifier, hence comparable scores, every run
-        net = create_model(
-            "resnet",
-            num_classes=len(self.classes),
-            in_channels=self.channels,
-            image_size=self._images.image_size,
+        net = ResNet(
+            ResNetConfig(
+                num_classes=len(self.classes),
+                in_channels=self.channels,
+                image_size=self._images.image_size,
+                **_CLASSIFIER,
+            )
         )
         steps = self.options.classifier_steps
         config = TrainConfig(
@@ -601,7 +541,7 @@ class ImageGeneration(_Adversarial):
         """Class probabilities ``(N, K)`` of uint8 images ``(N, C, S, S)``."""
         self.classifier.to(device)
         probs = [
-            torch.softmax(self.classifier(self._images._normalise(c).to(device)).float(), 1).cpu()
+            torch.softmax(self.classifier(self._images.normalise(c).to(device)).float(), 1).cpu()
             for c in images.split(256)
         ]
         return torch.cat(probs)
@@ -644,10 +584,10 @@ class ImageGeneration(_Adversarial):
         wanted = self._sample_labels(model, n, None)  # the classes the samples were drawn for
         if self.real_diversity is None:
             real_groups = self._images.val_y if wanted is not None else None
-            self.real_diversity = _diversity(real, real_groups)
+            self.real_diversity = diversity(real, real_groups)
         metrics = {
-            "val_colour_gap": _colour_gap(fake, real),
-            "val_diversity": _diversity(fake, wanted),
+            "val_colour_gap": colour_gap(fake, real),
+            "val_diversity": diversity(fake, wanted),
             "val_real_diversity": self.real_diversity,
         }
         if self.classifier is None:
@@ -657,13 +597,13 @@ class ImageGeneration(_Adversarial):
         if self.real_confident is None:
             probs = self._classify(real, device)
             self.real_confident = (probs.max(1).values >= threshold).float().mean().item()
-            self.real_score = _class_score(probs)
+            self.real_score = class_score(probs)
         probs = self._classify(fake, device)  # (N, K)
         confidence, predicted = probs.max(1)
         sure = confidence >= threshold
         counts = torch.bincount(predicted[sure], minlength=K)
         metrics.update(
-            val_class_score=_class_score(probs),
+            val_class_score=class_score(probs),
             val_real_class_score=self.real_score,
             val_confident=sure.float().mean().item(),
             val_classes=int((counts >= n / (5 * K)).sum()),
@@ -682,115 +622,4 @@ class ImageGeneration(_Adversarial):
         return images, torch.randint(max(model_config.num_classes, 1), (batch_size,), generator=g)
 
     def picture(self, samples: torch.Tensor):
-        return image_grid(self._to_uint8(samples))
-
-
-AUGMENTATIONS = ("translation", "cutout", "color")
-
-
-def parse_augment(policy: str) -> tuple[str, ...]:
-    """The augmentations named in a DiffAugment policy such as "translation,cutout"."""
-    names = tuple(n.strip() for n in policy.split(",") if n.strip() and n.strip() != "none")
-    unknown = [n for n in names if n not in AUGMENTATIONS]
-    if unknown:
-        raise ZooError(
-            f"unknown augmentation '{unknown[0]}' in augment='{policy}'; use a comma-separated "
-            f"list of {', '.join(AUGMENTATIONS)}, or none"
-        )
-    return names
-
-
-def diff_augment(images: torch.Tensor, names: tuple[str, ...]) -> torch.Tensor:
-    """Differentiable augmentation (Zhao et al., DiffAugment, 2020) of images ``(B, C, S, S)``
-    in [-1, 1], each image drawn its own way from the global random generator:
-
-    - ``translation``: shifted by up to an eighth of its size in each direction, filled with 0;
-    - ``cutout``: a square of half its size, anywhere, set to 0;
-    - ``color``: brightness, saturation and contrast changed, as the paper does.
-
-    The discriminator sees real and fake images through the same policy (each batch with draws
-    of its own), so the augmentations tell it nothing about which is which and the generator is
-    not pushed to draw them; gradients flow through them to the generator.
-    """
-    B, C, H, W = images.shape
-    device = images.device
-    x = images
-
-    def uniform(*shape: int) -> torch.Tensor:
-        return torch.rand(B, *shape, device=device, dtype=x.dtype)
-
-    if "color" in names:
-        x = x + (uniform(1, 1, 1) - 0.5)  # brightness
-        mean = x.mean(1, keepdim=True)
-        x = (x - mean) * (uniform(1, 1, 1) * 2) + mean  # saturation
-        mean = x.mean((1, 2, 3), keepdim=True)
-        x = (x - mean) * (uniform(1, 1, 1) + 0.5) + mean  # contrast
-    if "translation" in names:
-        m = max(1, H // 8)
-        padded = F.pad(x, (m, m, m, m))  # (B, C, H + 2m, W + 2m), zeros around
-        dx = torch.randint(-m, m + 1, (B, 1), device=device)
-        dy = torch.randint(-m, m + 1, (B, 1), device=device)
-        cols = torch.arange(W, device=device) + m - dx  # (B, W): output column j reads j - dx
-        rows = torch.arange(H, device=device) + m - dy  # (B, H)
-        x = padded.gather(3, cols[:, None, None, :].expand(B, C, H + 2 * m, W))
-        x = x.gather(2, rows[:, None, :, None].expand(B, C, H, W))
-    if "cutout" in names:
-        half_h, half_w = H // 4, W // 4  # a square of half the image's size
-        cy = torch.randint(0, H, (B, 1, 1), device=device)
-        cx = torch.randint(0, W, (B, 1, 1), device=device)
-        ys = torch.arange(H, device=device)[None, :, None]
-        xs = torch.arange(W, device=device)[None, None, :]
-        inside = (
-            (ys >= cy - half_h) & (ys < cy + half_h) & (xs >= cx - half_w) & (xs < cx + half_w)
-        )  # (B, H, W)
-        x = x.masked_fill(inside[:, None], 0.0)
-    return x
-
-
-def _diversity(images: torch.Tensor, groups: torch.Tensor | None, per_group: int = 64) -> float:
-    """The mean absolute pixel difference (0-1) between two images of one group, over up to
-    ``per_group`` images of each group that has two or more (all images are one group when
-    ``groups`` is None); averaged over the groups."""
-    groups = torch.zeros(len(images), dtype=torch.long) if groups is None else groups.cpu()
-    means = []
-    for g in groups.unique():
-        x = images[groups == g][:per_group].float().flatten(1) / 255  # (M, C * S * S)
-        if len(x) < 2:
-            continue
-        distances = torch.cdist(x, x, p=1) / x.shape[1]  # (M, M), zeros on the diagonal
-        means.append(distances.sum() / (len(x) * (len(x) - 1)))
-    return torch.stack(means).mean().item() if means else 0.0
-
-
-def _class_score(probs: torch.Tensor) -> float:
-    """exp(mean KL(p(y|x) || p(y))) of class probabilities ``(N, K)``: from 1 to K."""
-    log_p = probs.clamp_min(1e-12).log()  # (N, K)
-    log_marginal = probs.mean(0).clamp_min(1e-12).log()  # (K,)
-    return math.exp((probs * (log_p - log_marginal)).sum(1).mean().item())
-
-
-def _colour_gap(fake: torch.Tensor, real: torch.Tensor) -> float:
-    def stats(x: torch.Tensor) -> torch.Tensor:
-        pixels = x.float().div(255).transpose(0, 1).flatten(1)  # (C, N * S * S)
-        return torch.cat([pixels.mean(1), pixels.std(1)])
-
-    return (stats(fake) - stats(real)).abs().mean().item()
-
-
-def image_grid(images: torch.Tensor, min_cell: int = 64):
-    """A PIL image of uint8 images ``(N, C, S, S)`` in a near-square grid, each scaled up
-    (nearest neighbour) to at least ``min_cell`` pixels."""
-    from PIL import Image
-
-    n, C, S, _ = images.shape
-    cols = math.ceil(math.sqrt(n))
-    rows = math.ceil(n / cols)
-    scale = max(1, min_cell // S)
-    cell, pad = S * scale, 2
-    grid = Image.new("RGB", (cols * (cell + pad) + pad, rows * (cell + pad) + pad), (128, 128, 128))
-    for i, image in enumerate(images):
-        array = image.permute(1, 2, 0).numpy()  # (S, S, C)
-        tile = Image.fromarray(array[..., 0] if C == 1 else array).convert("RGB")
-        tile = tile.resize((cell, cell), Image.Resampling.NEAREST)
-        grid.paste(tile, (pad + (i % cols) * (cell + pad), pad + (i // cols) * (cell + pad)))
-    return grid
+        return plot.image_grid(self._to_uint8(samples))

@@ -6,15 +6,12 @@ import re
 import pytest
 import torch
 import torch.nn.functional as F
+from zoo_gan import ring
+from zoo_gan.tasks import ImageGeneration, ImageGenerationOptions, Toy2D, ToyOptions
 from zoo_testutil import run_zoo
 
-from zoo_core import create_model, load, train
-from zoo_core.data import ring
-from zoo_core.errors import ZooError
-from zoo_core.tasks.generation import ImageGeneration, Toy2D, ToyOptions
+from zoo_core import ZooError, create_model, load, train
 from zoo_core.training.config import TrainConfig
-
-pytest.importorskip("zoo_gan")
 
 # A small MLP GAN that learns the ring in a few hundred steps.
 SMALL_MLP = {"hidden": 64, "latent_dim": 4}
@@ -295,7 +292,6 @@ def test_image_generation_scores_samples_with_a_classifier(tmp_path):
 
 def test_image_generation_reads_an_image_folder_and_rejects_bad_options(tmp_path):
     from zoo_core.data.shapes import write_folder
-    from zoo_core.tasks.generation import ImageGenerationOptions
 
     folder = write_folder(tmp_path / "imgs", num=24, size=16)
     task = ImageGeneration(ImageGenerationOptions(classifier_steps=0))
@@ -395,29 +391,28 @@ class _ConditionalReplay(_Replay):
 
 
 def test_diversity_is_the_mean_pixel_difference_within_a_class():
-    from zoo_core.tasks.generation import _diversity
+    from zoo_gan.metrics import diversity
 
     black, white = torch.zeros(1, 3, 4, 4, dtype=torch.uint8), torch.full((1, 3, 4, 4), 255)
     images = torch.cat([black, white.to(torch.uint8), black, black])
-    assert _diversity(images, None) == pytest.approx(0.5)  # 3 of the 6 pairs differ fully
-    assert _diversity(images, torch.tensor([0, 0, 1, 1])) == pytest.approx(0.5)  # 1 and 0
-    assert _diversity(images, torch.tensor([0, 1, 0, 2])) == 0  # the lone image counts not
+    assert diversity(images, None) == pytest.approx(0.5)  # 3 of the 6 pairs differ fully
+    assert diversity(images, torch.tensor([0, 0, 1, 1])) == pytest.approx(0.5)  # 1 and 0
+    assert diversity(images, torch.tensor([0, 1, 0, 2])) == 0  # the lone image counts not
 
 
 def test_the_class_score_runs_from_one_for_a_single_look_to_the_number_of_classes():
-    from zoo_core.tasks.generation import _class_score
+    from zoo_gan.metrics import class_score
 
     sure = torch.eye(4).repeat(5, 1)  # (20, 4): each class 5 times, each with certainty
-    assert _class_score(sure) == pytest.approx(4.0)
-    assert _class_score(torch.eye(4)[[2] * 20]) == pytest.approx(1.0)  # collapsed onto one class
-    assert _class_score(torch.full((20, 4), 0.25)) == pytest.approx(1.0)  # nothing recognised
-    assert _class_score(torch.eye(4)[[0, 1] * 10]) == pytest.approx(2.0)  # two classes of four
+    assert class_score(sure) == pytest.approx(4.0)
+    assert class_score(torch.eye(4)[[2] * 20]) == pytest.approx(1.0)  # collapsed onto one class
+    assert class_score(torch.full((20, 4), 0.25)) == pytest.approx(1.0)  # nothing recognised
+    assert class_score(torch.eye(4)[[0, 1] * 10]) == pytest.approx(2.0)  # two classes of four
     unsure = 0.7 * sure + 0.3 / 4  # the same classes, less certain: between the two
-    assert 1.0 < _class_score(unsure) < 4.0
+    assert 1.0 < class_score(unsure) < 4.0
 
 
 def test_the_classifier_score_of_real_and_of_blank_images():
-    from zoo_core.tasks.generation import ImageGenerationOptions
 
     options = ImageGenerationOptions(
         num_images=800, classifier_steps=60, classifier_size=8, eval_samples=80, grid=4
@@ -453,7 +448,7 @@ def test_the_classifier_score_of_real_and_of_blank_images():
 
 
 def test_diff_augment_shifts_and_cuts_each_image_its_own_way():
-    from zoo_core.tasks.generation import diff_augment
+    from zoo_gan.augment import diff_augment
 
     torch.manual_seed(0)
     dots = torch.zeros(256, 3, 32, 32)
@@ -486,7 +481,7 @@ def test_diff_augment_shifts_and_cuts_each_image_its_own_way():
 
 
 def test_the_discriminator_sees_real_and_fake_images_through_the_augmentation():
-    from zoo_core.tasks.generation import ImageGenerationOptions, diff_augment
+    from zoo_gan.augment import diff_augment
 
     torch.manual_seed(0)
     model = create_model("gan", image_size=16, width=4, latent_dim=8)  # unconditional
@@ -511,7 +506,7 @@ def test_the_discriminator_sees_real_and_fake_images_through_the_augmentation():
 
 
 def test_the_diversity_term_pairs_latents_of_one_class_and_pays_for_collapse():
-    from zoo_core.tasks.generation import ImageGenerationOptions, mode_seeking
+    from zoo_gan.tasks import mode_seeking
 
     z = torch.randn(8, 4)
     same = torch.ones(8, 3, 2, 2)
@@ -545,7 +540,6 @@ def test_the_diversity_term_pairs_latents_of_one_class_and_pays_for_collapse():
 
 
 def test_augment_and_diversity_options_are_checked(tmp_path):
-    from zoo_core.tasks.generation import ImageGenerationOptions
 
     with pytest.raises(ZooError, match="unknown augmentation 'blur'"):
         ImageGeneration(ImageGenerationOptions(augment="translation,blur")).setup(None)
