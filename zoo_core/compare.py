@@ -17,9 +17,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from zoo_core import _config, artifacts
+from zoo_core.artifact import load_local
+from zoo_core.artifact import train as train_one
+from zoo_core.catalog import count_parameters, get_model_spec, model_class
 from zoo_core.errors import ZooError
 from zoo_core.plot import line_chart
+from zoo_core.runconfig import RunConfig
+from zoo_core.tasks.base import task_class
+from zoo_core.training import checkpoint
+from zoo_core.training.config import TrainConfig
+from zoo_core.training.run import new_run_dir, split_overrides
+from zoo_core.training.trainer import TrainingInterrupted
 
 RESULTS_FILE = "results.json"
 
@@ -58,9 +69,6 @@ def split_sets(sets: dict[str, str]) -> tuple[dict[str, str], dict[str, list[str
 
 
 def _fields(spec, task_cls) -> dict[str, set[str]]:
-    from zoo_core.catalog import model_class
-    from zoo_core.training.config import TrainConfig
-
     return {
         "model": set(_config.field_types(model_class(spec).config_class)),
         "task": set(_config.field_types(task_cls.Options)),
@@ -90,11 +98,6 @@ def _tokens(task_cls, options: dict[str, Any], length: int, key: str) -> int:
 
 def _count(spec, task_cls, task_name: str, overrides: dict[str, Any]) -> int:
     """Parameters of ``spec`` built as train() would build it (on the meta device: no memory)."""
-    import torch
-
-    from zoo_core.catalog import count_parameters, model_class
-    from zoo_core.training.run import split_overrides
-
     cls = model_class(spec)
     model_over, task_over, _ = split_overrides(overrides, cls, task_cls, spec.name)
     task_defaults = {
@@ -115,8 +118,6 @@ def _count(spec, task_cls, task_name: str, overrides: dict[str, Any]) -> int:
 def _match_width(spec, task_cls, task_name: str, variant: Variant, target: int) -> None:
     """Set the variant's width (the field its spec declares) so its parameter count is closest
     to ``target``."""
-    from zoo_core.catalog import model_class
-
     key = spec.width
     if not key:
         raise ZooError(
@@ -199,10 +200,6 @@ def compare(
 
     ``on_run(run, done, total)`` is called after each run (for progress lines).
     """
-    from zoo_core.catalog import get_model_spec
-    from zoo_core.tasks.base import task_class
-    from zoo_core.training.run import new_run_dir
-
     if not models:
         raise ZooError("name at least one model to compare (see `zoo list`)")
     if seeds < 1:
@@ -353,8 +350,6 @@ def _run_plan(
     """Train and evaluate every run of ``results``' plan that it has no record of, in order,
     writing results.json after each; then the summary and plots. Ctrl-C stops the comparison
     (an interrupted run keeps its checkpoint) and says how to continue it."""
-    from zoo_core.training.trainer import TrainingInterrupted
-
     recorded = {run["folder"]: run for run in results["runs"]}
     plan = [
         (Variant(v["model"], v["settings"], v["overrides"], v["params"]), seed)
@@ -417,11 +412,6 @@ def _train_run(run_dir: Path, v: Variant, seed: int, results: dict[str, Any]):
     """Train one run of the plan; a run folder an interrupted comparison left is continued: from
     its checkpoint (from the start if it stopped before one), or only evaluated if its training
     had finished."""
-    from zoo_core.artifact import load_local
-    from zoo_core.artifact import train as train_one
-    from zoo_core.runconfig import RunConfig
-    from zoo_core.training import checkpoint
-
     if (run_dir / artifacts.CONFIG_FILE).is_file():
         config = RunConfig.read(run_dir)
         if config.finished and (run_dir / artifacts.WEIGHTS_FILE).is_file():  # trained
