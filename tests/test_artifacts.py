@@ -3,6 +3,7 @@ import os
 import re
 import shutil
 import stat
+from pathlib import Path
 
 import pytest
 import torch
@@ -23,16 +24,41 @@ class Tied(nn.Module):
 
 
 def test_tied_weights_are_stored_once_and_restored(tmp_path):
+    from safetensors.torch import load_file
+
     torch.manual_seed(0)
     model = Tied()
-    artifacts.save_weights(model, tmp_path / "m.safetensors", {"zoo.model": "tied"})
+    artifacts.save_weights(model, tmp_path / "m.safetensors")
+    assert load_file(tmp_path / "m.safetensors").keys() == {"embed.weight"}  # stored once
     state, meta = artifacts.state_from_file(tmp_path / "m.safetensors")
-    assert meta["zoo.model"] == "tied"
+    assert meta == {"format": "pt"}  # one key: config.json names the model
     other = Tied()
     artifacts.load_weights(other, tmp_path / "m.safetensors")
     assert torch.equal(other.embed.weight, model.embed.weight)
     assert other.head.weight is other.embed.weight
+    # Read for a model, the name the file left out is there, as the model's state_dict has it.
+    state, _ = artifacts.state_from_file(tmp_path / "m.safetensors", Tied())
+    assert (
+        state.keys() == model.state_dict().keys() and state["head.weight"] is state["embed.weight"]
+    )
     assert not any(p.name.startswith(".") for p in tmp_path.iterdir())  # no temp file left
+
+
+def test_weights_written_with_a_tied_metadata_key_still_load():
+    """Files written before the zoo used safetensors' own writer list their aliases in a
+    ``zoo.tied`` metadata key, beside ``zoo.model``; this one was written by that code."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    old = Path(__file__).parent / "data" / "tied-zoo-tied-key.safetensors"
+    with safe_open(str(old), framework="pt") as f:
+        assert f.metadata()["zoo.tied"] == '{"head.weight": "embed.weight"}'
+    stored = load_file(old)["embed.weight"]
+    model = Tied(4)
+    artifacts.load_weights(model, old)
+    assert torch.equal(model.embed.weight, stored) and model.head.weight is model.embed.weight
+    state, meta = artifacts.state_from_file(old)  # with no model, the key still names the alias
+    assert meta["zoo.model"] == "tied" and torch.equal(state["head.weight"], stored)
 
 
 _WRITE = """
@@ -43,8 +69,8 @@ g = torch.Generator().manual_seed(0)
 state = {"w": torch.randn(3, 4, generator=g), "half": torch.randn(5, generator=g).bfloat16(),
          "steps": torch.arange(3), "mask": torch.tensor([True, False]), "scalar": torch.tensor(2.5),
          "empty": torch.zeros(0, 3)}
-meta = {"zoo.model": "m", "zoo.task": "lm", "zoo.step": "7", "zoo.note": "é"}
-artifacts.state_to_file(state, sys.argv[1], meta)
+state["w_alias"] = state["w"]  # shares storage: stored once
+artifacts.state_to_file(state, sys.argv[1])
 """
 
 
@@ -64,14 +90,9 @@ def test_the_same_tensors_give_the_same_file_bytes_in_every_process(tmp_path):
     assert tensors["scalar"].shape == () and tensors["empty"].shape == (0, 3)
     g = torch.Generator().manual_seed(0)
     assert torch.equal(tensors["w"], torch.randn(3, 4, generator=g))
+    assert "w_alias" not in tensors
     state, meta = artifacts.state_from_file(paths[0])
-    assert meta == {
-        "format": "pt",
-        "zoo.model": "m",
-        "zoo.task": "lm",
-        "zoo.step": "7",
-        "zoo.note": "é",
-    }
+    assert meta == {"format": "pt"}
     assert state.keys() == tensors.keys()
 
 

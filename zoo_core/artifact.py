@@ -129,7 +129,7 @@ class Artifact:
         ``zoo_core.hub.PushResult`` (``commit_url``, ``files``, ``removed``...)."""
         import torch  # here, not above: `zoo list` imports no torch
 
-        saved, _ = artifacts.state_from_file(self.path / artifacts.WEIGHTS_FILE)
+        saved, _ = artifacts.state_from_file(self.path / artifacts.WEIGHTS_FILE, self.model)
         current = self.model.state_dict()
         if saved.keys() != current.keys() or any(
             not torch.equal(saved[k], current[k].detach().cpu()) for k in saved

@@ -2,7 +2,7 @@
 
 ```
 config.json         which model, task and tokenizer; the model, task and training configs
-model.safetensors   weights only; its metadata names the model and the weights it shares
+model.safetensors   weights only, written by safetensors (tied weights stored once)
 tokenizer.json      when the task has a tokenizer
 metrics.jsonl       one JSON object per logged step or evaluation
 README.md           a model card
@@ -20,10 +20,8 @@ import hashlib
 import json
 import os
 import shutil
-import struct
-import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -196,103 +194,48 @@ def format_metric(value: Any) -> str:
 
 
 # -- weights ---------------------------------------------------------------------------------------
-def _tied_names(state: dict[str, torch.Tensor]) -> dict[str, str]:
-    """For each tensor that shares storage with an earlier one, the earlier one's name."""
-    seen: dict[tuple, str] = {}
-    tied = {}
-    for name, tensor in state.items():
-        if tensor.device.type == "meta" or tensor.numel() == 0:
-            continue
-        key = (
-            tensor.device,
-            tensor.untyped_storage().data_ptr(),
-            tensor.storage_offset(),
-            tuple(tensor.shape),
-            tuple(tensor.stride()),
-        )
-        if key in seen:
-            tied[name] = seen[key]
-        else:
-            seen[key] = name
-    return tied
+# The one metadata key of a weights file, as safetensors' own save_model and ModelHubMixin write it.
+# safetensors orders metadata keys differently in each process, so a second key would give the same
+# weights different bytes, and a Hub push would see a change where there is none. config.json says
+# which model the weights are of; which tensors share storage is read from the model on loading.
+_METADATA = {"format": "pt"}
 
 
-def state_to_file(
-    state: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str] | None = None
-) -> None:
-    """Write a dict of tensors as safetensors, atomically; shared tensors are stored once."""
+def _shared(state: dict[str, torch.Tensor], prefer: Iterable[str] = ()) -> dict[str, list[str]]:
+    """For each tensor name kept of a group that shares storage, the names that alias it.
+
+    safetensors' own rule, so the names kept are those ``save_model`` keeps and ``load_model``
+    restores; ``prefer`` names the ones a file holds. (``save_model`` itself also writes each
+    dropped name into the metadata, which is what makes its files differ between processes.)
+    """
+    from safetensors.torch import _remove_duplicate_names
+
+    return _remove_duplicate_names(state, preferred_names=list(prefer))
+
+
+def state_to_file(state: dict[str, torch.Tensor], path: str | Path) -> None:
+    """Write a dict of tensors with safetensors' ``save_file``, atomically; tensors that share
+    storage (tied weights) are stored once, under one name."""
     from safetensors import SafetensorError
     from safetensors.torch import save_file
 
-    tied = _tied_names(state)
-    tensors = {k: v.detach().contiguous().cpu() for k, v in state.items() if k not in tied}
-    meta = {"format": "pt", **(metadata or {})}
-    if tied:
-        meta["zoo.tied"] = json.dumps(tied, sort_keys=True)
+    aliases = {name for names in _shared(state).values() for name in names}
+    tensors = {k: v.detach().contiguous().cpu() for k, v in state.items() if k not in aliases}
 
     def write(p: Path) -> None:
-        if sys.byteorder != "little":  # safetensors stores little-endian bytes
-            try:
-                save_file(tensors, str(p), metadata=meta)
-            except SafetensorError as exc:  # a full disk or an unwritable folder
-                raise OSError(str(exc)) from None
-            return
-        _write_safetensors(tensors, meta, p)
+        try:
+            save_file(tensors, str(p), metadata=dict(_METADATA))
+        except SafetensorError as exc:  # a full disk or an unwritable folder
+            raise OSError(str(exc)) from None
 
     atomic_write(path, write)
 
 
-def _write_safetensors(tensors: dict[str, torch.Tensor], meta: dict[str, str], path: Path) -> None:
-    """The safetensors format, written so that the same tensors and metadata give the same bytes.
-    (safetensors' own writer orders the metadata differently in each process, so two identical
-    runs would give files that differ, and a Hub upload would see a change where there is none.)
-
-    The layout is the format's: an 8-byte little-endian header length, a JSON header (the
-    metadata, then each tensor's dtype, shape and byte range) padded with spaces to a multiple of
-    8 bytes, then the tensors' bytes, larger items first and by name, as safetensors orders them."""
-    import torch
-
-    names = {
-        torch.float64: "F64",
-        torch.float32: "F32",
-        torch.float16: "F16",
-        torch.bfloat16: "BF16",
-        torch.int64: "I64",
-        torch.int32: "I32",
-        torch.int16: "I16",
-        torch.int8: "I8",
-        torch.uint8: "U8",
-        torch.bool: "BOOL",
-        torch.float8_e4m3fn: "F8_E4M3",
-        torch.float8_e5m2: "F8_E5M2",
-    }
-    order = sorted(tensors, key=lambda name: (-tensors[name].element_size(), name))
-    header: dict[str, Any] = {"__metadata__": dict(sorted(meta.items()))}
-    offset = 0
-    for name in order:
-        tensor = tensors[name]
-        if tensor.dtype not in names:
-            raise ZooError(f"tensor '{name}' has dtype {tensor.dtype}, which safetensors lacks")
-        size = tensor.numel() * tensor.element_size()
-        header[name] = {
-            "dtype": names[tensor.dtype],
-            "shape": list(tensor.shape),
-            "data_offsets": [offset, offset + size],
-        }
-        offset += size
-    raw = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    raw += b" " * (-(8 + len(raw)) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(raw)))
-        f.write(raw)
-        for name in order:
-            flat = tensors[name].reshape(-1)
-            if flat.numel():
-                f.write(memoryview(flat.view(torch.uint8).numpy()))
-
-
-def state_from_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Read a safetensors file written by :func:`state_to_file`: tensors (aliases restored), metadata."""
+def state_from_file(
+    path: str | Path, model: nn.Module | None = None
+) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Read a safetensors file: its tensors and its metadata. With ``model``, the names the file
+    left out because they share storage in ``model`` (tied weights) are restored as aliases."""
     from safetensors import safe_open
 
     path = Path(path)
@@ -302,31 +245,35 @@ def state_from_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
             state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no iter)
-    except ZooError:
-        raise
+        # Files written before the model's own sharing was read name their aliases here.
+        tied = json.loads(metadata.get("zoo.tied", "{}"))
     except Exception as exc:
         raise ZooError(f"'{path}' is not a readable safetensors file ({exc})") from None
-    for alias, source in json.loads(metadata.get("zoo.tied", "{}")).items():
+    for alias, source in tied.items():
         if source in state:
             state[alias] = state[source]
+    if model is not None:
+        for kept, aliases in _shared(model.state_dict(), prefer=state).items():
+            for alias in aliases:
+                if kept in state and alias not in state:
+                    state[alias] = state[kept]
     return state, metadata
 
 
-def save_weights(
-    model: nn.Module, path: str | Path, metadata: dict[str, str] | None = None
-) -> None:
-    """Save a model's ``state_dict`` as safetensors (atomically)."""
-    state_to_file(model.state_dict(), path, metadata)
+def save_weights(model: nn.Module, path: str | Path) -> None:
+    """Save a model's ``state_dict`` as safetensors (atomically), tied weights once."""
+    state_to_file(model.state_dict(), path)
 
 
-def load_weights(model: nn.Module, path: str | Path) -> dict[str, str]:
-    """Load weights strictly: any missing, unexpected or mis-shaped key is an error naming it."""
-    state, metadata = state_from_file(path)
+def load_weights(model: nn.Module, path: str | Path) -> None:
+    """Load weights strictly: any missing, unexpected or mis-shaped key is an error naming it.
+    Tied weights are restored from the model, as ``safetensors.torch.load_model`` does."""
+    state, _ = state_from_file(path, model)
     load_state_strict(model, state, str(path))
-    return metadata
 
 
 def load_state_strict(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Load ``state`` into ``model``, or one line naming every key that does not fit."""
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import os
 import re
 import sys
@@ -253,21 +252,18 @@ def pull(
     """Download a model's files into the Hugging Face cache; return the snapshot folder.
 
     ``source`` is ``hf:org/name@rev`` or ``org/name[@rev]``. With ``sha256`` the weights must
-    hash to it. Offline (``HF_HUB_OFFLINE=1``) or when the Hub cannot be reached, the cached
-    snapshot is used. Only the artifact files are fetched; a repo holding only pickle weights is
-    refused before anything is downloaded. ``folder_hint``: a name without ``hf:`` may have
-    been meant as a run folder (as ``zoo eval`` takes either), and errors say it is not one.
+    hash to it. Offline (``HF_HUB_OFFLINE=1``), or when the Hub cannot be reached or answers an
+    error, ``snapshot_download`` serves the cached snapshot. Only the artifact files are fetched;
+    a repo holding only pickle weights is refused before anything is downloaded.
+    ``folder_hint``: a name without ``hf:`` may have been meant as a run folder (as ``zoo eval``
+    takes either), and errors say it is not one.
     """
     _import_hub()
     repo_id, rev = parse_source(source, revision)
     where = f"{repo_id}@{rev}"
     path_like = folder_hint and not source.startswith("hf:")  # it may have been meant as a folder
-    if _offline():
-        folder = _from_cache(
-            repo_id, rev, "HF_HUB_OFFLINE is set", "unset HF_HUB_OFFLINE and ", path_like
-        )
-    elif _COMMIT.match(rev) and (cached := _cached(repo_id, rev)) is not None:
-        folder = cached  # a commit never changes: no need to ask the Hub
+    if _COMMIT.match(rev) and (cached := _cached(repo_id, rev)) is not None:
+        folder = cached  # a commit never changes, and its listing was checked when downloaded
     else:
         folder = _download(repo_id, rev, token, path_like)
     _check_folder(folder, where)
@@ -277,28 +273,42 @@ def pull(
 
 
 def _download(repo_id: str, rev: str, token: str | None, path_like: bool) -> Path:
+    """``snapshot_download`` fetches the artifact files; when offline, when the Hub cannot be
+    reached or when it answers an error, it serves the cached snapshot instead, or raises."""
     from huggingface_hub import HfApi, snapshot_download
+    from huggingface_hub import errors as hf
 
+    where = f"{repo_id}@{rev}"
+    # snapshot_download shows no listing before it downloads, so a repo of pickle weights would
+    # only be found out afterwards: the zoo asks for the listing first, to refuse such a repo
+    # before anything of it is downloaded. When that fails, snapshot_download makes the same
+    # request and decides: it serves a cached snapshot after any failure (offline, no
+    # connection, any HTTP error), and raises when there is none.
+    listing_failed: BaseException | None = None
     try:
         info = HfApi(token=token).model_info(repo_id, revision=rev)
     except Exception as exc:
-        status = _status(exc)
-        if isinstance(exc, _connection_errors()) or (status is not None and status >= 500):
-            # The Hub is down (unreachable, or a server error): the cached copy still serves.
-            failure = f"answered {status}" if status else f"cannot be reached ({_first_line(exc)})"
-            reason = f"the Hub at {endpoint()} {failure}"
-            todo = "check the network or HF_ENDPOINT, then "
-            folder = _from_cache(repo_id, rev, reason, todo, path_like)
-            print(f"{reason}; using the cached copy of {repo_id}@{rev}", file=sys.stderr)
-            return folder
-        _raise(exc, repo_id, rev, path_like)
-    _check_listing([s.rfilename for s in info.siblings or []], f"{repo_id}@{rev}")
+        listing_failed = exc  # snapshot_download decides below whether the cached copy serves
+    else:
+        _check_listing([s.rfilename for s in info.siblings or []], where)
     try:
-        return Path(
+        folder = Path(
             snapshot_download(repo_id, revision=rev, allow_patterns=pull_patterns(), token=token)
         )
+    except hf.LocalEntryNotFoundError as exc:
+        raise _not_cached(exc, repo_id, rev, path_like) from None
     except Exception as exc:
-        _raise(exc, repo_id, rev)
+        _raise(exc, repo_id, rev, path_like)
+    if listing_failed is not None and not isinstance(listing_failed, hf.OfflineModeIsEnabled):
+        print(f"{_unavailable(listing_failed)}; using the cached copy of {where}", file=sys.stderr)
+    return folder
+
+
+def _unavailable(exc: BaseException) -> str:
+    """Why the Hub did not serve a request: its answer, or why it could not be reached."""
+    status = _status(exc)
+    failure = f"answered {status}" if status else f"cannot be reached ({_first_line(exc)})"
+    return f"the Hub at {endpoint()} {failure}"
 
 
 def _cached(repo_id: str, rev: str) -> Path | None:
@@ -315,15 +325,30 @@ def _cached(repo_id: str, rev: str) -> Path | None:
     return folder if (folder / artifacts.WEIGHTS_FILE).is_file() else None
 
 
-def _from_cache(repo_id: str, rev: str, reason: str, todo: str, path_like: bool = False) -> Path:
-    folder = _cached(repo_id, rev)
-    if folder is None:
-        nor = ", nor a folder here," if path_like else ""
-        raise ZooError(
-            f"'{repo_id}@{rev}' is not in the Hugging Face cache ({_cache_dir()}){nor} and "
-            f"{reason}; {todo}run `zoo pull {repo_id}@{rev}` to download it"
-        )
-    return folder
+def _not_cached(exc: BaseException, repo_id: str, rev: str, path_like: bool) -> ZooError:
+    """One line for ``snapshot_download`` finding no cached copy to serve: why the Hub did not
+    serve it (the error it chained: offline mode, no connection, the Hub's answer)."""
+    from huggingface_hub import errors as hf
+
+    cause = exc.__cause__
+    status = _status(cause) if cause is not None else None
+    if status is not None and status < 500:
+        # The Hub answered and refused (403, say): that is what to fix, not the cache.
+        error = hub_error(cause, repo_id, rev, path_like=path_like)  # type: ignore[arg-type]
+        if error is not None:
+            return error
+    if cause is None or isinstance(cause, hf.OfflineModeIsEnabled):
+        reason, todo = "HF_HUB_OFFLINE is set", "unset HF_HUB_OFFLINE and "
+    else:
+        reason, todo = _unavailable(cause), "check the network or HF_ENDPOINT, then "
+    what = "is not in the Hugging Face cache"
+    if isinstance(exc, getattr(hf, "IncompleteSnapshotError", ())):
+        what = "is only partly in the Hugging Face cache"
+    nor = ", nor a folder here," if path_like else ""
+    return ZooError(
+        f"'{repo_id}@{rev}' {what} ({_cache_dir()}){nor} and {reason}; {todo}run "
+        f"`zoo pull {repo_id}@{rev}` to download it"
+    )
 
 
 def _check_listing(files: list[str], where: str) -> None:
@@ -380,22 +405,6 @@ class PushResult:
     @property
     def changed(self) -> bool:
         return bool(self.files or self.removed)
-
-
-def _git_blob_id(data: bytes) -> str:
-    """The id git (and the Hub, for a file not in LFS) gives a file's content."""
-    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
-
-
-def _same_content(local: bytes | Path, remote: Any) -> bool:
-    """Is the Hub's file ``remote`` (a ``RepoFile``) this content? LFS files are named by their
-    sha256, other files by their git blob id."""
-    if remote.lfs is not None:
-        if isinstance(local, Path):
-            return artifacts.file_sha256(local) == remote.lfs.sha256
-        return hashlib.sha256(local).hexdigest() == remote.lfs.sha256
-    data = local.read_bytes() if isinstance(local, Path) else local
-    return _git_blob_id(data) == remote.blob_id
 
 
 def push(
@@ -504,9 +513,11 @@ def _push(
 
     api = HfApi(token=token)
 
-    def listing() -> dict[str, Any]:
+    def listing() -> dict[str, str]:
+        """The branch's files and their blob ids (an LFS file's is its pointer's, which changes
+        with its content)."""
         tree = api.list_repo_tree(repo_id, revision=branch, recursive=True)
-        return {entry.path: entry for entry in tree if isinstance(entry, RepoFile)}
+        return {entry.path: entry.blob_id for entry in tree if isinstance(entry, RepoFile)}
 
     try:
         if not force:  # before anything is created: a refused push leaves the repo as it was
@@ -523,37 +534,32 @@ def _push(
         repo_url = api.create_repo(repo_id, private=private, exist_ok=True)
         if branch != "main":
             api.create_branch(repo_id, branch=branch, exist_ok=True)
-        remote = listing()
-        unchanged = [
-            name
-            for name, local in contents.items()
-            if name in remote and _same_content(local, remote[name])
-        ]
-        upload = [name for name in contents if name not in unchanged]
+        remote = listing()  # a new branch starts with main's files
+        # create_commit deletes only what it is told to: another run's artifact files on the
+        # branch are named here, so that the branch holds this run alone.
         removed = sorted(path for path in remote if ours(path) and path not in contents)
-        if not upload and not removed:
-            head = api.repo_info(repo_id, revision=branch).sha
-            commit_url = f"{endpoint()}/{repo_id}/commit/{head}"
-        else:
-            operations: list[Any] = [
-                CommitOperationAdd(
-                    path_in_repo=name,
-                    path_or_fileobj=str(contents[name])
-                    if isinstance(contents[name], Path)
-                    else contents[name],
-                )
-                for name in upload
-            ]
-            operations += [CommitOperationDelete(path_in_repo=path) for path in removed]
-            info = api.create_commit(
-                repo_id,
-                operations,
-                commit_message=message or f"Upload {config.model} with zoo",
-                revision=branch,
+        operations: list[Any] = [
+            CommitOperationAdd(
+                path_in_repo=name,
+                path_or_fileobj=str(local) if isinstance(local, Path) else local,
             )
-            commit_url = info.commit_url
+            for name, local in contents.items()
+        ]
+        operations += [CommitOperationDelete(path_in_repo=path) for path in removed]
+        # create_commit leaves out each file the branch already has byte for byte (the Hub's
+        # preupload answer names the blob there) and makes no commit when nothing is left,
+        # returning the branch's head instead.
+        info = api.create_commit(
+            repo_id,
+            operations,
+            commit_message=message or f"Upload {config.model} with zoo",
+            revision=branch,
+        )
+        after = listing()  # what the branch holds now tells which files were sent
     except ZooError:
         raise
     except Exception as exc:
         _raise(exc, repo_id, branch, write=True)
-    return PushResult(str(repo_url), commit_url, branch, upload, unchanged, removed)
+    unchanged = [name for name in contents if name in remote and after.get(name) == remote[name]]
+    upload = [name for name in contents if name not in unchanged]
+    return PushResult(str(repo_url), info.commit_url, branch, upload, unchanged, removed)

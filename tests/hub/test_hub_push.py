@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -256,33 +255,6 @@ def test_hub_errors_are_one_clear_line(client, hub_server, hub_runs):
     assert "ORG/NAME" in error
     error = client.error("pull", "acme/errors", HF_ENDPOINT="http://127.0.0.1:9")  # nothing listens
     assert "cannot be reached" in error and "http://127.0.0.1:9" in error
-
-
-def test_unchanged_files_are_known_by_blob_id_or_by_lfs_sha256(tmp_path):
-    """The Hub names a file by its git blob id, or, when it is stored in LFS (weights), by the
-    sha256 of its content; a push compares each with the local file."""
-    import hashlib
-
-    from huggingface_hub.hf_api import RepoFile
-
-    from zoo_core.hub import _same_content
-
-    data = b"weights" * 1000
-    path = tmp_path / "model.safetensors"
-    path.write_bytes(data)
-    blob = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
-    regular = RepoFile(path="model.safetensors", size=len(data), oid=blob)
-    lfs = RepoFile(
-        path="model.safetensors",
-        size=len(data),
-        oid="0" * 40,  # the blob id of the LFS pointer file, not of the content
-        lfs={"oid": hashlib.sha256(data).hexdigest(), "size": len(data), "pointerSize": 134},
-    )
-    git = subprocess.run(["git", "hash-object", str(path)], capture_output=True, text=True)
-    assert git.stdout.strip() == blob  # the id git itself gives the file
-    for remote in (regular, lfs):
-        assert _same_content(path, remote) and _same_content(data, remote)
-        assert not _same_content(data + b"!", remote)
 
 
 def test_a_run_being_trained_is_not_pushed(client, hub_server, hub_runs):

@@ -175,7 +175,7 @@ def load_latest(
     for path in reversed(candidates):
         try:
             state = _verify(path)
-            weights, _ = state_from_file(path / "model.safetensors")
+            weights, _ = state_from_file(path / "model.safetensors", model)
             extra, _ = state_from_file(path / "optimizer.safetensors")
         except (OSError, ValueError, KeyError, ZooError) as exc:
             print(

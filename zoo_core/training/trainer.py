@@ -215,7 +215,7 @@ class Trainer:
 
     def save_weights(self) -> None:
         if self.out is not None:
-            artifacts.save_weights(self.model, self.out / artifacts.WEIGHTS_FILE, self.metadata)
+            artifacts.save_weights(self.model, self.out / artifacts.WEIGHTS_FILE)
 
     # -- the loop ------------------------------------------------------------------------------
     def fit(self, resume: bool = False) -> dict[str, Any]:
