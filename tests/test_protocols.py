@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 import zoo_core
-from zoo_core import ModelSpec, TaskSpec, hookimpl, plugins, protocols
+from zoo_core import ModelSpec, hookimpl, plugins, protocols
 from zoo_core.testing import run_checks
 
 
@@ -39,7 +39,6 @@ import torch
 from torch import nn
 
 from zoo_core import protocols
-from zoo_core.tasks.generation import Toy2D
 
 
 @dataclass
@@ -146,12 +145,6 @@ class Lonely(nn.Module):
 
     def forward(self, z):
         return self.generator(z)
-
-
-class CheckedToy2D(Toy2D):
-    """toy-2d, naming the kind of model it trains."""
-
-    model_protocol = protocols.AdversarialPair
 
 
 @dataclass
@@ -308,19 +301,15 @@ def test_a_forward_step_that_disagrees_with_forward_fails_the_checks(register_pl
 def test_a_model_lacking_a_member_of_its_tasks_kind_fails_the_checks(register_plugin, models):
     class Lacking:
         @hookimpl
-        def register_tasks(self, register):
-            register(TaskSpec("checked-toy-2d", f"{models}:CheckedToy2D", "x"))
-
-        @hookimpl
         def register_models(self, register):
-            register(ModelSpec("lonely", f"{models}:Lonely", ("checked-toy-2d",), "x"))
+            register(ModelSpec("lonely", f"{models}:Lonely", ("toy-2d",), "x"))
             register(ModelSpec("no-forward", f"{models}:NoForward", ("image-classification",), "x"))
-            register(ModelSpec("paired", "zoo_gan.model:MLPGAN", ("checked-toy-2d",), "x"))
+            register(ModelSpec("paired", "zoo_gan.model:MLPGAN", ("toy-2d",), "x"))
 
     register_plugin(Lacking(), "lacking")
     see = "see 'What the zoo expects of a model' in docs/hooks.md"
-    assert failures("lonely")["checked-toy-2d: members"] == (
-        "AssertionError: task 'checked-toy-2d' trains a model of the kind AdversarialPair, and "
+    assert failures("lonely")["toy-2d: members"] == (
+        "AssertionError: task 'toy-2d' trains a model of the kind AdversarialPair, and "
         f"this one lacks discriminator; {see}"
     )
     assert failures("no-forward")["image-classification: members"] == (

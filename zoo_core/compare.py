@@ -372,7 +372,7 @@ def _run_plan(
         try:
             artifact, final = _train_run(run_dir, v, seed, results)
             run["train_seconds"] = final.get("elapsed")
-            eval_batch = artifact.config["train_config"]["batch_size"]
+            eval_batch = artifact.config.train_config["batch_size"]
             key = results["length_option"]
             run["eval"] = (
                 {str(n): _evaluate(artifact, n, key, eval_batch) for n in results["eval_lengths"]}
