@@ -8,6 +8,7 @@ import click
 
 from zoo_core.cli._output import print_json
 from zoo_core.errors import ZooError
+from zoo_core.inference import PictureOptions, PredictOptions, SamplingOptions
 
 _MAX_LISTED = 20  # unreadable inputs named one by one, before a count of the rest
 
@@ -66,7 +67,7 @@ def generate(
         ]
 
     artifact = load(source, device=device)
-    if not hasattr(artifact.task, "stream") and hasattr(artifact.task, "sample_to_file"):
+    if artifact.generate_options is PictureOptions:
         text_only = given("prompt", "length", "temperature", "top_k", "top_p", "stop", "no_cache")
         if text_only:
             raise ZooError(
@@ -75,11 +76,9 @@ def generate(
             )
         if out is None:
             raise ZooError("give --out FILE.png: this model's samples are written as a picture")
-        path = artifact.task.sample_to_file(artifact.model, num, out, seed, label)
+        path = artifact.sample_to_file(out, PictureOptions(num=num, seed=seed, label=label))
         click.echo(f"wrote {num} samples to {path}")
         return
-    if not hasattr(artifact.task, "stream"):
-        raise ZooError(f"task '{artifact.config['task']}' does not generate text")
     if label is not None:
         raise ZooError("--label picks the class of image samples; a language model has none")
     picture_only = given("num", "out")
@@ -90,13 +89,27 @@ def generate(
         )
     if length < 1:
         raise ZooError(f"--length must be at least 1, not {length}")
-    pieces = artifact.task.stream(
-        artifact.model, prompt, length, temperature, top_k, top_p, stop, seed, not no_cache
+    options = SamplingOptions(
+        length=length,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        stop=stop,
+        seed=seed,
+        use_cache=not no_cache,
     )
-    first = next(pieces, "")  # the options are checked here, before anything is printed
-    click.echo(prompt + first, nl=False)
-    for piece in pieces:
-        click.echo(piece, nl=False)
+    shown = False
+
+    def show(piece: str) -> None:
+        # The prompt waits for the first piece: by then the task has checked the options, so a
+        # bad one is an error line alone, with nothing printed before it.
+        nonlocal shown
+        click.echo(piece if shown else prompt + piece, nl=False)
+        shown = True
+
+    artifact.generate(prompt, options, stream=show)
+    if not shown:  # nothing was sampled before the stop text: the prompt alone
+        click.echo(prompt, nl=False)
     click.echo()
 
 
@@ -136,7 +149,7 @@ def predict(source: str, inputs: tuple[str, ...], top_k: int, device: str, as_js
         items[at : at + 1] = [line for line in lines if line]
     # An unreadable image among many is reported, not the end of the others: each is named on
     # stderr, and the command still fails, so that a script notices.
-    results = artifact.predict(items, top_k=top_k, on_error="report")
+    results = artifact.predict(items, PredictOptions(top_k=top_k, on_error="report"))
     unread = [result for result in results if "error" in result]
     if len(unread) == len(results) == 1:
         raise ZooError(unread[0]["error"])

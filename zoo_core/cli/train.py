@@ -9,6 +9,7 @@ import click
 from zoo_core.cli._args import parse_sets
 from zoo_core.cli._output import format_metric, metrics, print_json
 from zoo_core.errors import ZooError
+from zoo_core.inference import EvalOptions
 from zoo_core.launch import launch
 
 
@@ -114,7 +115,7 @@ def eval_cmd(source: str, data: str | None, batch_size: int, device: str, as_jso
     """Evaluate a trained model (a run folder or a Hub repo)."""
     from zoo_core.api import load  # here, not above: keeps torch out of `zoo list`
 
-    results = load(source, device=device).evaluate(data, batch_size=batch_size)
+    results = load(source, device=device).evaluate(data, EvalOptions(batch_size=batch_size))
     if as_json:
         print_json(results)
     else:

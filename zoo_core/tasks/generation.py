@@ -50,6 +50,7 @@ from torch import nn
 
 from zoo_core.data import ring, shapes
 from zoo_core.errors import ZooError
+from zoo_core.inference import PictureOptions
 from zoo_core.tasks.base import Task, trained_on
 from zoo_core.tasks.image import ImageClassification, ImageOptions, data_state, load_data_state
 
@@ -79,6 +80,7 @@ class _Adversarial(Task):
     """What both generation tasks share: two optimizers, the losses, the average, sampling."""
 
     unit = "samples"
+    generate_options = PictureOptions  # what Artifact.generate hands to generate()
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.step = 0
