@@ -175,6 +175,48 @@ def test_a_loaded_artifact_generates_as_a_pipeline_would(tiny_run):
     )
 
 
+def test_streamed_text_is_the_text_generate_returns_and_the_command_prints(tiny_run):
+    from zoo_testutil import run_zoo
+
+    from zoo_core.inference import PictureOptions, SamplingOptions
+
+    artifact = zoo_core.load(tiny_run)
+    options = SamplingOptions(length=40, temperature=1.0, seed=2)
+    pieces: list[str] = []
+    text = artifact.generate("def ", options, stream=pieces.append)
+    assert len(pieces) > 1 and "".join(pieces) == text
+    assert text == artifact.generate("def ", length=40, temperature=1.0, seed=2)
+    cli = run_zoo(
+        "generate",
+        tiny_run,
+        "--prompt",
+        "def ",
+        "--length",
+        "40",
+        "--temperature",
+        "1",
+        "--seed",
+        "2",
+    ).stdout
+    assert cli == "def " + text + "\n"
+    with pytest.raises(ZooError, match="give options or keywords \\(seed\\), not both"):
+        artifact.generate("def ", options, seed=3)
+    with pytest.raises(ZooError, match="takes SamplingOptions, not PictureOptions"):
+        artifact.generate("def ", PictureOptions(num=4))
+    with pytest.raises(ZooError, match="draws no pictures"):
+        artifact.sample_to_file("x.png", num=4)
+
+
+def test_evaluate_takes_its_options_as_a_dataclass_or_as_keywords(tiny_run):
+    from zoo_core.inference import EvalOptions
+
+    artifact = zoo_core.load(tiny_run)
+    given = artifact.evaluate(None, EvalOptions(batch_size=8, task={"seq_len": 64}))
+    assert given == pytest.approx(artifact.evaluate(batch_size=8, seq_len=64))
+    with pytest.raises(ZooError, match="the batch size must be at least 1, not 0"):
+        artifact.evaluate(batch_size=0)
+
+
 def test_a_loaded_language_model_is_scored_on_longer_windows(tiny_run):
     artifact = zoo_core.load(tiny_run)  # trained with windows of 32 tokens
     trained = artifact.evaluate()

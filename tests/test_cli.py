@@ -1,6 +1,8 @@
 """The `zoo` command as a user runs it: a real subprocess, real files."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -20,6 +22,25 @@ def test_version_and_help(zoo):
     assert zoo("--version").stdout.startswith("zoo ")
     for command in ("list", "info", "plugins", "tasks", "tokenizers", "train", "eval", "generate"):
         assert "Usage:" in zoo(command, "--help").stdout
+
+
+@pytest.mark.parametrize("args", [["list"], ["--help"], ["list", "--json"]])
+def test_the_catalog_imports_no_torch(args):
+    # Listing must stay fast however many plugins exist: no command module may import torch
+    # (nor numpy) at its top.
+    code = (
+        "import sys\n"
+        f"sys.argv = ['zoo', *{args!r}]\n"
+        "from zoo_core.cli import main\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as exc:\n"
+        "    assert not exc.code, exc.code\n"
+        "print('torch' in sys.modules, 'numpy' in sys.modules, file=sys.stderr)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.split() == ["False", "False"]
 
 
 def test_list_json_and_wildcards(zoo):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import inspect
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +24,7 @@ from zoo_core.catalog import (
 )
 from zoo_core.data.fingerprint import warn_if_changed
 from zoo_core.errors import ZooError
+from zoo_core.inference import EvalOptions, PictureOptions, PredictOptions, SamplingOptions
 from zoo_core.plugins import get_catalog
 from zoo_core.registry import ModelSpec
 from zoo_core.runconfig import RunConfig, build_task, missing_message, saved_model_config
@@ -59,14 +60,85 @@ class Artifact:
             f"parameters={parameters:,})"
         )
 
-    def generate(self, *args: Any, **options: Any) -> Any:
-        """The task's inference: ``generate("def ", length=100, temperature=0.8, seed=0)`` for a
-        language model (the new text), ``generate(num=16, seed=0)`` for a GAN (a tensor)."""
-        method = getattr(self.task, "generate", None)
-        if method is None:
+    @property
+    def generate_options(self) -> type[SamplingOptions] | type[PictureOptions]:
+        """What :meth:`generate` takes: :class:`SamplingOptions` for a model that writes text,
+        :class:`PictureOptions` for one that draws samples."""
+        kind = getattr(type(self.task), "generate_options", None)
+        if kind is None:
             raise ZooError(f"task '{self.config.task}' does not generate")
-        self._check_call(method, "generate", *args, **options)
-        return method(self.model, *args, **options)
+        return kind
+
+    def generate(
+        self,
+        prompt: str | None = None,
+        options: SamplingOptions | PictureOptions | None = None,
+        *,
+        stream: Callable[[str], None] | None = None,
+        **keywords: Any,
+    ) -> Any:
+        """The task's inference: the new text after ``prompt`` for a language model, samples (a
+        tensor) for a generative one. Give ``options``, or their fields as keywords:
+        ``generate("def ", length=100, temperature=0.8, seed=0)``, ``generate(num=16, seed=0)``.
+        ``stream`` is called with each piece of text as soon as it is sampled."""
+        kind = self.generate_options
+        options = self._options(kind, "generate", options, keywords)
+        if isinstance(options, PictureOptions):
+            if prompt is not None or stream is not None:
+                raise ZooError(
+                    f"task '{self.config.task}' draws samples: it takes no prompt and streams "
+                    "no text; its options are " + ", ".join(self._field_names(kind))
+                )
+            return self.task.generate(self.model, **dataclasses.asdict(options))
+        pieces = []
+        for piece in self.task.stream(
+            self.model, "" if prompt is None else prompt, **dataclasses.asdict(options)
+        ):
+            pieces.append(piece)
+            if stream is not None:
+                stream(piece)
+        return "".join(pieces)
+
+    def sample_to_file(
+        self, out: str | Path, options: PictureOptions | None = None, **keywords: Any
+    ) -> Path:
+        """Draw samples and write their picture to ``out`` (.png, .jpg, ...), as
+        ``zoo generate --out`` does; ``options`` or their fields as keywords (``num=16``)."""
+        if self.generate_options is not PictureOptions:
+            raise ZooError(
+                f"task '{self.config.task}' draws no pictures; generate() gives its text"
+            )
+        options = self._options(PictureOptions, "sample_to_file", options, keywords)
+        return self.task.sample_to_file(self.model, options.num, out, options.seed, options.label)
+
+    def _options(self, kind: type, what: str, options: Any, keywords: dict[str, Any]) -> Any:
+        """``options`` if it is a ``kind``, else a ``kind`` of ``keywords``; one line naming the
+        fields of ``kind`` where they do not fit."""
+        if options is not None:
+            if keywords:
+                raise ZooError(
+                    f"{what}(): give options or keywords ({', '.join(keywords)}), not both"
+                )
+            if not isinstance(options, kind):
+                raise ZooError(
+                    f"{what}() for task '{self.config.task}' takes {kind.__name__}, not "
+                    f"{type(options).__name__}"
+                )
+            return options
+        try:
+            return kind(**keywords)
+        except TypeError as exc:
+            reason = str(exc).partition("() ")[2] or str(exc)
+            raise ZooError(
+                f"{what}() for task '{self.config.task}' {reason}; its options are "
+                + ", ".join(self._field_names(kind))
+            ) from None
+
+    @staticmethod
+    def _field_names(kind: type) -> list[str]:
+        """The fields of options dataclass ``kind``, after the prompt for text sampling."""
+        prompt = ["prompt"] if kind is SamplingOptions else []
+        return prompt + [f.name for f in dataclasses.fields(kind)]
 
     def _check_call(self, method: Any, what: str, *args: Any, **options: Any) -> None:
         """One line naming the options the task's ``method`` takes, where it takes not these."""
@@ -79,38 +151,44 @@ class Artifact:
                 f"{what}() for task '{self.config.task}': {exc}; its options are {', '.join(names)}"
             ) from None
 
-    def predict(self, inputs: Any, top_k: int = 5, on_error: str = "raise") -> list[dict[str, Any]]:
+    def predict(
+        self, inputs: Any, options: PredictOptions | None = None, **keywords: Any
+    ) -> list[dict[str, Any]]:
         """The ``top_k`` likeliest classes of each input (image files, folders of them or Pillow
         images for an image classifier, texts for a text classifier), with probabilities,
         likeliest first. One input may be given alone; the result is a list all the same.
+        ``options`` is a :class:`PredictOptions`, or its fields are given as keywords.
 
         An input that cannot be read (an image file Pillow cannot open) raises a ZooError naming
         it, or with ``on_error="report"`` gets ``{"image": ..., "error": ...}`` in its place
         while the others are classified."""
         if not hasattr(self.task, "predict"):
             raise ZooError(f"task '{self.config.task}' is not a classifier; nothing to predict")
-        if on_error not in ("raise", "report"):
-            raise ZooError(f"on_error must be 'raise' or 'report', not {on_error!r}")
+        options = self._options(PredictOptions, "predict", options, keywords)
         one = (
             isinstance(inputs, str | Path)
             or hasattr(inputs, "getpixel")  # a Pillow image
             or not isinstance(inputs, Iterable)
         )
         items = [inputs] if one else list(inputs)
-        options: dict[str, Any] = {"top_k": top_k}
+        task_options: dict[str, Any] = {"top_k": options.top_k}
         if "on_error" in inspect.signature(self.task.predict).parameters:
-            options["on_error"] = on_error  # a task whose inputs can all be read has none
-        return self.task.predict(self.model, items, **options)
+            task_options["on_error"] = options.on_error  # a task whose inputs all read has none
+        return self.task.predict(self.model, items, **task_options)
 
     def evaluate(
-        self, data: str | None = None, batch_size: int = 32, **options: Any
+        self, data: str | None = None, options: EvalOptions | None = None, **keywords: Any
     ) -> dict[str, float]:
         """Metrics on ``data`` (default: the validation split of the data it was trained on).
-        ``options`` are the task's: ``evaluate(seq_len=512)`` scores a language model on windows
-        longer than those it was trained on."""
-        if batch_size < 1:
-            raise ZooError(f"the batch size must be at least 1, not {batch_size}")
-        self._check_call(self.task.evaluate, "evaluate", batch_size, **options)
+        ``options`` is an :class:`EvalOptions`, or ``batch_size`` and the task's own settings are
+        given as keywords: ``evaluate(seq_len=512)`` scores a language model on windows longer
+        than those it was trained on."""
+        if options is None:
+            batch_size = keywords.pop("batch_size", EvalOptions.batch_size)
+            options = EvalOptions(batch_size=batch_size, task=keywords)
+        else:
+            options = self._options(EvalOptions, "evaluate", options, keywords)
+        self._check_call(self.task.evaluate, "evaluate", options.batch_size, **options.task)
         if data is None:  # the data of its training, read again from where it was
             key = "val_data" if self.config.val_data else "data"
             warn_if_changed(
@@ -119,7 +197,7 @@ class Artifact:
                 "the metrics are of the data as it is now",
             )
         self.task.setup_eval(data)
-        return self.task.evaluate(self.model, batch_size, **options)
+        return self.task.evaluate(self.model, options.batch_size, **options.task)
 
     def push_to_hub(self, repo_id: str, **options: Any) -> hub.PushResult:
         """Upload this artifact to Hub repo ``repo_id`` (created if needed), as ``zoo push`` does:

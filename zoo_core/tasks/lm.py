@@ -20,6 +20,7 @@ from torch import nn
 from zoo_core import protocols
 from zoo_core.data import text as text_data
 from zoo_core.errors import ZooError
+from zoo_core.inference import SamplingOptions
 from zoo_core.tasks.base import Task, trained_on
 from zoo_core.tokenizers.base import fit_tokenizer
 
@@ -60,6 +61,7 @@ class LanguageModeling(Task):
     length_option = "seq_len"
     Options = LMOptions
     unit = "tokens"
+    generate_options = SamplingOptions  # what Artifact.generate hands to stream()
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.data_name = state.get("data", "")

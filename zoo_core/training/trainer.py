@@ -13,13 +13,15 @@ import random
 import signal
 import threading
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 from torch import nn
 
-from zoo_core import artifacts
+from zoo_core import artifacts, protocols
 from zoo_core.catalog import count_parameters
 from zoo_core.errors import ZooError
 from zoo_core.tasks.base import Task
@@ -130,6 +132,27 @@ def _first_non_finite(model: nn.Module) -> str | None:
     return next(name for name, ok in zip(tensors, finite.tolist(), strict=True) if not ok)
 
 
+@dataclass
+class _Run:
+    """What the loop carries from step to step: optimizers, data generator, counters, clocks."""
+
+    optimizers: dict[str, torch.optim.Optimizer]
+    generator: torch.Generator
+    params: dict[str, list[nn.Parameter]]  # each optimizer's, for all-reduce and clipping
+    loss_sums: dict[str, torch.Tensor]  # summed on the device since the last log: no host sync
+    loss_count: int = 0
+    step: int = 0
+    units_total: int = 0
+    elapsed_before: float = 0.0  # seconds trained before a resume
+    start: float = 0.0  # perf_counter() when this process began its steps
+    window_start: float = 0.0  # the throughput's window: since the last log
+    window_units: int = 0
+
+    def elapsed(self, now: float | None = None) -> float:
+        """Seconds trained, those before a resume included."""
+        return self.elapsed_before + ((time.perf_counter() if now is None else now) - self.start)
+
+
 class Trainer:
     """Train ``model`` on ``task``; write metrics, checkpoints and weights under ``out``.
 
@@ -143,13 +166,13 @@ class Trainer:
         config: TrainConfig,
         out: Path | None = None,
         *,
-        metadata: dict[str, str] | None = None,
+        name: str = "model",
         progress: bool = True,
     ):
         self.config = config
         self.task = task
         self.run_dir = Path(out) if out is not None else None
-        self.metadata = metadata or {}
+        self.name = name  # the model's registered name, for the progress title
         device = pick_device(config.device)
         distributed.init(device.type)
         self.device = distributed.local_device(device)
@@ -157,7 +180,7 @@ class Trainer:
         self.world = distributed.world_size()
         self.out = self.run_dir if self.is_main else None  # where this rank writes
         self.model = model.to(self.device)
-        if getattr(model, "channels_last", False):
+        if protocols.channels_last(model):
             # Faster convolutions on GPUs and, with oneDNN, on CPUs too (here: resnet ~30%, gan ~17%).
             self.model = self.model.to(memory_format=torch.channels_last)
         self.show_progress = progress and self.is_main
@@ -221,6 +244,39 @@ class Trainer:
     def fit(self, resume: bool = False) -> dict[str, Any]:
         """Train to ``config.steps`` (or ``config.time`` seconds); return the final metrics."""
         cfg = self.config
+        run = self._start(resume)
+        eval_every = cfg.eval_interval or (max(1, cfg.steps // 5) if cfg.time is None else 500)
+        ckpt_every = cfg.checkpoint_interval or eval_every
+        with self._stop_on_signals(), self._explain_failures(run):
+            with self._progress(run) as progress:
+                while run.step < cfg.steps:
+                    elapsed = run.elapsed()
+                    if self._time_up(elapsed):
+                        break
+                    if self._stop_requested:
+                        self._interrupt(run)
+                    self._set_lr(run, elapsed)
+                    self._step(run)
+                    last = run.step >= cfg.steps
+                    evaluate = not last and run.step % eval_every == 0
+                    save = not last and run.step % ckpt_every == 0
+                    # Losses are read (a host sync) only at log steps, and always before a
+                    # checkpoint, so a non-finite loss never reaches a saved checkpoint.
+                    if run.step % cfg.log_interval == 0 or last or evaluate or save:
+                        self._log_losses(run, progress)
+                    if evaluate and self.is_main:
+                        progress.note(self._evaluate(run.step, cfg.eval_batches))
+                    if save:
+                        self._checkpoint(run)
+            if not self.is_main:
+                return {}
+            final = self._evaluate(run.step, None)
+            self._checkpoint(run)
+            return {"step": run.step, "elapsed": run.elapsed(), **final}
+
+    def _start(self, resume: bool) -> _Run:
+        """Seed, build the optimizers and, resuming, restore the newest checkpoint's state."""
+        cfg = self.config
         torch.manual_seed(cfg.seed)
         random.seed(cfg.seed)
         generator = torch.Generator().manual_seed(cfg.seed)
@@ -228,194 +284,209 @@ class Trainer:
         for opt in optimizers.values():
             for group in opt.param_groups:
                 group.setdefault("initial_lr", group["lr"])
-        step, elapsed_before, units_total = 0, 0.0, 0
-        checkpoints = self.run_dir / artifacts.CHECKPOINTS_DIR if self.run_dir is not None else None
+        run = _Run(
+            optimizers=optimizers,
+            generator=generator,
+            params={
+                name: [p for g in opt.param_groups for p in g["params"]]
+                for name, opt in optimizers.items()
+            },
+            loss_sums={name: torch.zeros((), device=self.device) for name in optimizers},
+        )
+        checkpoints = self._checkpoints_dir()
         if resume and checkpoints is not None and checkpoint.list_checkpoints(checkpoints):
             state = checkpoint.load_latest(checkpoints, self.model, optimizers, generator)
-            step = self.checkpoint_step = state["step"]
-            elapsed_before = state["trainer"]["elapsed"]
-            units_total = state["trainer"]["units"]
+            run.step = self.checkpoint_step = state["step"]
+            run.elapsed_before = state["trainer"]["elapsed"]
+            run.units_total = state["trainer"]["units"]
         # else a run stopped before its first checkpoint starts again (its initial weights are
         # its seed's), forgetting what it had logged
         if resume and self.is_main:
-            self._truncate_metrics(step)
+            self._truncate_metrics(run.step)
         distributed.broadcast_parameters(self.model)
+        return run
 
-        steps = cfg.steps
-        eval_every = cfg.eval_interval or (max(1, steps // 5) if cfg.time is None else 500)
-        ckpt_every = cfg.checkpoint_interval or eval_every
-        params = {
-            name: [p for g in opt.param_groups for p in g["params"]]
-            for name, opt in optimizers.items()
-        }
-        loss_sums = {name: torch.zeros((), device=self.device) for name in optimizers}
-        loss_count = 0
-
-        def trainer_state() -> dict[str, Any]:
-            return {"elapsed": elapsed_before + (time.perf_counter() - start), "units": units_total}
-
-        def save_checkpoint() -> None:
-            # A finite loss was computed before its step's update, which can still overflow the
-            # weights: a checkpoint is only written of finite ones (on every rank, so all stop).
-            bad = _first_non_finite(self.model)
-            if bad is not None:
-                raise NonFiniteLoss(
-                    f"the weights became non-finite at step {step} ({bad}); {self._kept()}. Try "
-                    "a lower --lr or a smaller --set grad_clip"
-                )
-            if self.run_dir is None:
-                return
-            if self.out is None:  # rank 0 writes it; every rank knows its step (for messages)
-                self.checkpoint_step = step
-                return
-            try:
-                checkpoint.save(
-                    checkpoints,
-                    step,
-                    self.model,
-                    optimizers,
-                    generator,
-                    trainer_state(),
-                    keep=cfg.keep_checkpoints,
-                )
-                self.save_weights()
-                self.checkpoint_step = step
-            except OSError as exc:
-                raise ZooError(
-                    f"cannot write a checkpoint in '{checkpoints}': {exc.strerror or exc}; free some "
-                    f"space, then continue with zoo train --resume {self.run_dir} (the previous "
-                    "checkpoint is intact)"
-                ) from None
-
+    @contextlib.contextmanager
+    def _stop_on_signals(self) -> Iterator[None]:
+        """Ctrl-C and SIGTERM ask the loop to stop (see :meth:`_request_stop`) while it runs;
+        the handlers before it are put back after. Signals reach only the main thread."""
         in_main_thread = threading.current_thread() is threading.main_thread()
         previous_handlers = (
             {s: signal.signal(s, self._request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
             if in_main_thread
             else {}
         )
-        progress = Progress(
-            steps,
-            cfg.time,
-            self.task.unit,
-            enabled=self.show_progress,
-            start_step=step,
-            title=self._title(step),
-        )
-        start = time.perf_counter()
-        window_start, window_units = start, 0
-        self.model.train()
         try:
-            with progress:
-                while step < steps:
-                    elapsed = elapsed_before + time.perf_counter() - start
-                    time_up = cfg.time is not None and elapsed >= cfg.time
-                    if self.world > 1:  # every rank stops at the same step
-                        flags = (
-                            distributed.any_rank(time_up, self.device),
-                            distributed.any_rank(self._stop_requested, self.device),
-                        )
-                        time_up, self._stop_requested = flags
-                    if time_up:
-                        break
-                    if self._stop_requested:
-                        save_checkpoint()
-                        distributed.barrier()  # no rank exits while rank 0 still writes
-                        again = f" --nproc {self.world}" if self.world > 1 else ""
-                        term = self._stop_signal == signal.SIGTERM
-                        kept = (
-                            f"checkpoint saved. Continue with: zoo train --resume "
-                            f"{self.run_dir}{again}"
-                            if self.run_dir is not None
-                            else "nothing was saved"  # a training with no run folder
-                        )
-                        raise TrainingInterrupted(
-                            f"interrupted{' by SIGTERM' if term else ''} at step {step}; {kept}",
-                            exit_code=143 if term else 130,
-                        )
-                    by_steps = (step - cfg.warmup) / max(1, steps - cfg.warmup)
-                    by_time = elapsed / cfg.time if cfg.time else 0.0
-                    factor = lr_factor(max(by_steps, by_time), step, cfg)
-                    for opt in optimizers.values():
-                        for group in opt.param_groups:
-                            group["lr"] = group["initial_lr"] * factor
-
-                    batch = self.task.train_batch(cfg.batch_size, generator)
-                    batch = to_device(distributed.shard(batch, cfg.batch_size), self.device)
-                    with self._autocast():
-                        for name, loss in self.task.training_step(self.train_model, batch):
-                            opt = optimizers[name]
-                            opt.zero_grad(set_to_none=True)
-                            loss.backward()
-                            distributed.average_gradients(params[name])
-                            if cfg.grad_clip > 0:
-                                nn.utils.clip_grad_norm_(params[name], cfg.grad_clip)
-                            opt.step()
-                            loss_sums[name] += loss.detach()
-                    self.task.after_step(self.model, step)
-                    step += 1
-                    loss_count += 1
-                    n_units = self.task.units(batch) * self.world
-                    units_total += n_units
-                    window_units += n_units
-
-                    last = step >= steps
-                    evaluate = not last and step % eval_every == 0
-                    save = not last and step % ckpt_every == 0
-                    # Losses are read (a host sync) only at log steps, and always before a
-                    # checkpoint, so a non-finite loss never reaches a saved checkpoint.
-                    if step % cfg.log_interval == 0 or last or evaluate or save:
-                        losses = {k: (v / loss_count).item() for k, v in loss_sums.items()}
-                        for v in loss_sums.values():
-                            v.zero_()
-                        loss_count = 0
-                        bad = [k for k, v in losses.items() if not math.isfinite(v)]
-                        if bad:
-                            raise NonFiniteLoss(
-                                f"the {'loss' if bad == ['model'] else 'loss of ' + bad[0]} became "
-                                f"{losses[bad[0]]} at step {step}; {self._kept()}. Try a lower "
-                                "--lr or a smaller --set grad_clip"
-                            )
-                        now = time.perf_counter()
-                        throughput = window_units / max(now - window_start, 1e-9)
-                        window_start, window_units = now, 0
-                        record = {
-                            "step": step,
-                            "lr": optimizers[next(iter(optimizers))].param_groups[0]["lr"],
-                            f"{self.task.unit}_per_s": round(throughput, 1),
-                            "elapsed": round(elapsed_before + now - start, 2),
-                        }
-                        record.update(
-                            {"loss" if k == "model" else f"loss_{k}": v for k, v in losses.items()}
-                        )
-                        self._log(record)
-                        progress.update(step, losses, throughput, elapsed_before + now - start)
-                    if evaluate and self.is_main:
-                        progress.note(self._evaluate(step, cfg.eval_batches))
-                    if save:
-                        save_checkpoint()
-            if not self.is_main:
-                return {}
-            final = self._evaluate(step, None)
-            save_checkpoint()
-            return {"step": step, "elapsed": trainer_state()["elapsed"], **final}
-        except RuntimeError as exc:
-            if not _out_of_memory(exc):
-                raise
-            where = f"at step {step + 1}" if step < steps else "in the last evaluation"
-            raise ZooError(
-                f"out of memory {where} on {self.device} with batch size {cfg.batch_size}; "
-                f"{self._kept()}. Start a new run with a smaller --batch-size, or a smaller model "
-                "or input (--set seq_len=, image_size=...)"
-            ) from None
-        except OSError as exc:  # a full disk, a folder made read-only while training
-            raise ZooError(
-                f"cannot write to the run folder '{self.run_dir}': {exc.strerror or exc}; free some "
-                "space or fix its permissions, then continue with --resume (the last checkpoint is intact)"
-            ) from None
+            yield
         finally:
             for signum, handler in previous_handlers.items():
                 if handler is not None:
                     signal.signal(signum, handler)
+
+    @contextlib.contextmanager
+    def _progress(self, run: _Run) -> Iterator[Progress]:
+        """The progress bar, shown while the steps run; the clocks start with it."""
+        cfg = self.config
+        progress = Progress(
+            cfg.steps,
+            cfg.time,
+            self.task.unit,
+            enabled=self.show_progress,
+            start_step=run.step,
+            title=self._title(run.step),
+        )
+        run.start = run.window_start = time.perf_counter()
+        self.model.train()
+        with progress:
+            yield progress
+
+    @contextlib.contextmanager
+    def _explain_failures(self, run: _Run) -> Iterator[None]:
+        """Running out of memory or of disk is one line saying what to do, not a traceback."""
+        cfg = self.config
+        try:
+            yield
+        except RuntimeError as exc:
+            if not _out_of_memory(exc):
+                raise
+            where = f"at step {run.step + 1}" if run.step < cfg.steps else "in the last evaluation"
+            raise ZooError(
+                f"out of memory {where} on {self.device} with batch size {cfg.batch_size}; "
+                f"{self._kept()}. Start a new run with a smaller --batch-size, or a smaller "
+                "model or input (--set seq_len=, image_size=...)"
+            ) from None
+        except OSError as exc:  # a full disk, a folder made read-only while training
+            raise ZooError(
+                f"cannot write to the run folder '{self.run_dir}': {exc.strerror or exc}; free "
+                "some space or fix its permissions, then continue with --resume (the last "
+                "checkpoint is intact)"
+            ) from None
+
+    def _time_up(self, elapsed: float) -> bool:
+        """Whether the time budget is spent. Under torchrun every rank answers alike, and learns
+        of a stop asked of any rank, so that all stop at the same step."""
+        cfg = self.config
+        time_up = cfg.time is not None and elapsed >= cfg.time
+        if self.world > 1:
+            flags = (
+                distributed.any_rank(time_up, self.device),
+                distributed.any_rank(self._stop_requested, self.device),
+            )
+            time_up, self._stop_requested = flags
+        return time_up
+
+    def _interrupt(self, run: _Run) -> NoReturn:
+        """Save a checkpoint and raise TrainingInterrupted, saying how to continue."""
+        self._checkpoint(run)
+        distributed.barrier()  # no rank exits while rank 0 still writes
+        again = f" --nproc {self.world}" if self.world > 1 else ""
+        term = self._stop_signal == signal.SIGTERM
+        kept = (
+            f"checkpoint saved. Continue with: zoo train --resume {self.run_dir}{again}"
+            if self.run_dir is not None
+            else "nothing was saved"  # a training with no run folder
+        )
+        raise TrainingInterrupted(
+            f"interrupted{' by SIGTERM' if term else ''} at step {run.step}; {kept}",
+            exit_code=143 if term else 130,
+        )
+
+    def _set_lr(self, run: _Run, elapsed: float) -> None:
+        """The schedule's learning rate, by steps or by time, whichever is further along."""
+        cfg = self.config
+        by_steps = (run.step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+        by_time = elapsed / cfg.time if cfg.time else 0.0
+        factor = lr_factor(max(by_steps, by_time), run.step, cfg)
+        for opt in run.optimizers.values():
+            for group in opt.param_groups:
+                group["lr"] = group["initial_lr"] * factor
+
+    def _step(self, run: _Run) -> None:
+        """One optimisation step: a batch, then each of the task's losses through its optimizer."""
+        cfg = self.config
+        batch = self.task.train_batch(cfg.batch_size, run.generator)
+        batch = to_device(distributed.shard(batch, cfg.batch_size), self.device)
+        with self._autocast():
+            for name, loss in self.task.training_step(self.train_model, batch):
+                opt = run.optimizers[name]
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                distributed.average_gradients(run.params[name])
+                if cfg.grad_clip > 0:
+                    nn.utils.clip_grad_norm_(run.params[name], cfg.grad_clip)
+                opt.step()
+                run.loss_sums[name] += loss.detach()
+        self.task.after_step(self.model, run.step)
+        run.step += 1
+        run.loss_count += 1
+        n_units = self.task.units(batch) * self.world
+        run.units_total += n_units
+        run.window_units += n_units
+
+    def _log_losses(self, run: _Run, progress: Progress) -> None:
+        """Log the mean losses since the last log, with the learning rate and throughput; a
+        non-finite loss stops the training."""
+        losses = {k: (v / run.loss_count).item() for k, v in run.loss_sums.items()}
+        for v in run.loss_sums.values():
+            v.zero_()
+        run.loss_count = 0
+        bad = [k for k, v in losses.items() if not math.isfinite(v)]
+        if bad:
+            raise NonFiniteLoss(
+                f"the {'loss' if bad == ['model'] else 'loss of ' + bad[0]} became "
+                f"{losses[bad[0]]} at step {run.step}; {self._kept()}. Try a lower "
+                "--lr or a smaller --set grad_clip"
+            )
+        now = time.perf_counter()
+        throughput = run.window_units / max(now - run.window_start, 1e-9)
+        run.window_start, run.window_units = now, 0
+        record = {
+            "step": run.step,
+            "lr": run.optimizers[next(iter(run.optimizers))].param_groups[0]["lr"],
+            f"{self.task.unit}_per_s": round(throughput, 1),
+            "elapsed": round(run.elapsed(now), 2),
+        }
+        record.update({"loss" if k == "model" else f"loss_{k}": v for k, v in losses.items()})
+        self._log(record)
+        progress.update(run.step, losses, throughput, run.elapsed(now))
+
+    def _checkpoints_dir(self) -> Path | None:
+        return self.run_dir / artifacts.CHECKPOINTS_DIR if self.run_dir is not None else None
+
+    def _checkpoint(self, run: _Run) -> None:
+        """Write a resumable checkpoint of step ``run.step`` and the weights (rank 0 alone)."""
+        # A finite loss was computed before its step's update, which can still overflow the
+        # weights: a checkpoint is only written of finite ones (on every rank, so all stop).
+        bad = _first_non_finite(self.model)
+        if bad is not None:
+            raise NonFiniteLoss(
+                f"the weights became non-finite at step {run.step} ({bad}); {self._kept()}. Try "
+                "a lower --lr or a smaller --set grad_clip"
+            )
+        if self.run_dir is None:
+            return
+        if self.out is None:  # rank 0 writes it; every rank knows its step (for messages)
+            self.checkpoint_step = run.step
+            return
+        checkpoints = self._checkpoints_dir()
+        try:
+            checkpoint.save(
+                checkpoints,
+                run.step,
+                self.model,
+                run.optimizers,
+                run.generator,
+                {"elapsed": run.elapsed(), "units": run.units_total},
+                keep=self.config.keep_checkpoints,
+            )
+            self.save_weights()
+            self.checkpoint_step = run.step
+        except OSError as exc:
+            raise ZooError(
+                f"cannot write a checkpoint in '{checkpoints}': {exc.strerror or exc}; free some "
+                f"space, then continue with zoo train --resume {self.run_dir} (the previous "
+                "checkpoint is intact)"
+            ) from None
 
     @property
     def saved_nothing(self) -> bool:
@@ -432,7 +503,7 @@ class Trainer:
     def _title(self, step: int) -> str:
         """``lstm (1,079,400 parameters), task lm, on cpu (fp32), 4 processes: runs/lstm-...``"""
         parameters = count_parameters(self.model)
-        parts = [f"{self.metadata.get('zoo.model', 'model')} ({parameters:,} parameters)"]
+        parts = [f"{self.name} ({parameters:,} parameters)"]
         if self.task.name:
             parts.append(f"task {self.task.name}")
         parts.append(f"on {self.device.type} ({self.precision})")

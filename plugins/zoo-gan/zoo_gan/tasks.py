@@ -49,6 +49,7 @@ from zoo_resnet.model import ResNet, ResNetConfig
 
 from zoo_core import ZooError, plot, protocols
 from zoo_core.data import shapes
+from zoo_core.inference import PictureOptions
 from zoo_core.tasks.base import Task, trained_on
 from zoo_core.tasks.image import ImageClassification, ImageOptions, data_state, load_data_state
 from zoo_core.training.config import TrainConfig
@@ -75,6 +76,7 @@ class _Adversarial(Task):
     }
     model_protocol = protocols.AdversarialPair
     unit = "samples"
+    generate_options = PictureOptions  # what Artifact.generate hands to generate()
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.step = 0
