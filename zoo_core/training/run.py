@@ -259,7 +259,7 @@ def _train_new(model, task, data, val_data, out, overrides, progress, train_opti
                 task_obj,
                 train_cfg,
                 run_dir,
-                metadata={"zoo.model": spec.name},
+                name=spec.name,
                 progress=progress,
             )
             final = trainer.fit()
@@ -451,8 +451,6 @@ def _resume(
         config.write(run_dir)
     # Where a task may write files as it trains (progress samples); rank 0 alone writes.
     task_obj.run_dir = run_dir if distributed.is_main() else None
-    trainer = Trainer(
-        net, task_obj, train_cfg, run_dir, metadata={"zoo.model": spec.name}, progress=progress
-    )
+    trainer = Trainer(net, task_obj, train_cfg, run_dir, name=spec.name, progress=progress)
     final = trainer.fit(resume=True)
     return _finish(run_dir, config, spec, net, task_obj, final)
