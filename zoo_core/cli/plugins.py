@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from zoo_core.catalog import unloaded_plugins
 from zoo_core.cli._output import fail, print_json, table
 from zoo_core.plugins import get_catalog
 from zoo_core.scaffold import (
@@ -13,7 +14,6 @@ from zoo_core.scaffold import (
     package_name,
     pip,
     uninstall_args,
-    unloaded_plugins,
     zoo_entry_points,
 )
 
