@@ -64,7 +64,7 @@ class Artifact:
     def generate_options(self) -> type[SamplingOptions] | type[PictureOptions]:
         """What :meth:`generate` takes: :class:`SamplingOptions` for a model that writes text,
         :class:`PictureOptions` for one that draws samples."""
-        kind = getattr(type(self.task), "generate_options", None)
+        kind = self.task.generate_options
         if kind is None:
             raise ZooError(f"task '{self.config.task}' does not generate")
         return kind

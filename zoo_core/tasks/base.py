@@ -78,6 +78,9 @@ class Task:
     # The kind of model the task trains (a Protocol of zoo_core.protocols), which the contract
     # checks hold every model registered for the task to; None: the checks ask nothing more.
     model_protocol: ClassVar[type | None] = None
+    # What Artifact.generate takes for this task (zoo_core.inference.SamplingOptions for text,
+    # PictureOptions for samples); None: the task does not generate.
+    generate_options: ClassVar[type | None] = None
     # The run folder while training (set by zoo_core.train), else None.
     run_dir: Path | None = None
 
