@@ -23,7 +23,6 @@ from zoo_core import (
     ZooError,
     create_model,
     hookimpl,
-    plugins,
 )
 from zoo_core.artifact import run_info
 from zoo_core.scaffold import check_plugins
@@ -364,26 +363,6 @@ def test_an_unknown_model_name_suggests_the_closest(site):
 
 
 # -- plugin objects registered in-process ----------------------------------------------------------
-@pytest.fixture
-def register_plugin():
-    """Register plugin objects on the plugin manager for one test; the catalog is rebuilt."""
-    names = []
-
-    def register(plugin, name):
-        plugins.load_plugins()
-        plugins.pm.register(plugin, name=name)
-        names.append(name)
-        plugins.reset_catalog()
-        return plugins.get_catalog()
-
-    try:
-        yield register
-    finally:
-        for name in names:
-            plugins.pm.unregister(name=name)
-        plugins.reset_catalog()
-
-
 MODELS = '''
 from dataclasses import dataclass
 

@@ -8,29 +8,8 @@ from types import SimpleNamespace
 import pytest
 
 import zoo_core
-from zoo_core import ModelSpec, hookimpl, plugins, protocols
+from zoo_core import ModelSpec, hookimpl, protocols
 from zoo_core.testing import run_checks
-
-
-@pytest.fixture
-def register_plugin():
-    """Register plugin objects on the plugin manager for one test; the catalog is rebuilt."""
-    names = []
-
-    def register(plugin, name):
-        plugins.load_plugins()
-        plugins.pm.register(plugin, name=name)
-        names.append(name)
-        plugins.reset_catalog()
-        return plugins.get_catalog()
-
-    try:
-        yield register
-    finally:
-        for name in names:
-            plugins.pm.unregister(name=name)
-        plugins.reset_catalog()
-
 
 MODELS = '''
 from dataclasses import dataclass
