@@ -130,7 +130,7 @@ class Task:
     # -- optimisation --------------------------------------------------------------------------
     def configure_optimizers(self, model: nn.Module, config: TrainConfig) -> dict[str, Any]:
         """Named optimizers: one AdamW, weight decay on matrices and embeddings only."""
-        from zoo_core.training.optim import adamw
+        from zoo_core.training.optim import adamw  # here: torch, which zoo list and zoo pull skip
 
         return {"model": adamw(model.parameters(), config)}
 
