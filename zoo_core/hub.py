@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import re
 import sys
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, NoReturn
 
 from zoo_core import artifacts
@@ -459,10 +460,31 @@ def push(
         )
 
 
+def public_config(config: RunConfig) -> RunConfig:
+    """``config`` as a Hub repo shows it: each absolute path in it (the data it trained on, where a
+    task or a setting recorded it) cut to its last part, so that no user name or folder layout is
+    published; and no data fingerprints, which mean something only beside the path they were
+    taken at. Lists are left alone: they hold data (class names), not paths."""
+
+    def public(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: public(item) for key, item in value.items()}
+        if isinstance(value, str) and PurePosixPath(value).is_absolute():
+            return PurePosixPath(value).name
+        if isinstance(value, str) and PureWindowsPath(value).is_absolute():
+            return PureWindowsPath(value).name
+        return value
+
+    data = config.to_json()
+    for key in data:
+        if key != "model_config":  # the model's own settings hold no paths
+            data[key] = public(data[key])
+    data["data_fingerprints"] = {}
+    return RunConfig.from_json(data)
+
+
 def _foreign_config(api: Any, repo_id: str, branch: str, remote: dict[str, Any]) -> str | None:
     """Why the branch's config.json is not a zoo model's, or None (none there, or a zoo one)."""
-    import json
-
     if artifacts.CONFIG_FILE not in remote:
         return None
     path = api.hf_hub_download(repo_id, artifacts.CONFIG_FILE, revision=branch)
@@ -493,6 +515,11 @@ def _push(
         for name in artifacts.ARTIFACT_FILES
         if name != artifacts.CARD_FILE and (folder / name).is_file()
     }
+    # The run folder keeps where its data was (resuming compares it); the Hub gets its name only.
+    config = public_config(config)
+    # The bytes write_json would write, so that pushing one run twice sends nothing new.
+    text = json.dumps(config.to_json(), indent=2, ensure_ascii=False) + "\n"
+    contents[artifacts.CONFIG_FILE] = text.encode("utf-8")
     checkpoints = folder / artifacts.CHECKPOINTS_DIR
     if include_checkpoints and checkpoints.is_dir():
         for path in sorted(p for p in checkpoints.rglob("*") if p.is_file()):
