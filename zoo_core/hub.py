@@ -22,7 +22,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, NoReturn
 
 from zoo_core import artifacts
-from zoo_core.card import all_picture_names, pictures, render_card
+from zoo_core.card import all_picture_names, pictures, render_card, task_pictures
 from zoo_core.errors import ZooError
 from zoo_core.runconfig import RunConfig, config_problem
 
@@ -203,6 +203,11 @@ def hub_error(
             return ZooError(
                 f"you may not read '{repo_id}' at {where} (403): ask its owner for access, then "
                 f"{_login_hint()} with a token that has read access to it"
+            )
+        if status == 412 and write:  # the parent_commit a push gave is no longer the head
+            return ZooError(
+                f"'{repo_id}'{rev} at {where} changed while this push was prepared (another "
+                "push landed first); nothing was committed: look at the branch, then push again"
             )
         message = getattr(exc, "server_message", None) or _first_line(exc)
         return ZooError(f"the Hub at {where} answered {status} for '{repo_id}': {message}")
@@ -483,16 +488,38 @@ def public_config(config: RunConfig) -> RunConfig:
     return RunConfig.from_json(data)
 
 
-def _foreign_config(api: Any, repo_id: str, branch: str, remote: dict[str, Any]) -> str | None:
-    """Why the branch's config.json is not a zoo model's, or None (none there, or a zoo one)."""
+def _remote_config(api: Any, repo_id: str, revision: str, remote: dict[str, Any]) -> Any:
+    """The config.json of ``revision`` as parsed JSON: None when there is none, ``...`` when it
+    is not JSON."""
     if artifacts.CONFIG_FILE not in remote:
         return None
-    path = api.hf_hub_download(repo_id, artifacts.CONFIG_FILE, revision=branch)
+    path = api.hf_hub_download(repo_id, artifacts.CONFIG_FILE, revision=revision)
     try:
-        config = json.loads(Path(path).read_text(encoding="utf-8"))
+        return json.loads(Path(path).read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
-        return "is not JSON"
-    return config_problem(config)
+        return ...
+
+
+def _foreign_config(api: Any, repo_id: str, branch: str, remote: dict[str, Any]) -> str | None:
+    """Why the branch's config.json is not a zoo model's, or None (none there, or a zoo one)."""
+    config = _remote_config(api, repo_id, branch, remote)
+    if config is None:
+        return None
+    return "is not JSON" if config is ... else config_problem(config)
+
+
+def _remote_task(api: Any, repo_id: str, revision: str, remote: dict[str, Any]) -> str | None:
+    """The task of the zoo model ``revision`` holds, or None (no zoo model there)."""
+    config = _remote_config(api, repo_id, revision, remote)
+    if config is None or config is ... or config_problem(config):
+        return None
+    return config["task"]
+
+
+def _left_behind(path: str) -> bool:
+    """A file a killed run left half-written: a hidden temporary folder of a checkpoint being
+    saved (``.tmp-step-*``) or an atomic write's ``.NAME.XXXX.tmp``; never part of a run."""
+    return any(part.startswith(".") or part.endswith(".tmp") for part in path.split("/"))
 
 
 def _push(
@@ -523,33 +550,25 @@ def _push(
     checkpoints = folder / artifacts.CHECKPOINTS_DIR
     if include_checkpoints and checkpoints.is_dir():
         for path in sorted(p for p in checkpoints.rglob("*") if p.is_file()):
-            contents[path.relative_to(folder).as_posix()] = path
+            name = path.relative_to(folder).as_posix()
+            if not _left_behind(name):
+                contents[name] = path
     for name in pictures(folder, config):  # shown on the card
         contents[name] = folder / name
     card = render_card(folder, config, repo_id, revision=branch)
     contents[artifacts.CARD_FILE] = card.encode("utf-8")
-    picture_names = all_picture_names()
-
-    def ours(path: str) -> bool:  # a file a push of a run owns on the branch
-        in_checkpoints = path.startswith(artifacts.CHECKPOINTS_DIR + "/")
-        return (
-            path in artifacts.ARTIFACT_FILES
-            or path in picture_names
-            or (include_checkpoints and in_checkpoints)
-        )
-
     api = HfApi(token=token)
 
-    def listing() -> dict[str, str]:
-        """The branch's files and their blob ids (an LFS file's is its pointer's, which changes
-        with its content)."""
-        tree = api.list_repo_tree(repo_id, revision=branch, recursive=True)
+    def listing(revision: str) -> dict[str, str]:
+        """The files of ``revision`` and their blob ids (an LFS file's is its pointer's, which
+        changes with its content)."""
+        tree = api.list_repo_tree(repo_id, revision=revision, recursive=True)
         return {entry.path: entry.blob_id for entry in tree if isinstance(entry, RepoFile)}
 
     try:
         if not force:  # before anything is created: a refused push leaves the repo as it was
             try:
-                existing = listing()
+                existing = listing(branch)
             except (hf.RepositoryNotFoundError, hf.RevisionNotFoundError):
                 existing = {}  # a new repo or branch
             foreign = _foreign_config(api, repo_id, branch, existing)
@@ -561,7 +580,25 @@ def _push(
         repo_url = api.create_repo(repo_id, private=private, exist_ok=True)
         if branch != "main":
             api.create_branch(repo_id, branch=branch, exist_ok=True)
-        remote = listing()  # a new branch starts with main's files
+        # The deletions below are computed from this listing, so the commit is made on top of
+        # the head it was taken at, or not at all: a push that landed meanwhile is not undone.
+        head = api.repo_info(repo_id, revision=branch).sha
+        remote = listing(head or branch)  # a new branch starts with main's files
+        # The pictures a push put there: those of this run's task, and those of the task of the
+        # run the branch holds (a GAN's samples.png, when a language model replaces it). Any
+        # other picture was added by hand, and stays.
+        drawn = set(task_pictures(config.task))
+        if head is not None and (task := _remote_task(api, repo_id, head, remote)):
+            drawn |= set(task_pictures(task))
+
+        def ours(path: str) -> bool:  # a file a push of a run owns on the branch
+            in_checkpoints = path.startswith(artifacts.CHECKPOINTS_DIR + "/")
+            return (
+                path in artifacts.ARTIFACT_FILES
+                or path in drawn
+                or (include_checkpoints and in_checkpoints)
+            )
+
         # create_commit deletes only what it is told to: another run's artifact files on the
         # branch are named here, so that the branch holds this run alone.
         removed = sorted(path for path in remote if ours(path) and path not in contents)
@@ -581,8 +618,9 @@ def _push(
             operations,
             commit_message=message or f"Upload {config.model} with zoo",
             revision=branch,
+            parent_commit=head,
         )
-        after = listing()  # what the branch holds now tells which files were sent
+        after = listing(info.oid)  # what the branch holds now tells which files were sent
     except ZooError:
         raise
     except Exception as exc:

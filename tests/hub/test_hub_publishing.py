@@ -83,3 +83,57 @@ def test_a_push_publishes_no_private_paths(client, hub_server, private_run):
     assert "nothing to push" in again.stdout
     info = client.zoo("info", "acme/private-paths").stdout
     assert "corpus.txt" in info and "alice-smith" not in info
+
+
+def post(hub_server, path: str, payload: dict) -> None:
+    request = urllib.request.Request(
+        f"{hub_server.endpoint}{path}", data=json.dumps(payload).encode(), method="POST"
+    )
+    urllib.request.urlopen(request).close()
+
+
+def test_a_push_that_another_overtook_fails_and_undoes_nothing(client, hub_server, hub_runs):
+    token = {"HF_TOKEN": hub_server.token}
+    client.zoo("push", hub_runs["a"], "acme/race", **token)
+    # Someone else's commit lands after this push listed the branch and before it commits.
+    race = {"branch": "main", "path": "notes.md", "content": "added meanwhile\n"}
+    post(hub_server, "/_test/race/acme/race", race)
+    error = client.error("push", hub_runs["b"], "acme/race", **token)
+    assert "changed while this push was prepared" in error and "push again" in error
+    assert "notes.md" in tree(hub_server, "acme/race")
+    assert client.same_outputs("hf:acme/race", hub_runs["a"]) == [True]  # nothing of b landed
+
+    client.zoo("push", hub_runs["b"], "acme/race", **token)  # again, on the new head
+    assert hub_file(hub_server, "acme/race", "notes.md") == b"added meanwhile\n"
+    assert client.same_outputs("hf:acme/race", hub_runs["b"]) == [True]
+
+
+def test_files_a_killed_run_left_behind_are_not_pushed(client, hub_server, hub_runs, tmp_path):
+    import shutil
+
+    run = tmp_path / "killed"
+    shutil.copytree(hub_runs["a"], run)
+    checkpoints = run / artifacts.CHECKPOINTS_DIR
+    (checkpoints / ".tmp-step-00000009").mkdir()
+    (checkpoints / ".tmp-step-00000009" / "model.safetensors").write_bytes(b"half written")
+    step = next(p for p in checkpoints.iterdir() if not p.name.startswith("."))
+    (step / ".state.json.k3j2.tmp").write_text("{")
+    client.zoo("push", run, "acme/killed", "--include-checkpoints", HF_TOKEN=hub_server.token)
+    files = tree(hub_server, "acme/killed")
+    assert any(p.startswith(f"checkpoints/{step.name}/") for p in files)
+    assert [p for p in files if ".tmp" in p] == []
+
+
+def test_a_picture_the_owner_added_is_not_deleted(client, hub_server, hub_runs):
+    from huggingface_hub import HfApi
+
+    token = {"HF_TOKEN": hub_server.token}
+    client.zoo("push", hub_runs["a"], "acme/own-picture", **token)
+    # confusion.png is a picture the image classifier draws, not the language model.
+    api = HfApi(endpoint=hub_server.endpoint, token=hub_server.token)
+    api.upload_file(
+        path_or_fileobj=b"\x89PNG by hand", path_in_repo="confusion.png", repo_id="acme/own-picture"
+    )
+    out = client.zoo("push", hub_runs["b"], "acme/own-picture", **token).stdout
+    assert "removed" not in out
+    assert hub_file(hub_server, "acme/own-picture", "confusion.png") == b"\x89PNG by hand"
