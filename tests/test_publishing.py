@@ -32,3 +32,27 @@ def test_uninstall_keeps_the_options_it_allows():
 
     args = ["-y", "--quiet", "lstm", "-vv", "--yes", "-yq", "--verbose"]
     assert uninstall_args(args) == ["-y", "--quiet", "zoo-lstm", "-vv", "--yes", "-yq", "--verbose"]
+
+
+def test_a_mistyped_run_folder_is_not_fetched_from_the_hub(zoo, tmp_path, monkeypatch):
+    import zoo_core
+    from zoo_core.artifact import pulled
+
+    (tmp_path / "runs").mkdir()
+    monkeypatch.chdir(tmp_path)
+    for source in ("runs/foo", tmp_path.joinpath("runs", "foo").relative_to(tmp_path)):
+        with pytest.raises(ZooError, match="'runs/foo' is not a run folder") as caught:
+            pulled(source)
+        assert "hf:runs/foo" in str(caught.value)
+    with pytest.raises(ZooError, match="is not a run folder"):
+        zoo_core.load("runs/foo")
+    # Nothing listens on port 9: a request to the Hub would be another error.
+    env = {"HF_ENDPOINT": "http://127.0.0.1:9", "HF_HUB_OFFLINE": "0", "HF_HOME": str(tmp_path)}
+    for command in ("info", "eval"):
+        result = zoo(command, "runs/foo", check=False, cwd=tmp_path, env=env)
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        assert result.stderr.strip().startswith("Error: 'runs/foo' is not a run folder")
+    # hf: asks the Hub, as does a name whose first part is no folder here.
+    for source in ("hf:runs/foo", "acme/foo"):
+        result = zoo("info", source, check=False, cwd=tmp_path, env=env)
+        assert result.returncode == 1 and "not a run folder" not in result.stderr
