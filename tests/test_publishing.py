@@ -56,3 +56,27 @@ def test_a_mistyped_run_folder_is_not_fetched_from_the_hub(zoo, tmp_path, monkey
     for source in ("hf:runs/foo", "acme/foo"):
         result = zoo("info", source, check=False, cwd=tmp_path, env=env)
         assert result.returncode == 1 and "not a run folder" not in result.stderr
+
+
+def test_credentials_in_a_url_are_not_printed(zoo, tmp_path):
+    from zoo_core._redact import redact
+
+    assert redact("at https://user:s3cret@mirror/x and git+https://t@h/a.git") == (
+        "at https://***@mirror/x and git+https://***@h/a.git"
+    )
+    assert redact("https://u:p@ss@h.org/simple") == "https://***@h.org/simple"
+    assert redact("https://h.org/a@b user@example.org") == "https://h.org/a@b user@example.org"
+
+    # A Hub error names the Hub, without the credentials in HF_ENDPOINT (nothing listens there).
+    env = {"HF_ENDPOINT": "http://user:s3cret@127.0.0.1:9", "HF_HOME": str(tmp_path / "hf")}
+    result = zoo("pull", "acme/tiny", check=False, cwd=tmp_path, env=env)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "http://***@127.0.0.1:9" in result.stderr and "s3cret" not in result.stderr
+
+    # pip's failure, with the command it ran, shows no token either.
+    url = "https://user:t0ken@127.0.0.1:9/simple"
+    env = {"PIP_NO_INDEX": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    result = zoo("plugins", "install", "--index-url", url, "zoo-nothing", check=False, env=env)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "--index-url https://***@127.0.0.1:9/simple" in result.stderr
+    assert "t0ken" not in result.stdout + result.stderr

@@ -22,6 +22,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, NoReturn
 
 from zoo_core import artifacts
+from zoo_core._redact import redact
 from zoo_core.card import all_picture_names, pictures, render_card, task_pictures
 from zoo_core.errors import ZooError
 from zoo_core.runconfig import RunConfig, config_problem
@@ -43,8 +44,10 @@ def _import_hub() -> None:
         import huggingface_hub.hf_api  # noqa: F401  (imports its HTTP layer, which parses the URL)
     except ValueError as exc:
         raise ZooError(
-            f"HF_ENDPOINT is not a valid URL ({os.environ.get('HF_ENDPOINT', '')!r}: {exc}); set "
-            "it to a Hub's address, such as https://huggingface.co, or unset it"
+            redact(
+                f"HF_ENDPOINT is not a valid URL ({os.environ.get('HF_ENDPOINT', '')!r}: {exc}); "
+                "set it to a Hub's address, such as https://huggingface.co, or unset it"
+            )
         ) from None
 
 
@@ -152,8 +155,16 @@ def hub_error(
     """One clear line for a huggingface_hub failure, or None if ``exc`` is not a Hub failure.
 
     ``path_like``: the name was given without ``hf:``, so it may have been meant as a folder.
-    ``write``: the request was to change the repo (a push), not to read it.
+    ``write``: the request was to change the repo (a push), not to read it. Credentials in a URL
+    (``HF_ENDPOINT=https://user:token@mirror``) are not shown.
     """
+    error = _hub_error(exc, repo_id, revision, path_like=path_like, write=write)
+    return None if error is None else ZooError(redact(str(error)))
+
+
+def _hub_error(
+    exc: BaseException, repo_id: str, revision: str | None, *, path_like: bool, write: bool
+) -> ZooError | None:
     from huggingface_hub import errors as hf
 
     where = endpoint()
@@ -302,11 +313,12 @@ def _download(repo_id: str, rev: str, token: str | None, path_like: bool) -> Pat
             snapshot_download(repo_id, revision=rev, allow_patterns=pull_patterns(), token=token)
         )
     except hf.LocalEntryNotFoundError as exc:
-        raise _not_cached(exc, repo_id, rev, path_like) from None
+        raise ZooError(redact(str(_not_cached(exc, repo_id, rev, path_like)))) from None
     except Exception as exc:
         _raise(exc, repo_id, rev, path_like)
     if listing_failed is not None and not isinstance(listing_failed, hf.OfflineModeIsEnabled):
-        print(f"{_unavailable(listing_failed)}; using the cached copy of {where}", file=sys.stderr)
+        line = f"{_unavailable(listing_failed)}; using the cached copy of {where}"
+        print(redact(line), file=sys.stderr)
     return folder
 
 
@@ -627,4 +639,6 @@ def _push(
         _raise(exc, repo_id, branch, write=True)
     unchanged = [name for name in contents if name in remote and after.get(name) == remote[name]]
     upload = [name for name in contents if name not in unchanged]
-    return PushResult(str(repo_url), info.commit_url, branch, upload, unchanged, removed)
+    # The URLs are built on HF_ENDPOINT, which may carry credentials.
+    urls = redact(str(repo_url)), redact(info.commit_url)
+    return PushResult(*urls, branch, upload, unchanged, removed)

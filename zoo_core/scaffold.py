@@ -14,6 +14,7 @@ from pathlib import Path
 from string import Template
 
 from zoo_core import artifacts, hookspecs
+from zoo_core._redact import redact
 from zoo_core._version import __version__
 from zoo_core.catalog import left_out_note
 from zoo_core.errors import ZooError
@@ -213,9 +214,11 @@ def pip(command: str, args: list[str]) -> None:
     cmd = [sys.executable, "-m", "pip", command, *yes, *args]
     returncode = subprocess.call(cmd)
     if returncode != 0:
-        raise PipError(
-            f"pip {command} failed with exit code {returncode} (its messages are above); "
-            f"the command was: {' '.join(cmd)}",
+        raise PipError(  # an --index-url may carry a token; pip hides it in its own output
+            redact(
+                f"pip {command} failed with exit code {returncode} (its messages are above); "
+                f"the command was: {' '.join(cmd)}"
+            ),
             returncode,
         )
 
