@@ -267,6 +267,14 @@ def load(source: str | Path, device: str = "cpu", revision: str | None = None) -
 def pulled(source: str | Path, revision: str | None = None) -> Path:
     """The local snapshot of Hub repo ``source``; one line when it names no folder and no repo."""
     text = str(source)
+    first = text.split("/", 1)[0]
+    if not text.startswith("hf:") and text.count("/") == 1 and Path(first).is_dir():
+        # Anyone can create a Hub repo named after a folder ('runs/foo'): a mistyped run folder
+        # must not download and load a stranger's model.
+        raise ZooError(
+            f"'{source}' is not a run folder: it does not exist, though '{first}' is a folder "
+            f"here; check the name (ls {first}), or write hf:{text} for the Hub repo"
+        )
     if text.startswith("hf:") or (text.count("/") == 1 and not text.startswith((".", "/"))):
         return hub.pull(text, revision=revision)
     raise ZooError(f"'{source}' is neither a run folder nor a Hub repo id (org/name)")

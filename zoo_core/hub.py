@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import re
 import sys
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, NoReturn
 
 from zoo_core import artifacts
-from zoo_core.card import all_picture_names, pictures, render_card
+from zoo_core._redact import redact
+from zoo_core.card import all_picture_names, pictures, render_card, task_pictures
 from zoo_core.errors import ZooError
 from zoo_core.runconfig import RunConfig, config_problem
 
@@ -42,8 +44,10 @@ def _import_hub() -> None:
         import huggingface_hub.hf_api  # noqa: F401  (imports its HTTP layer, which parses the URL)
     except ValueError as exc:
         raise ZooError(
-            f"HF_ENDPOINT is not a valid URL ({os.environ.get('HF_ENDPOINT', '')!r}: {exc}); set "
-            "it to a Hub's address, such as https://huggingface.co, or unset it"
+            redact(
+                f"HF_ENDPOINT is not a valid URL ({os.environ.get('HF_ENDPOINT', '')!r}: {exc}); "
+                "set it to a Hub's address, such as https://huggingface.co, or unset it"
+            )
         ) from None
 
 
@@ -151,8 +155,16 @@ def hub_error(
     """One clear line for a huggingface_hub failure, or None if ``exc`` is not a Hub failure.
 
     ``path_like``: the name was given without ``hf:``, so it may have been meant as a folder.
-    ``write``: the request was to change the repo (a push), not to read it.
+    ``write``: the request was to change the repo (a push), not to read it. Credentials in a URL
+    (``HF_ENDPOINT=https://user:token@mirror``) are not shown.
     """
+    error = _hub_error(exc, repo_id, revision, path_like=path_like, write=write)
+    return None if error is None else ZooError(redact(str(error)))
+
+
+def _hub_error(
+    exc: BaseException, repo_id: str, revision: str | None, *, path_like: bool, write: bool
+) -> ZooError | None:
     from huggingface_hub import errors as hf
 
     where = endpoint()
@@ -202,6 +214,11 @@ def hub_error(
             return ZooError(
                 f"you may not read '{repo_id}' at {where} (403): ask its owner for access, then "
                 f"{_login_hint()} with a token that has read access to it"
+            )
+        if status == 412 and write:  # the parent_commit a push gave is no longer the head
+            return ZooError(
+                f"'{repo_id}'{rev} at {where} changed while this push was prepared (another "
+                "push landed first); nothing was committed: look at the branch, then push again"
             )
         message = getattr(exc, "server_message", None) or _first_line(exc)
         return ZooError(f"the Hub at {where} answered {status} for '{repo_id}': {message}")
@@ -296,11 +313,12 @@ def _download(repo_id: str, rev: str, token: str | None, path_like: bool) -> Pat
             snapshot_download(repo_id, revision=rev, allow_patterns=pull_patterns(), token=token)
         )
     except hf.LocalEntryNotFoundError as exc:
-        raise _not_cached(exc, repo_id, rev, path_like) from None
+        raise ZooError(redact(str(_not_cached(exc, repo_id, rev, path_like)))) from None
     except Exception as exc:
         _raise(exc, repo_id, rev, path_like)
     if listing_failed is not None and not isinstance(listing_failed, hf.OfflineModeIsEnabled):
-        print(f"{_unavailable(listing_failed)}; using the cached copy of {where}", file=sys.stderr)
+        line = f"{_unavailable(listing_failed)}; using the cached copy of {where}"
+        print(redact(line), file=sys.stderr)
     return folder
 
 
@@ -459,18 +477,61 @@ def push(
         )
 
 
-def _foreign_config(api: Any, repo_id: str, branch: str, remote: dict[str, Any]) -> str | None:
-    """Why the branch's config.json is not a zoo model's, or None (none there, or a zoo one)."""
-    import json
+def public_config(config: RunConfig) -> RunConfig:
+    """``config`` as a Hub repo shows it: each absolute path in it (the data it trained on, where a
+    task or a setting recorded it) cut to its last part, so that no user name or folder layout is
+    published; and no data fingerprints, which mean something only beside the path they were
+    taken at. Lists are left alone: they hold data (class names), not paths."""
 
+    def public(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: public(item) for key, item in value.items()}
+        if isinstance(value, str) and PurePosixPath(value).is_absolute():
+            return PurePosixPath(value).name
+        if isinstance(value, str) and PureWindowsPath(value).is_absolute():
+            return PureWindowsPath(value).name
+        return value
+
+    data = config.to_json()
+    for key in data:
+        if key != "model_config":  # the model's own settings hold no paths
+            data[key] = public(data[key])
+    data["data_fingerprints"] = {}
+    return RunConfig.from_json(data)
+
+
+def _remote_config(api: Any, repo_id: str, revision: str, remote: dict[str, Any]) -> Any:
+    """The config.json of ``revision`` as parsed JSON: None when there is none, ``...`` when it
+    is not JSON."""
     if artifacts.CONFIG_FILE not in remote:
         return None
-    path = api.hf_hub_download(repo_id, artifacts.CONFIG_FILE, revision=branch)
+    path = api.hf_hub_download(repo_id, artifacts.CONFIG_FILE, revision=revision)
     try:
-        config = json.loads(Path(path).read_text(encoding="utf-8"))
+        return json.loads(Path(path).read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
-        return "is not JSON"
-    return config_problem(config)
+        return ...
+
+
+def _foreign_config(api: Any, repo_id: str, branch: str, remote: dict[str, Any]) -> str | None:
+    """Why the branch's config.json is not a zoo model's, or None (none there, or a zoo one)."""
+    config = _remote_config(api, repo_id, branch, remote)
+    if config is None:
+        return None
+    return "is not JSON" if config is ... else config_problem(config)
+
+
+def _remote_task(api: Any, repo_id: str, revision: str, remote: dict[str, Any]) -> str | None:
+    """The task of the zoo model ``revision`` holds, or None (no zoo model there)."""
+    config = _remote_config(api, repo_id, revision, remote)
+    if config is None or config is ... or config_problem(config):
+        return None
+    return config["task"]
+
+
+def _left_behind(path: str) -> bool:
+    """A file a killed run left half-written: a hidden temporary folder of a checkpoint being
+    saved (``.tmp-step-*``) or an atomic write's ``.NAME.XXXX.tmp``; never part of a run."""
+    return any(part.startswith(".") or part.endswith(".tmp") for part in path.split("/"))
 
 
 def _push(
@@ -493,36 +554,33 @@ def _push(
         for name in artifacts.ARTIFACT_FILES
         if name != artifacts.CARD_FILE and (folder / name).is_file()
     }
+    # The run folder keeps where its data was (resuming compares it); the Hub gets its name only.
+    config = public_config(config)
+    # The bytes write_json would write, so that pushing one run twice sends nothing new.
+    text = json.dumps(config.to_json(), indent=2, ensure_ascii=False) + "\n"
+    contents[artifacts.CONFIG_FILE] = text.encode("utf-8")
     checkpoints = folder / artifacts.CHECKPOINTS_DIR
     if include_checkpoints and checkpoints.is_dir():
         for path in sorted(p for p in checkpoints.rglob("*") if p.is_file()):
-            contents[path.relative_to(folder).as_posix()] = path
+            name = path.relative_to(folder).as_posix()
+            if not _left_behind(name):
+                contents[name] = path
     for name in pictures(folder, config):  # shown on the card
         contents[name] = folder / name
     card = render_card(folder, config, repo_id, revision=branch)
     contents[artifacts.CARD_FILE] = card.encode("utf-8")
-    picture_names = all_picture_names()
-
-    def ours(path: str) -> bool:  # a file a push of a run owns on the branch
-        in_checkpoints = path.startswith(artifacts.CHECKPOINTS_DIR + "/")
-        return (
-            path in artifacts.ARTIFACT_FILES
-            or path in picture_names
-            or (include_checkpoints and in_checkpoints)
-        )
-
     api = HfApi(token=token)
 
-    def listing() -> dict[str, str]:
-        """The branch's files and their blob ids (an LFS file's is its pointer's, which changes
-        with its content)."""
-        tree = api.list_repo_tree(repo_id, revision=branch, recursive=True)
+    def listing(revision: str) -> dict[str, str]:
+        """The files of ``revision`` and their blob ids (an LFS file's is its pointer's, which
+        changes with its content)."""
+        tree = api.list_repo_tree(repo_id, revision=revision, recursive=True)
         return {entry.path: entry.blob_id for entry in tree if isinstance(entry, RepoFile)}
 
     try:
         if not force:  # before anything is created: a refused push leaves the repo as it was
             try:
-                existing = listing()
+                existing = listing(branch)
             except (hf.RepositoryNotFoundError, hf.RevisionNotFoundError):
                 existing = {}  # a new repo or branch
             foreign = _foreign_config(api, repo_id, branch, existing)
@@ -534,7 +592,25 @@ def _push(
         repo_url = api.create_repo(repo_id, private=private, exist_ok=True)
         if branch != "main":
             api.create_branch(repo_id, branch=branch, exist_ok=True)
-        remote = listing()  # a new branch starts with main's files
+        # The deletions below are computed from this listing, so the commit is made on top of
+        # the head it was taken at, or not at all: a push that landed meanwhile is not undone.
+        head = api.repo_info(repo_id, revision=branch).sha
+        remote = listing(head or branch)  # a new branch starts with main's files
+        # The pictures a push put there: those of this run's task, and those of the task of the
+        # run the branch holds (a GAN's samples.png, when a language model replaces it). Any
+        # other picture was added by hand, and stays.
+        drawn = set(task_pictures(config.task))
+        if head is not None and (task := _remote_task(api, repo_id, head, remote)):
+            drawn |= set(task_pictures(task))
+
+        def ours(path: str) -> bool:  # a file a push of a run owns on the branch
+            in_checkpoints = path.startswith(artifacts.CHECKPOINTS_DIR + "/")
+            return (
+                path in artifacts.ARTIFACT_FILES
+                or path in drawn
+                or (include_checkpoints and in_checkpoints)
+            )
+
         # create_commit deletes only what it is told to: another run's artifact files on the
         # branch are named here, so that the branch holds this run alone.
         removed = sorted(path for path in remote if ours(path) and path not in contents)
@@ -554,12 +630,15 @@ def _push(
             operations,
             commit_message=message or f"Upload {config.model} with zoo",
             revision=branch,
+            parent_commit=head,
         )
-        after = listing()  # what the branch holds now tells which files were sent
+        after = listing(info.oid)  # what the branch holds now tells which files were sent
     except ZooError:
         raise
     except Exception as exc:
         _raise(exc, repo_id, branch, write=True)
     unchanged = [name for name in contents if name in remote and after.get(name) == remote[name]]
     upload = [name for name in contents if name not in unchanged]
-    return PushResult(str(repo_url), info.commit_url, branch, upload, unchanged, removed)
+    # The URLs are built on HF_ENDPOINT, which may carry credentials.
+    urls = redact(str(repo_url)), redact(info.commit_url)
+    return PushResult(*urls, branch, upload, unchanged, removed)

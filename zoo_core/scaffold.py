@@ -14,6 +14,7 @@ from pathlib import Path
 from string import Template
 
 from zoo_core import artifacts, hookspecs
+from zoo_core._redact import redact
 from zoo_core._version import __version__
 from zoo_core.catalog import left_out_note
 from zoo_core.errors import ZooError
@@ -144,15 +145,26 @@ def _normalise(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+# The options of `pip uninstall` that name nothing to remove, as flags only: pip also reads a
+# prefix of a long option (--requireme=) and a run of short ones (-yrFILE), so anything else
+# could carry a requirements file whose names would go to pip unchecked.
+_UNINSTALL_OPTIONS = {"--yes", "--quiet", "--verbose"}
+_UNINSTALL_FLAGS = re.compile(r"-[yqv]+")
+
+
 def uninstall_args(args: list[str]) -> list[str]:
     """``args`` for ``pip uninstall``, with each name checked to be an installed plugin's
     distribution first. A plugin's own name (``lstm``) stands for its distribution (``zoo-lstm``).
-    The zoo itself and anything that is not a plugin are refused, so nothing else is removed."""
-    for arg in args:  # a file's names would go to pip unchecked
-        if arg in ("-r", "--requirement") or arg.startswith(("--requirement=", "-r")):
+    The zoo itself and anything that is not a plugin are refused, so nothing else is removed;
+    of pip's options only ``-y/--yes``, ``-q/--quiet`` and ``-v/--verbose`` pass."""
+    for arg in args:
+        if arg.startswith("-") and not (
+            arg in _UNINSTALL_OPTIONS or _UNINSTALL_FLAGS.fullmatch(arg)
+        ):
             raise ZooError(
-                "zoo plugins uninstall takes plugin names, not a requirements file (-r); name "
-                "the plugins (`zoo plugins` lists them)"
+                f"zoo plugins uninstall takes plugin names, not a requirements file or other pip "
+                f"options ('{arg}'): of pip's options only -y/--yes, -q/--quiet and -v/--verbose "
+                "pass; name the plugins (`zoo plugins` lists them)"
             )
     if not any(not a.startswith("-") for a in args):
         raise ZooError("name the plugins to uninstall (zoo-NAME); `zoo plugins` lists them")
@@ -202,9 +214,11 @@ def pip(command: str, args: list[str]) -> None:
     cmd = [sys.executable, "-m", "pip", command, *yes, *args]
     returncode = subprocess.call(cmd)
     if returncode != 0:
-        raise PipError(
-            f"pip {command} failed with exit code {returncode} (its messages are above); "
-            f"the command was: {' '.join(cmd)}",
+        raise PipError(  # an --index-url may carry a token; pip hides it in its own output
+            redact(
+                f"pip {command} failed with exit code {returncode} (its messages are above); "
+                f"the command was: {' '.join(cmd)}"
+            ),
             returncode,
         )
 

@@ -3,11 +3,14 @@
 It implements what huggingface_hub's upload and download paths call, kept in memory:
 repo creation (with the Hub's first commit, a .gitattributes on main), branches, YAML
 validation, preupload (every file is "regular", so no LFS, and the blob id of the file already
-at that path is returned), NDJSON commits with base64 content and deletions, repo info, tree listings and file resolution with the
-headers ``hf_hub_download`` reads (X-Repo-Commit, ETag, Content-Length). Errors carry the Hub's
-``X-Error-Code`` header, so the client raises its real exceptions. Writes need
-``Authorization: Bearer T``; a private repo needs it for reading too; a gated repo refuses file
-downloads. It prints ``port N`` once it listens on 127.0.0.1.
+at that path is returned), NDJSON commits with base64 content and deletions (refused with 412
+when their header's parentCommit is no longer the branch's head), repo info, tree listings and
+file resolution with the headers ``hf_hub_download`` reads (X-Repo-Commit, ETag,
+Content-Length). Errors carry the Hub's ``X-Error-Code`` header, so the client raises its real
+exceptions. Writes need ``Authorization: Bearer T``; a private repo needs it for reading too; a
+gated repo refuses file downloads. Test controls under ``/_test/`` gate a repo, or commit a file
+at its next preupload (another push landing meanwhile). It prints ``port N`` once it listens on
+127.0.0.1.
 """
 
 from __future__ import annotations
@@ -49,6 +52,9 @@ class State:
         self.token = token
         self.repos: dict[str, Repo] = {}
         self.lock = threading.Lock()
+        # repo -> (branch, path, content): committed when the repo's next preupload comes, as a
+        # push by someone else that lands while this one is being sent.
+        self.races: dict[str, tuple[str, str, bytes]] = {}
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -148,6 +154,11 @@ class Handler(BaseHTTPRequestHandler):
             if m := re.fullmatch(rf"/_test/gate/{REPO}", path):  # test control: gate a repo
                 self.state.repos[m["repo"]].gated = True
                 return self._json(200, {})
+            if m := re.fullmatch(rf"/_test/race/{REPO}", path):  # test control: see State.races
+                race = json.loads(body)
+                content = race["content"].encode()
+                self.state.races[m["repo"]] = (race["branch"], race["path"], content)
+                return self._json(200, {})
         self._error(404, None, f"no route {path}")
 
     # -- reads -------------------------------------------------------------------------------
@@ -240,6 +251,10 @@ class Handler(BaseHTTPRequestHandler):
         repo = self._repo(repo_id, write=True)
         if repo is None:
             return
+        if (race := self.state.races.pop(repo_id, None)) is not None:
+            branch, name, content = race
+            files = {**repo.commits[repo.branches[branch]], name: content}
+            repo.branches[branch] = self._new_commit(repo, files)
         oid = repo.branches.get(rev)
         current = repo.commits[oid] if oid else {}
         # As the Hub does: the blob id of the file already at that path, so the client can leave
@@ -284,6 +299,13 @@ class Handler(BaseHTTPRequestHandler):
         parent = repo.branches.get(branch)
         if parent is None and repo.branches:
             return self._error(404, "RevisionNotFound", f"Invalid rev id: {branch}")
+        header = next((item["value"] for item in lines if item["key"] == "header"), {})
+        expected = header.get("parentCommit")
+        # As the Hub does: a commit on top of a head the branch no longer has is refused.
+        if expected and not (parent or "").startswith(expected):
+            return self._error(
+                412, None, "A commit has happened since. Please refresh and try again."
+            )
         files = dict(repo.commits[parent]) if parent else {}
         for item in lines:
             key, value = item["key"], item["value"]
