@@ -78,3 +78,44 @@ def test_atomic_write_keeps_a_read_only_mode():
         assert target.read_text() == "new" and target.stat().st_mode & 0o777 == 0o444
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+# -- checkpoints -----------------------------------------------------------------------------------
+def _tiny_training(seed: int = 0):
+    """A real model, optimizer and data generator, one step trained: a checkpoint's contents."""
+    import torch
+
+    torch.manual_seed(seed)
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.AdamW(model.parameters(), lr=0.1)
+    model(torch.randn(4, 3)).sum().backward()
+    opt.step()
+    return model, {"model": opt}, torch.Generator().manual_seed(seed)
+
+
+def _save(folder: Path, step: int, seed: int = 0, keep: int = 2) -> None:
+    from zoo_core.training import checkpoint
+
+    model, optimizers, generator = _tiny_training(seed)
+    checkpoint.save(folder, step, model, optimizers, generator, {"elapsed": 1.0}, keep=keep)
+
+
+def _resumed_step(folder: Path) -> int:
+    from zoo_core.training import checkpoint
+
+    model, optimizers, generator = _tiny_training(seed=99)
+    return checkpoint.load_latest(folder, model, optimizers, generator)["step"]
+
+
+def test_checkpoints_past_10_to_the_8_steps_are_ordered_by_their_number(tmp_path):
+    from zoo_core.training import checkpoint
+
+    # `--time` sets the steps to 10**12: step numbers outgrow the names' eight digits.
+    for step in (99_999_999, 100_000_000, 100_000_001):
+        _save(tmp_path, step, keep=2)
+    assert [p.name for p in checkpoint.list_checkpoints(tmp_path)] == [
+        "step-100000000",
+        "step-100000001",
+    ]  # the oldest was pruned, not the newest
+    assert checkpoint.newest_state(tmp_path)["step"] == 100_000_001
+    assert _resumed_step(tmp_path) == 100_000_001

@@ -134,11 +134,21 @@ def save(
     return final
 
 
+def _step_of(name: str) -> int | None:
+    """The step a checkpoint folder's name says (``step-00000500``: 500), or None."""
+    digits = name[len(PREFIX) :]
+    if name.startswith(PREFIX) and digits.isascii() and digits.isdigit():
+        return int(digits)
+    return None
+
+
 def list_checkpoints(folder: Path) -> list[Path]:
-    """Finished checkpoints, oldest first."""
+    """Finished checkpoints, oldest first. Ordered by their step's number, not their name:
+    past 10**8 steps (``--time`` allows 10**12) the names outgrow their eight digits."""
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if p.is_dir() and p.name.startswith(PREFIX))
+    found = {p: _step_of(p.name) for p in folder.iterdir() if p.is_dir()}
+    return sorted((p for p, step in found.items() if step is not None), key=found.__getitem__)
 
 
 def newest_state(folder: Path) -> dict[str, Any] | None:
