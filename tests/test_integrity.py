@@ -119,3 +119,66 @@ def test_checkpoints_past_10_to_the_8_steps_are_ordered_by_their_number(tmp_path
     ]  # the oldest was pruned, not the newest
     assert checkpoint.newest_state(tmp_path)["step"] == 100_000_001
     assert _resumed_step(tmp_path) == 100_000_001
+
+
+# A second save of step 5 (a Ctrl-C right after a resume), SIGKILLed at its kill_at-th rename or
+# folder removal in the checkpoints folder: each moment a kill can stop it at.
+_KILLED_SAVE = """
+import os, signal, sys
+from pathlib import Path
+import torch
+from zoo_core.training import checkpoint
+
+folder, kill_at = Path(sys.argv[1]), int(sys.argv[2])
+torch.manual_seed(1)
+model = torch.nn.Linear(3, 2)
+opt = torch.optim.AdamW(model.parameters(), lr=0.1)
+model(torch.randn(4, 3)).sum().backward()
+opt.step()
+seen = 0
+
+def kill(event, args):
+    global seen
+    if event in ("os.rename", "shutil.rmtree") and Path(args[0]).parent == folder:
+        seen += 1
+        if seen == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+sys.addaudithook(kill)
+checkpoint.save(folder, 5, model, {"model": opt}, torch.Generator(), {"elapsed": 2.0}, keep=1)
+"""
+
+
+def test_a_kill_while_a_checkpoint_of_the_same_step_is_replaced_loses_nothing(tmp_path):
+    import torch
+
+    from zoo_core.training import checkpoint
+
+    old, new = (_tiny_training(seed)[0].state_dict() for seed in (0, 1))
+    folders, kill_at = [], 1
+    while True:
+        folder = tmp_path / f"kill-{kill_at}"
+        _save(folder, 5, seed=0, keep=1)
+        proc = subprocess.run(
+            [sys.executable, "-c", _KILLED_SAVE, str(folder), str(kill_at)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode in (0, -9), proc.stderr
+        # A checkpoint of step 5 is found and resumes, with the old weights or the new ones.
+        state = checkpoint.newest_state(folder)
+        assert state is not None and state["step"] == 5, f"no checkpoint after kill {kill_at}"
+        model, optimizers, generator = _tiny_training(seed=99)
+        assert checkpoint.load_latest(folder, model, optimizers, generator)["step"] == 5
+        loaded = model.state_dict()
+        assert any(all(torch.equal(loaded[k], w[k]) for k in w) for w in (old, new))
+        folders.append(folder)
+        if proc.returncode == 0:  # it got through every moment without a kill
+            break
+        kill_at += 1
+    assert kill_at > 3  # killed at each moment: moving the old one aside, naming the new one...
+    for folder in folders:
+        # The next save puts back what was moved aside and clears what was left half-done.
+        _save(folder, 6, seed=0, keep=1)
+        assert sorted(p.name for p in folder.iterdir()) == ["step-00000006"]
