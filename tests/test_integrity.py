@@ -182,3 +182,36 @@ def test_a_kill_while_a_checkpoint_of_the_same_step_is_replaced_loses_nothing(tm
         # The next save puts back what was moved aside and clears what was left half-done.
         _save(folder, 6, seed=0, keep=1)
         assert sorted(p.name for p in folder.iterdir()) == ["step-00000006"]
+
+
+# -- comparisons -----------------------------------------------------------------------------------
+_HOLD_LOCK = """
+import sys, time
+from zoo_core import artifacts
+
+with artifacts.locked(sys.argv[1]):
+    print("locked", flush=True)
+    time.sleep(120)
+"""
+
+
+def test_a_second_comparison_in_the_same_folder_writes_nothing_there(tmp_path):
+    from zoo_testutil import run_zoo
+
+    out = tmp_path / "cmp"
+    out.mkdir()
+    # Another comparison of that --out has taken the folder's lock and not yet written its plan.
+    first = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_LOCK, str(out)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert first.stdout.readline().strip() == "locked"
+        proc = run_zoo(
+            "compare", "lstm", "--task", "parity", "--steps", "1", "--out", out, check=False
+        )
+    finally:
+        first.kill()
+        first.wait(timeout=30)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "is being trained by another zoo process" in proc.stderr
+    assert list(out.iterdir()) == []  # no results.json over the first one's
