@@ -1,12 +1,15 @@
 """A user's own runs under unlucky timing: kills, signals, read-only files, racing commands."""
 
+import json
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -215,3 +218,47 @@ def test_a_second_comparison_in_the_same_folder_writes_nothing_there(tmp_path):
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert "is being trained by another zoo process" in proc.stderr
     assert list(out.iterdir()) == []  # no results.json over the first one's
+
+
+# -- metrics and weights ---------------------------------------------------------------------------
+FAST = ["--set", "checkpoint_interval=25", "--set", "log_interval=5", "--quiet"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "crash"])
+def test_a_resumed_run_stopped_after_a_checkpoint_has_no_final_metrics(tmp_path, signum):
+    from zoo_testutil import TINY, run_zoo
+
+    run = tmp_path / "run"
+    run_zoo("train", "lstm", "--steps", "30", "--out", run, *TINY, *FAST)
+    config = json.loads((run / "config.json").read_text())
+    old = config["metrics"]
+    assert old and "val_loss" in (run / "README.md").read_text()
+    resumed = subprocess.Popen(
+        [sys.executable, "-m", "zoo_core", "train", "--resume", str(run), "--steps", "2000"],
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:  # a checkpoint past the finished step 30: new weights in model.safetensors
+        deadline = time.time() + 120
+        while not (run / "checkpoints" / "step-00000050").is_dir() and time.time() < deadline:
+            time.sleep(0.05)
+    finally:
+        resumed.send_signal(signum)
+        _, err = resumed.communicate(timeout=60)
+    assert resumed.returncode in (130, -signal.SIGKILL), err
+    # The metrics of step 30's weights are not left to describe the new ones.
+    assert "metrics" not in json.loads((run / "config.json").read_text())
+    card = (run / "README.md").read_text()
+    assert "Unfinished" in card and "eval_results" not in card
+    assert all(f"{name}: " not in card for name in old)
+    info = json.loads(run_zoo("info", run, "--json").stdout)
+    assert info["finished"] is False and info["steps"] >= 50 and info["metrics"] == {}
+    pushed = run_zoo("push", run, "acme/run", check=False, env={"HF_HUB_OFFLINE": "0"})
+    assert pushed.returncode == 1 and f"'{run}' is unfinished (trained" in pushed.stderr
+    # Finishing it gives it final metrics again, of its new weights.
+    run_zoo("train", "--resume", run, "--steps", "60", "--quiet")
+    config = json.loads((run / "config.json").read_text())
+    assert config["metrics"] and config["metrics"] != old
+    assert "Unfinished" not in (run / "README.md").read_text()
