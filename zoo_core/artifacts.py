@@ -73,8 +73,14 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
     tmp = Path(tmp_name)
     try:
         write(tmp)
-        os.chmod(tmp, mode)  # after: a writer may replace the file (safetensors makes it 0600)
+        # Opened before the mode is set: a read-only mode (0444) would forbid the open to anyone
+        # but root. The mode is set after the write, which may replace the file (safetensors
+        # makes it 0600), and before the fsync, which then makes it durable with the data.
         with open(tmp, "rb+") as f:
+            if hasattr(os, "fchmod"):
+                os.fchmod(f.fileno(), mode)
+            else:
+                os.chmod(tmp, mode)
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:

@@ -12,6 +12,9 @@ from zoo_core.plugins import get_catalog
 from zoo_core.runconfig import RunConfig
 from zoo_core.tasks.base import Task, task_class
 
+# Results of a run that has not trained to its end (or trains on): no final metrics to show.
+_UNFINISHED = "Unfinished: its training has not reached its end, so it has no final results yet."
+
 
 def _task(name: str) -> type[Task]:
     """The task class ``name`` (the base class for a task that is not installed: a card can
@@ -145,7 +148,7 @@ on `{_dataset_name(config)}` with [zoo](https://pypi.org/project/zoo-core/). Its
 
 ## Results
 
-{results or "No evaluation yet."}
+{results or _UNFINISHED}
 {shown}
 ## Training curve
 

@@ -305,8 +305,16 @@ def compare(
         ],
         "runs": [],
     }
-    artifacts.write_json(folder / RESULTS_FILE, results)  # the plan, before any run: resumable
-    return _run_all(folder, results, on_run)
+    # The lock before the plan: of two comparisons started together in one --out, the second
+    # writes nothing over the first one's results.json.
+    with artifacts.locked(folder):
+        if any(folder.iterdir()):  # the other wrote its plan and ended before this one locked
+            raise ZooError(
+                f"'{folder}' already exists and is not empty; choose a new --out, or continue "
+                f"that comparison with --resume {folder}"
+            )
+        artifacts.write_json(folder / RESULTS_FILE, results)  # the plan, before any run
+        return _run_plan(folder, results, on_run)
 
 
 def resume(

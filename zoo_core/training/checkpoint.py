@@ -9,13 +9,18 @@ checkpoints/step-00000500/
 ```
 
 A checkpoint folder is written under a temporary name, fsynced, then renamed: a crash never
-leaves a half-written one under a real name. A truncated or corrupt checkpoint is detected on
-load, and the previous one is used with a warning.
+leaves a half-written one under a real name. One that replaces a checkpoint of the same step (a
+Ctrl-C right after a resume) first moves the old one aside (``.old-step-...``), which is deleted
+only once the new one has its name: a kill in between leaves the old one, which is read in its
+place and put back by the next save. A folder is deleted by renaming it to ``.del-...`` first, so
+that a kill never leaves half of one under a name that is read. A truncated or corrupt checkpoint
+is detected on load, and the previous one is used with a warning.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 import sys
@@ -34,6 +39,9 @@ from zoo_core.artifacts import (
 from zoo_core.errors import ZooError
 
 PREFIX = "step-"
+_TMP = ".tmp-"  # a checkpoint being written
+_ASIDE = ".old-"  # a checkpoint being replaced by a new one of the same step
+_TRASH = ".del-"  # a folder being deleted
 
 
 def rng_state(generator: torch.Generator) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -98,9 +106,9 @@ def save(
 ) -> Path:
     """Write ``folder/step-NNNNNNNN`` atomically and keep the newest ``keep`` checkpoints."""
     folder.mkdir(parents=True, exist_ok=True)
-    final = folder / f"{PREFIX}{step:08d}"
-    tmp = folder / f".tmp-{PREFIX}{step:08d}"
-    shutil.rmtree(tmp, ignore_errors=True)
+    _tidy(folder)
+    name = f"{PREFIX}{step:08d}"
+    final, tmp, aside = folder / name, folder / f"{_TMP}{name}", folder / f"{_ASIDE}{name}"
     tmp.mkdir()
     try:
         opt_tensors, opt_meta = _optimizer_state(optimizers)
@@ -118,27 +126,77 @@ def save(
         }
         (tmp / "state.json").write_text(json.dumps(state), encoding="utf-8")
         with open(tmp / "state.json", "rb") as f:
-            import os
-
             os.fsync(f.fileno())
         fsync_dir(tmp)
         if final.exists():
-            shutil.rmtree(final)
+            final.rename(aside)  # kept until the new one has its name (keep=1: the only one)
         tmp.rename(final)
         fsync_dir(folder)
     except BaseException:
+        if aside.exists() and not final.exists():
+            aside.rename(final)
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if aside.exists():
+        _remove(aside)
     for old in list_checkpoints(folder)[:-keep] if keep > 0 else []:
-        shutil.rmtree(old, ignore_errors=True)
+        _remove(old)
     return final
 
 
+def _remove(path: Path) -> None:
+    """Delete a checkpoint folder; a kill on the way leaves its rest under a name never read."""
+    trash = path.with_name(_TRASH + path.name)
+    try:
+        path.rename(trash)
+    except OSError:
+        trash = path
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def _tidy(folder: Path) -> None:
+    """Finish what a kill while saving left: a checkpoint moved aside whose replacement never got
+    its name is put back (or deleted, if it did); half-written and half-deleted folders go."""
+    for path in list(folder.iterdir()):
+        if path.name.startswith(_ASIDE):
+            final = folder / path.name[len(_ASIDE) :]
+            if final.exists():
+                _remove(path)
+            else:
+                path.rename(final)
+        elif path.name.startswith((_TMP, _TRASH)):
+            shutil.rmtree(path, ignore_errors=True)
+    fsync_dir(folder)
+
+
+def _step_of(name: str) -> int | None:
+    """The step a checkpoint folder's name says (``step-00000500``: 500), or None."""
+    digits = name[len(PREFIX) :]
+    if name.startswith(PREFIX) and digits.isascii() and digits.isdigit():
+        return int(digits)
+    return None
+
+
 def list_checkpoints(folder: Path) -> list[Path]:
-    """Finished checkpoints, oldest first."""
+    """Finished checkpoints, oldest first. Ordered by their step's number, not their name:
+    past 10**8 steps (``--time`` allows 10**12) the names outgrow their eight digits.
+
+    A checkpoint a kill left aside (``.old-step-...``) counts where its replacement never got its
+    name. It is read where it is: every rank of a distributed run reads, and only the writer
+    (:func:`save`) puts it back.
+    """
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if p.is_dir() and p.name.startswith(PREFIX))
+    found: dict[Path, int] = {}
+    for path in folder.iterdir():
+        name = path.name.removeprefix(_ASIDE)
+        step = _step_of(name)
+        if step is None or not path.is_dir():
+            continue
+        if name != path.name and (folder / name).is_dir():
+            continue  # moved aside and replaced: the new one counts
+        found[path] = step
+    return sorted(found, key=found.__getitem__)
 
 
 def newest_state(folder: Path) -> dict[str, Any] | None:

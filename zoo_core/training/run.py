@@ -447,10 +447,66 @@ def _resume(
     task_obj.setup(config.data, config.val_data, train_cfg.seed)
     task_obj.bind(model_cfg)
     config.train_config = _config.to_json(train_cfg)
-    if distributed.is_main():
-        config.write(run_dir)
+    finished = _unfinish(run_dir, config) if distributed.is_main() else None
     # Where a task may write files as it trains (progress samples); rank 0 alone writes.
     task_obj.run_dir = run_dir if distributed.is_main() else None
-    trainer = Trainer(net, task_obj, train_cfg, run_dir, name=spec.name, progress=progress)
-    final = trainer.fit(resume=True)
+    try:
+        trainer = Trainer(net, task_obj, train_cfg, run_dir, name=spec.name, progress=progress)
+        final = trainer.fit(resume=True)
+    except BaseException:
+        if finished is not None:
+            _refinish(run_dir, config, finished)
+        raise
     return _finish(run_dir, config, spec, net, task_obj, final)
+
+
+@dataclass
+class _Finished:
+    """A finished run's final metrics, and the weights and card they belong to."""
+
+    metrics: dict[str, Any]
+    weights_sha256: str | None
+    card: str | None
+
+
+def _unfinish(run_dir: Path, config: RunConfig) -> _Finished | None:
+    """Clear a finished run's final metrics (in config.json and its card) before it trains on:
+    from its first checkpoint on, model.safetensors holds weights they do not describe, and a
+    stop or a crash must not leave them to be pushed under them. What is cleared is returned,
+    for :func:`_refinish`."""
+    finished = None
+    try:
+        if config.metrics is not None:
+            weights, card = run_dir / artifacts.WEIGHTS_FILE, run_dir / artifacts.CARD_FILE
+            finished = _Finished(
+                config.metrics,
+                _sha256(weights),
+                card.read_text(encoding="utf-8") if card.is_file() else None,
+            )
+            config.metrics = None
+        config.write(run_dir)
+        if finished is not None and finished.card is not None:
+            write_card(run_dir, config)  # its results say it is unfinished
+    except OSError as exc:
+        raise ZooError(f"cannot write to the run folder '{run_dir}': {exc.strerror}") from None
+    return finished
+
+
+def _sha256(path: Path) -> str | None:
+    return artifacts.file_sha256(path) if path.is_file() else None
+
+
+def _refinish(run_dir: Path, config: RunConfig, finished: _Finished) -> None:
+    """A resume that stopped before it changed the weights (a Ctrl-C at once; a checkpoint of
+    the same step again) leaves the run finished, as it was, with its metrics and card."""
+    weights = run_dir / artifacts.WEIGHTS_FILE
+    with contextlib.suppress(OSError):  # else it stays unfinished: the safe side
+        if finished.weights_sha256 != _sha256(weights):
+            return
+        config.metrics = finished.metrics
+        config.write(run_dir)
+        if finished.card is not None:
+            text = finished.card
+            artifacts.atomic_write(
+                run_dir / artifacts.CARD_FILE, lambda p: p.write_text(text, encoding="utf-8")
+            )
