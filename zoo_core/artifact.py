@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import inspect
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,8 @@ class Artifact:
     spec: ModelSpec
     model: nn.Module
     task: Task
+    # Loaded from a Hub repo: its config is a stranger's, and no path it names is ever read.
+    from_hub: bool = False
 
     @property
     def tokenizer(self) -> Tokenizer | None:
@@ -189,7 +192,9 @@ class Artifact:
         else:
             options = self._options(EvalOptions, "evaluate", options, keywords)
         self._check_call(self.task.evaluate, "evaluate", options.batch_size, **options.task)
-        if data is None:  # the data of its training, read again from where it was
+        if data is None and self.from_hub:
+            _check_no_recorded_data(self.config)
+        elif data is None:  # the data of its training, read again from where it was
             key = "val_data" if self.config.val_data else "data"
             warn_if_changed(
                 {key: getattr(self.config, key)},
@@ -261,7 +266,38 @@ def load(source: str | Path, device: str = "cpu", revision: str | None = None) -
     path = Path(source)
     if path.is_dir():
         return load_local(path, device)
-    return load_local(pulled(source, revision), device)
+    return _from_hub(load_local(pulled(source, revision), device))
+
+
+def _from_hub(artifact: Artifact) -> Artifact:
+    """``artifact``, loaded from a Hub snapshot, marked so, its task rebuilt without the
+    validation path the repo's config names."""
+    task = build_task(artifact.config, artifact.path, from_hub=True)
+    return dataclasses.replace(artifact, task=task, from_hub=True)
+
+
+def _names_a_path(value: Any) -> bool:
+    """Whether ``value`` (a string of a repo's config) could name a file or folder here, where
+    an embedded data set's name ("pydoc-topics", "shapes") does not."""
+    if not isinstance(value, str):
+        return False
+    if value.startswith(("/", ".", "~")) or "/" in value or os.sep in value:
+        return True
+    try:
+        return Path(value).exists()
+    except (OSError, ValueError):  # a name too long for the file system, a NUL byte
+        return True
+
+
+def _check_no_recorded_data(config: RunConfig) -> None:
+    """For a model of a Hub repo evaluated without data: one line asking for data, unless it
+    was trained on its task's embedded default (no data path, no path in its task's state)."""
+    recorded = [config.data, config.val_data, *config.task_state.values()]
+    if config.data is not None or config.val_data is not None or any(map(_names_a_path, recorded)):
+        raise ZooError(
+            "this model came from a Hub repo and was trained on data of its own, and the zoo "
+            "reads no path a repo's config names; give the data to evaluate on with --data"
+        )
 
 
 def pulled(source: str | Path, revision: str | None = None) -> Path:
@@ -293,7 +329,7 @@ def load_pretrained(
     weights = spec.pretrained[name]
     what = f"pretrained weights '{name}' of model '{spec.name}' ({weights.repo}@{weights.revision})"
     folder = hub.pull(weights.repo, revision=weights.revision, sha256=weights.sha256, what=what)
-    artifact = load_local(folder, device, overrides)
+    artifact = _from_hub(load_local(folder, device, overrides))
     if artifact.spec.model != spec.model:
         raise ZooError(f"{what} are for model '{artifact.spec.name}', not '{spec.name}'")
     return artifact

@@ -214,8 +214,9 @@ def saved_model_config(cls: type, config: RunConfig) -> Any:
         raise ZooError(f"{exc}; {advice}") from None
 
 
-def build_task(config: RunConfig, folder: Path) -> Task:
-    """The task of a saved run, tokenizer and learned state restored (no data read)."""
+def build_task(config: RunConfig, folder: Path, *, from_hub: bool = False) -> Task:
+    """The task of a saved run, tokenizer and learned state restored (no data read). A task of
+    a Hub repo (``from_hub``) is handed no validation path: a repo names no file here."""
     check_installed(config)
     cls = task_class(config.task)
     options = _config.from_json(cls.Options, config.task_config)
@@ -227,5 +228,5 @@ def build_task(config: RunConfig, folder: Path) -> Task:
         tokenizer = tokenizer_class(config.tokenizer).load(path)
         tokenizer.name = config.tokenizer  # the name it is registered under, saved as such
     state = dict(config.task_state)
-    state.setdefault("val_data", config.val_data)  # what it validated on, if given
+    state["val_data"] = None if from_hub else state.get("val_data", config.val_data)
     return cls(options, state=state, tokenizer=tokenizer)
