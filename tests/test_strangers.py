@@ -3,6 +3,7 @@ loading is one clear line, never a traceback, never a command the repo chose."""
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 import shutil
@@ -14,6 +15,7 @@ from click.testing import CliRunner
 import zoo_core
 from zoo_core import _config
 from zoo_core.cli import cli
+from zoo_core.data.labelled import read_labelled
 from zoo_core.errors import ZooError, printable
 
 FIXTURE = Path(__file__).parent / "fixtures" / "lstm-run-0.1.0"
@@ -167,3 +169,42 @@ def test_zoo_info_takes_a_log_and_config_of_the_wrong_kinds(tmp_path):
     result = CliRunner().invoke(cli, ["info", str(run)])
     assert result.exit_code == 0, result.output
     assert "trained: 3 steps in 1 s, unfinished" in result.stdout, result.stdout
+
+
+# -- parsers that throw ----------------------------------------------------------------------------
+HUGE_INT = "1" * 5000  # more digits than Python converts from a string
+DEEP = "[" * 100_000 + "]" * 100_000  # nested deeper than the parser recurses
+
+
+@pytest.mark.parametrize("bad", [HUGE_INT, DEEP], ids=["huge-int", "deep"])
+@pytest.mark.parametrize("file", ["config.json", "tokenizer.json"])
+def test_json_the_parser_refuses_is_one_line_naming_the_file(tmp_path, file, bad):
+    run = copy_run(tmp_path)
+    text = (run / file).read_text()
+    (run / file).write_text(text.replace("{", f'{{"stranger": {bad}, ', 1))
+    error = one_line_error("eval", run)
+    assert file in error and "valid" in error, error
+
+
+@pytest.mark.parametrize(
+    "tied", ["not json", "[1, 2]", '{"head.weight": ["embed.weight"]}', DEEP, HUGE_INT]
+)
+def test_tied_weights_metadata_that_is_not_an_object_of_names_is_one_line(tmp_path, tied):
+    from safetensors.torch import load_file, save_file
+
+    run = copy_run(tmp_path)
+    weights = run / "model.safetensors"
+    save_file(load_file(weights), weights, metadata={"format": "pt", "zoo.tied": tied})
+    error = one_line_error("eval", run)
+    assert "model.safetensors" in error and "zoo.tied" in error, error
+
+
+def test_a_long_csv_field_is_read_and_one_over_the_limit_is_one_line(tmp_path):
+    long = tmp_path / "long.csv"
+    long.write_text(f"text,label\n{'a' * 200_000},x\nb,y\n")
+    assert [label for _, label in read_labelled(long)] == ["x", "y"]
+    huge = tmp_path / "huge.csv"
+    huge.write_text(f'text,label\nb,y\n"{"a" * (17 << 20)}",x\n')
+    with pytest.raises(ZooError, match=r"huge\.csv, line \d+: not valid CSV \(field larger"):
+        read_labelled(huge)
+    assert csv.field_size_limit() == 128 * 1024  # the limit is this reader's alone

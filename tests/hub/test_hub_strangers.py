@@ -22,9 +22,9 @@ def secret(tmp_path_factory):
     return path
 
 
-def publish(mirror, run: Path, name: str, **changes: object) -> str:
+def publish(mirror, run: Path, name: str, raw: str | None = None, **changes: object) -> str:
     """Commit ``run`` as repo acme/NAME of the mirror, ``changes`` made to sections of its
-    config; return the repo id."""
+    config (or the config replaced by the text ``raw``); return the repo id."""
     repo = mirror.path / "models" / "acme" / name
     repo.mkdir(parents=True)
     for file in artifacts.ARTIFACT_FILES:
@@ -36,7 +36,7 @@ def publish(mirror, run: Path, name: str, **changes: object) -> str:
             config[key] = {**config[key], **value}
         else:
             config[key] = value
-    (repo / artifacts.CONFIG_FILE).write_text(json.dumps(config))
+    (repo / artifacts.CONFIG_FILE).write_text(json.dumps(config) if raw is None else raw)
     git = ["git", "-C", str(repo), "-c", "user.name=zoo", "-c", "user.email=zoo@example.org"]
     for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", name]):
         subprocess.run([*git, *args], check=True)
@@ -52,6 +52,11 @@ def mirror(mirror, hub_runs, secret):
     publish(mirror, a, "names-state-data", task_state={"data": str(secret)})
     publish(mirror, a, "names-state-val", task_state={"val_data": str(secret)})
     publish(mirror, a, "names-root", task_state={"data": "/"})
+    text = (a / artifacts.CONFIG_FILE).read_text()
+    publish(mirror, a, "huge-int", raw=text.replace("{", '{"n": ' + "1" * 5000 + ", ", 1))
+    publish(
+        mirror, a, "deep", raw=text.replace("{", '{"n": ' + "[" * 10**5 + "]" * 10**5 + ", ", 1)
+    )
     return mirror
 
 
@@ -99,3 +104,10 @@ def test_a_repo_trained_on_the_embedded_default_evaluates_on_it(client, hub_runs
     out = client.zoo("eval", "hf:acme/tiny", "--json").stdout
     here = client.zoo("eval", hub_runs["b"], "--json").stdout
     assert json.loads(out) == json.loads(here)
+
+
+# -- parsers that throw ----------------------------------------------------------------------------
+@pytest.mark.parametrize("repo", ["acme/huge-int", "acme/deep"])
+def test_a_config_the_json_parser_refuses_is_one_line_on_pull(client, repo):
+    error = client.error("pull", repo)
+    assert "config.json" in error and "is not valid JSON" in error, error
