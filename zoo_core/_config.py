@@ -6,9 +6,10 @@ import dataclasses
 import numbers
 import types
 import typing
+from collections.abc import Callable
 from typing import Any, Literal, get_args, get_origin
 
-from zoo_core.errors import ZooError
+from zoo_core.errors import ZooError, printable
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -71,14 +72,18 @@ def parse_value(text: Any, tp: Any, key: str) -> Any:
     return text
 
 
-def _first_fit(value: Any, types_: tuple, key: str) -> Any:
-    """``value`` as the first of a union's types (None aside) it fits; else the first's error."""
+def _first_fit(
+    value: Any, types_: tuple, key: str, fit: Callable[[Any, Any, str], Any] | None = None
+) -> Any:
+    """``value`` as the first of a union's types (None aside) it fits; else the first's error.
+    ``fit`` converts it to one type (default: :func:`parse_value`)."""
+    fit = fit or parse_value
     errors = []
     for tp in types_:
         if tp is type(None):
             continue
         try:
-            return parse_value(value, tp, key)
+            return fit(value, tp, key)
         except ZooError as exc:
             errors.append(str(exc))
     raise ZooError(errors[0] if errors else f"bad value for {key}: {value!r}")
@@ -94,7 +99,7 @@ def check_value(value: Any, tp: Any, key: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        return _first_fit(value, args, key)
+        return _first_fit(value, args, key, check_value)  # "16" is no int here
     if origin is Literal:
         if any(value == choice and type(value) is type(choice) for choice in args):
             return value
@@ -139,15 +144,19 @@ def to_json(config: Any) -> dict[str, Any]:
 
 
 def from_json(cls: type, data: dict[str, Any]) -> Any:
-    """Rebuild a dataclass saved by :func:`to_json` (lists back to tuples where typed so)."""
+    """Rebuild a dataclass saved by :func:`to_json`: every value checked against its field's type
+    as a ``--set`` value is (lists back to tuples where typed so, None only where allowed)."""
     types_ = field_types(cls)
     values = {}
     for key, value in data.items():
         if key not in types_:
-            raise ZooError(f"saved config has field '{key}', which {cls.__name__} does not know")
-        if isinstance(value, list) and get_origin(types_[key]) is tuple:
-            value = tuple(value)
-        values[key] = value
+            raise ZooError(
+                f"saved config has field '{printable(key)}', which {cls.__name__} does not know"
+            )
+        try:
+            values[key] = check_value(value, types_[key], key)
+        except ZooError as exc:  # a file written by hand, or by a stranger: not a run of ours
+            raise ZooError(f"saved config of {cls.__name__}: {printable(exc, 300)}") from None
     try:
         return cls(**values)
     except (TypeError, ValueError) as exc:  # a field without a default, a check it now makes

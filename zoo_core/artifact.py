@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import inspect
+import math
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +29,13 @@ from zoo_core.errors import ZooError
 from zoo_core.inference import EvalOptions, PictureOptions, PredictOptions, SamplingOptions
 from zoo_core.plugins import get_catalog
 from zoo_core.registry import ModelSpec
-from zoo_core.runconfig import RunConfig, build_task, missing_message, saved_model_config
+from zoo_core.runconfig import (
+    RunConfig,
+    build_task,
+    distribution_name,
+    missing_message,
+    saved_model_config,
+)
 from zoo_core.training import run as training_run
 from zoo_core.training.checkpoint import newest_state
 from zoo_core.training.trainer import pick_device
@@ -48,6 +56,8 @@ class Artifact:
     spec: ModelSpec
     model: nn.Module
     task: Task
+    # Loaded from a Hub repo: its config is a stranger's, and no path it names is ever read.
+    from_hub: bool = False
 
     @property
     def tokenizer(self) -> Tokenizer | None:
@@ -189,7 +199,9 @@ class Artifact:
         else:
             options = self._options(EvalOptions, "evaluate", options, keywords)
         self._check_call(self.task.evaluate, "evaluate", options.batch_size, **options.task)
-        if data is None:  # the data of its training, read again from where it was
+        if data is None and self.from_hub:
+            _check_no_recorded_data(self.config)
+        elif data is None:  # the data of its training, read again from where it was
             key = "val_data" if self.config.val_data else "data"
             warn_if_changed(
                 {key: getattr(self.config, key)},
@@ -261,7 +273,38 @@ def load(source: str | Path, device: str = "cpu", revision: str | None = None) -
     path = Path(source)
     if path.is_dir():
         return load_local(path, device)
-    return load_local(pulled(source, revision), device)
+    return _from_hub(load_local(pulled(source, revision), device))
+
+
+def _from_hub(artifact: Artifact) -> Artifact:
+    """``artifact``, loaded from a Hub snapshot, marked so, its task rebuilt without the
+    validation path the repo's config names."""
+    task = build_task(artifact.config, artifact.path, from_hub=True)
+    return dataclasses.replace(artifact, task=task, from_hub=True)
+
+
+def _names_a_path(value: Any) -> bool:
+    """Whether ``value`` (a string of a repo's config) could name a file or folder here, where
+    an embedded data set's name ("pydoc-topics", "shapes") does not."""
+    if not isinstance(value, str):
+        return False
+    if value.startswith(("/", ".", "~")) or "/" in value or os.sep in value:
+        return True
+    try:
+        return Path(value).exists()
+    except (OSError, ValueError):  # a name too long for the file system, a NUL byte
+        return True
+
+
+def _check_no_recorded_data(config: RunConfig) -> None:
+    """For a model of a Hub repo evaluated without data: one line asking for data, unless it
+    was trained on its task's embedded default (no data path, no path in its task's state)."""
+    recorded = [config.data, config.val_data, *config.task_state.values()]
+    if config.data is not None or config.val_data is not None or any(map(_names_a_path, recorded)):
+        raise ZooError(
+            "this model came from a Hub repo and was trained on data of its own, and the zoo "
+            "reads no path a repo's config names; give the data to evaluate on with --data"
+        )
 
 
 def pulled(source: str | Path, revision: str | None = None) -> Path:
@@ -301,7 +344,7 @@ def load_pretrained(
     weights = spec.pretrained[name]
     what = f"pretrained weights '{name}' of model '{spec.name}' ({weights.repo}@{weights.revision})"
     folder = hub.pull(weights.repo, revision=weights.revision, sha256=weights.sha256, what=what)
-    artifact = load_local(folder, device, overrides)
+    artifact = _from_hub(load_local(folder, device, overrides))
     if artifact.spec.model != spec.model:
         raise ZooError(f"{what} are for model '{artifact.spec.name}', not '{spec.name}'")
     return artifact
@@ -328,8 +371,11 @@ def run_info(source: str | Path) -> dict[str, Any]:
         folder = pulled(source)
     config = RunConfig.read(folder)
     log = artifacts.read_metrics(folder)
-    steps = max((r.get("step", 0) for r in log), default=0)
-    seconds = max((r["elapsed"] for r in log if "elapsed" in r), default=None)
+    # A log or config from a repo may hold anything where a number belongs: only numbers count.
+    steps = max((r["step"] for r in log if _count(r.get("step")) is not None), default=0)
+    seconds = max(
+        (r["elapsed"] for r in log if _seconds(r.get("elapsed")) is not None), default=None
+    )
     newest = newest_state(folder / artifacts.CHECKPOINTS_DIR)  # where a resume would go on
     if newest is not None and (newest["step"] > steps or not config.finished):
         # It saved after its last log line; or it is unfinished, and what counts is the step a
@@ -349,13 +395,13 @@ def run_info(source: str | Path) -> dict[str, Any]:
         "folder": str(folder),
         "model": config.model,
         "plugin": config.plugin,
-        "distribution": config.distribution,
+        "distribution": distribution_name(config.distribution),  # only a name to install
         "task": config.task,
         "tokenizer": config.tokenizer,
         "data": config.data_name,  # a path, an embedded data set's name, or None: generated
         "val_data": config.val_data_name,
         "steps": steps,
-        "planned_steps": config.train_config.get("steps"),
+        "planned_steps": _count(config.train_config.get("steps")),
         "seconds": seconds,
         "finished": config.finished,
         "local": local,
@@ -365,6 +411,17 @@ def run_info(source: str | Path) -> dict[str, Any]:
         "train_config": config.train_config,
         "zoo_version": config.zoo_version,
     }
+
+
+def _count(value: Any) -> int | None:
+    """``value`` if it is a whole number of steps, else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _seconds(value: Any) -> float | None:
+    """``value`` if it is a number of seconds, else None."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    return value if ok and math.isfinite(value) and value >= 0 else None
 
 
 # -- training and publishing -----------------------------------------------------------------------

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoo_core.errors import ZooError
+from zoo_core.errors import ZooError, printable
 
 if TYPE_CHECKING:
     import torch
@@ -169,12 +169,16 @@ def write_json(path: str | Path, data: Any) -> None:
 
 
 def read_json(path: str | Path, what: str = "file") -> Any:
+    """The JSON in ``path``, or one line naming the file when it is missing or not JSON the zoo
+    reads (an integer of more digits than Python converts, nesting deeper than it recurses)."""
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ZooError(f"{what} '{path}' does not exist") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ZooError(f"{what} '{path}' is not valid JSON ({exc})") from None
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors too
+        raise ZooError(f"{what} '{path}' is not valid JSON ({printable(exc, 200)})") from None
+    except RecursionError:
+        raise ZooError(f"{what} '{path}' is not valid JSON (nested too deeply)") from None
 
 
 def read_metrics(folder: str | Path) -> list[dict[str, Any]]:
@@ -251,10 +255,9 @@ def state_from_file(
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
             state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no iter)
-        # Files written before the model's own sharing was read name their aliases here.
-        tied = json.loads(metadata.get("zoo.tied", "{}"))
     except Exception as exc:
         raise ZooError(f"'{path}' is not a readable safetensors file ({exc})") from None
+    tied = _tied(metadata.get("zoo.tied", "{}"), path)
     for alias, source in tied.items():
         if source in state:
             state[alias] = state[source]
@@ -264,6 +267,21 @@ def state_from_file(
                 if kept in state and alias not in state:
                     state[alias] = state[kept]
     return state, metadata
+
+
+def _tied(text: str, path: Path) -> dict[str, str]:
+    """The ``zoo.tied`` metadata of files written before the model's own sharing was read: each
+    alias and the name it shares storage with. One line naming the file when it is not that."""
+    try:
+        tied = json.loads(text)
+    except (ValueError, RecursionError):
+        tied = None
+    if not isinstance(tied, dict) or not all(isinstance(v, str) for v in tied.values()):
+        raise ZooError(
+            f"'{path}' has 'zoo.tied' metadata that is not a JSON object of tensor names; "
+            "save the weights again, or remove that metadata"
+        )
+    return tied
 
 
 def save_weights(model: nn.Module, path: str | Path) -> None:

@@ -9,6 +9,8 @@ checked once, here, and a folder of another library is told apart from a zoo run
 from __future__ import annotations
 
 import dataclasses
+import re
+import shlex
 import types
 import typing
 from dataclasses import dataclass, field
@@ -17,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from zoo_core import _config, artifacts
 from zoo_core.catalog import distribution_version, left_out_note
-from zoo_core.errors import ZooError
+from zoo_core.errors import ZooError, printable
 from zoo_core.plugins import get_catalog
 from zoo_core.tasks.base import task_class
 from zoo_core.tokenizers.base import tokenizer_class
@@ -153,7 +155,7 @@ def config_problem(config: Any) -> str | None:
     if not isinstance(config, dict):
         return f"holds a JSON {type(config).__name__}, not an object"
     if "model" not in config and ("model_type" in config or "architectures" in config):
-        kind = config.get("model_type") or "another library's"
+        kind = printable(config.get("model_type") or "another library's", limit=40)
         return f"is a {kind} config of another library (transformers), not a zoo config"
     for key in ("model", "task", "model_config"):
         if key not in config:
@@ -169,21 +171,52 @@ def config_problem(config: Any) -> str | None:
 
 
 # -- what a saved run needs from the installed plugins --------------------------------------------
+# A distribution's name as PEP 508 has it; ASCII only, so that no look-alike letter matches.
+_DISTRIBUTION = re.compile(r"[A-Z0-9]|[A-Z0-9][A-Z0-9._-]{0,98}[A-Z0-9]", re.IGNORECASE | re.ASCII)
+
+
+def distribution_name(name: Any) -> str | None:
+    """``name`` if it is a valid distribution name, else None: a repo's config names it, and
+    the zoo suggests installing nothing else."""
+    if isinstance(name, str) and _DISTRIBUTION.fullmatch(name):
+        return name
+    return None
+
+
+def _version(version: Any) -> str | None:
+    """``version`` normalised if it is a valid PEP 440 version, else None."""
+    from packaging.version import InvalidVersion, Version  # of huggingface_hub, a dependency
+
+    if not isinstance(version, str) or len(version) > 64:
+        return None
+    try:
+        return str(Version(version))
+    except (InvalidVersion, ValueError):
+        return None
+
+
 def missing_message(config: RunConfig, kind: str = "model") -> str:
     """Why a saved run cannot be loaded here: its model (task, tokenizer) is not registered."""
-    name = getattr(config, kind)
-    dist_field = {
-        "model": config.distribution,
-        "task": config.task_distribution,
-        "tokenizer": config.tokenizer_distribution,
-    }[kind]
-    dist = dist_field or "the plugin that provides it"
-    note = left_out_note(dist_field or None)
+    name = printable(getattr(config, kind))
+    dist = distribution_name(
+        {
+            "model": config.distribution,
+            "task": config.task_distribution,
+            "tokenizer": config.tokenizer_distribution,
+        }[kind]
+    )
+    note = left_out_note(dist)
     if note:
-        return f"this artifact needs {kind} '{name}' of {dist}{note}"
+        return f"this artifact needs {kind} '{name}' of {dist or 'a plugin'}{note}"
+    if dist is None:
+        return (
+            f"this artifact needs {kind} '{name}', which no installed plugin provides; install "
+            "the plugin that provides it and try again"
+        )
     return (
-        f"this artifact needs {kind} '{name}', which no installed plugin provides; "
-        f"install {dist} (pip install {dist}) and try again"
+        f"this artifact needs {kind} '{name}', which no installed plugin provides; its config "
+        f"names the distribution {dist} (pip install {shlex.quote(dist)}); install it if you "
+        "trust it, and try again"
     )
 
 
@@ -201,21 +234,24 @@ def saved_model_config(cls: type, config: RunConfig) -> Any:
     try:
         return _config.from_json(cls.config_class, config.model_config)
     except ZooError as exc:
-        dist = config.distribution or "its plugin"
-        saved = config.plugin_version
-        installed = distribution_version(config.distribution)
-        if saved and saved != installed:
+        dist = distribution_name(config.distribution)
+        saved = _version(config.plugin_version)
+        installed = distribution_version(dist)
+        if dist and saved and saved != installed:
+            wanted = shlex.quote(f"{dist}=={saved}")
             advice = (
-                f"it was saved with {dist} {saved} and {installed or 'another version'} is "
-                f"installed; install the one it was trained with (pip install '{dist}=={saved}')"
+                f"its config says it was saved with {dist} {saved}, and "
+                f"{installed or 'another version'} is installed; install the one it was trained "
+                f"with (pip install {wanted})"
             )
         else:
-            advice = f"it was saved with another version of {dist}; install that version"
+            advice = f"it was saved with another version of {dist or 'its plugin'}"
         raise ZooError(f"{exc}; {advice}") from None
 
 
-def build_task(config: RunConfig, folder: Path) -> Task:
-    """The task of a saved run, tokenizer and learned state restored (no data read)."""
+def build_task(config: RunConfig, folder: Path, *, from_hub: bool = False) -> Task:
+    """The task of a saved run, tokenizer and learned state restored (no data read). A task of
+    a Hub repo (``from_hub``) is handed no validation path: a repo names no file here."""
     check_installed(config)
     cls = task_class(config.task)
     options = _config.from_json(cls.Options, config.task_config)
@@ -227,5 +263,5 @@ def build_task(config: RunConfig, folder: Path) -> Task:
         tokenizer = tokenizer_class(config.tokenizer).load(path)
         tokenizer.name = config.tokenizer  # the name it is registered under, saved as such
     state = dict(config.task_state)
-    state.setdefault("val_data", config.val_data)  # what it validated on, if given
+    state["val_data"] = None if from_hub else state.get("val_data", config.val_data)
     return cls(options, state=state, tokenizer=tokenizer)

@@ -11,11 +11,19 @@ from typing import Any, NoReturn
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from zoo_core.artifacts import format_metric
+from zoo_core.errors import printable
 from zoo_core.launch import report_rank_error
 
-__all__ = ["error", "fail", "format_metric", "metrics", "print_json", "table"]
+__all__ = ["error", "fail", "format_metric", "metrics", "print_json", "shown", "table"]
+
+
+def shown(value: Any, limit: int | None = 200) -> str:
+    """``value`` as text safe to print: a Hub repo's config may hold terminal escapes, control
+    characters or a megabyte of text, none of which reaches the terminal."""
+    return printable(value, limit)
 
 
 def table(columns: list[str], rows: list[list[Any]]) -> None:
@@ -24,7 +32,7 @@ def table(columns: list[str], rows: list[list[Any]]) -> None:
     for column in columns:
         grid.add_column(column, overflow="fold")
     for row in rows:
-        grid.add_row(*[str(c) for c in row])
+        grid.add_row(*[Text(shown(c, None)) for c in row])  # Text: no [markup] read in a cell
     console = Console()
     if console.is_terminal:
         console.print(grid)
@@ -43,7 +51,9 @@ def print_json(data: Any) -> None:
 
 def metrics(values: Mapping[str, Any], sep: str = ", ") -> str:
     """``val_loss 1.234, val_accuracy 0.912``: metrics as a person reads them."""
-    return sep.join(f"{key} {format_metric(value)}" for key, value in values.items())
+    return sep.join(
+        f"{shown(key, 60)} {shown(format_metric(value), 60)}" for key, value in values.items()
+    )
 
 
 def error(message: str) -> None:

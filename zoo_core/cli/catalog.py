@@ -15,7 +15,7 @@ from zoo_core.catalog import (
     list_tokenizers,
     model_info,
 )
-from zoo_core.cli._output import metrics, print_json, table
+from zoo_core.cli._output import metrics, print_json, shown, table
 from zoo_core.plugins import get_catalog
 
 
@@ -123,26 +123,31 @@ def _run_info(source: str, as_json: bool) -> None:
     if as_json:
         print_json(data)
         return
-    plugin = f"plugin {data['plugin']}, {data['distribution']}" if data["plugin"] else ""
-    click.echo(f"{source}: {data['model']} ({plugin}) for task {data['task']}")
+    # Every string below but the source may come from a Hub repo's config: shown() keeps its
+    # escapes and control characters off the terminal.
+    plugin = f"plugin {shown(data['plugin'])}" if data["plugin"] else ""
+    if data["plugin"] and data["distribution"]:
+        plugin += f", {data['distribution']}"
+    click.echo(f"{source}: {shown(data['model'])} ({plugin}) for task {shown(data['task'])}")
     if data["folder"] != source:
         click.echo(f"  folder: {data['folder']}")
-    data_line = data["data"] or "made by the task as it trains"
+    data_line = shown(data["data"]) if data["data"] else "made by the task as it trains"
     if data["val_data"]:
-        data_line += f"; validation: {data['val_data']}"
+        data_line += f"; validation: {shown(data['val_data'])}"
     click.echo(f"  data: {data_line}")
     if data["tokenizer"]:
-        click.echo(f"  tokenizer: {data['tokenizer']}")
+        click.echo(f"  tokenizer: {shown(data['tokenizer'])}")
     seconds = "" if data["seconds"] is None else f" in {data['seconds']:.0f} s"
     if data["finished"]:
         click.echo(f"  trained: {data['steps']:,} steps{seconds}")
     else:
         budget = data["train_config"].get("time")
-        planned = (
-            f" steps{seconds} of a {budget:g} s budget"
-            if budget
-            else f" of {data['planned_steps']:,} steps{seconds}"
-        )
+        if isinstance(budget, int | float) and not isinstance(budget, bool) and budget:
+            planned = f" steps{seconds} of a {budget:g} s budget"
+        elif data["planned_steps"]:
+            planned = f" of {data['planned_steps']:,} steps{seconds}"
+        else:
+            planned = f" steps{seconds}"
         how = "continue with" if data["steps"] else "no checkpoint yet; start it again with"
         hint = f" ({how}: zoo train --resume {source})" if data["local"] else ""
         click.echo(f"  trained: {data['steps']:,}{planned}, unfinished{hint}")
@@ -151,12 +156,13 @@ def _run_info(source: str, as_json: bool) -> None:
     if data["parameters"] is not None:
         click.echo(f"  parameters: {data['parameters']:,}")
     else:
-        click.echo(f"  parameters: install {data['distribution'] or 'its plugin'} to count them")
+        click.echo(
+            f"  parameters: install {shown(data['distribution'] or 'its plugin')} to count them"
+        )
     for key, title in (("model_config", "model config"), ("train_config", "training")):
         if data[key]:
-            click.echo(
-                f"  {title}: " + ", ".join(f"{k}={json.dumps(v)}" for k, v in data[key].items())
-            )
+            fields = ", ".join(f"{k}={json.dumps(v)}" for k, v in data[key].items())
+            click.echo(f"  {title}: {shown(fields, 2000)}")
 
 
 def _names(specs: list[Any], as_json: bool) -> None:

@@ -10,6 +10,8 @@ from pathlib import Path
 from zoo_core.data.text import _read_one, text_files
 from zoo_core.errors import ZooError
 
+# The longest CSV field read: a long document, but not a file that runs on unquoted to its end.
+_CSV_FIELD_LIMIT = 16 << 20
 _LAYOUT = (
     "lay it out as FOLDER/<class>/<example>.txt, or give a .jsonl or .csv file with the "
     "fields 'text' and 'label'"
@@ -85,9 +87,17 @@ def _read_jsonl(path: Path) -> list[tuple[str, str]]:
 def _read_csv(path: Path) -> list[tuple[str, str]]:
     # newline="" hands the csv module the text as it is, so a quoted field keeps its line breaks.
     rows = csv.DictReader(io.StringIO(_read_one(path), newline=""))
-    if rows.fieldnames is None or not {"text", "label"} <= set(rows.fieldnames):
-        raise ZooError(f"'{path}' needs a header row with the columns 'text' and 'label'")
-    return [_check(row, f"{path}, row {n}") for n, row in enumerate(rows, 2)]
+    # csv refuses a field over 128 KiB; a long document is an example, not a mistake. The limit
+    # is the process's, so it is set for this file alone.
+    limit = csv.field_size_limit(_CSV_FIELD_LIMIT)
+    try:
+        if rows.fieldnames is None or not {"text", "label"} <= set(rows.fieldnames):
+            raise ZooError(f"'{path}' needs a header row with the columns 'text' and 'label'")
+        return [_check(row, f"{path}, row {n}") for n, row in enumerate(rows, 2)]
+    except csv.Error as exc:  # a field over the limit, a NUL byte
+        raise ZooError(f"{path}, line {rows.line_num}: not valid CSV ({exc})") from None
+    finally:
+        csv.field_size_limit(limit)
 
 
 def sort_labels(labels: set[str]) -> list[str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from zoo_core.catalog import resolve_class
-from zoo_core.errors import ZooError
+from zoo_core.errors import ZooError, printable
 from zoo_core.plugins import get_catalog
 
 
@@ -57,9 +57,16 @@ class Tokenizer:
             return cls.from_dict(data)
         except ZooError:
             raise
+        except RecursionError:  # nested deeper than the parser recurses: not one of ours
+            raise ZooError(
+                f"'{path}' is not a valid {cls.name} tokenizer: nested too deeply"
+            ) from None
         except (ValueError, KeyError, TypeError, IndexError) as exc:  # malformed or truncated
+            # A ValueError may be an integer of more digits than Python converts.
             reason = f"no field {exc}" if isinstance(exc, KeyError) else str(exc).splitlines()[0]
-            raise ZooError(f"'{path}' is not a valid {cls.name} tokenizer: {reason}") from None
+            raise ZooError(
+                f"'{path}' is not a valid {cls.name} tokenizer: {printable(reason)}"
+            ) from None
 
 
 def tokenizer_class(name: str) -> type[Tokenizer]:
