@@ -191,7 +191,7 @@ def read_metrics(folder: str | Path) -> list[dict[str, Any]]:
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
             record = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # a cut line, or nesting past the parser
             continue
         if isinstance(record, dict):
             records.append(record)
