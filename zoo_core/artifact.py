@@ -260,8 +260,9 @@ def load_local(
             f"'{folder}' has no weights yet: its training stopped before the first checkpoint. "
             f"Continue it with: zoo train --resume {folder}"
         )
-    model = cls(model_cfg)
-    artifacts.load_weights(model, folder / artifacts.WEIGHTS_FILE)
+    # Checked against the weights' header before it takes memory: a config may ask for sizes
+    # no machine holds.
+    model = artifacts.load_model(lambda: cls(model_cfg), folder / artifacts.WEIGHTS_FILE)
     model.eval()
     if device != "cpu":
         model.to(pick_device(device))

@@ -289,22 +289,78 @@ def save_weights(model: nn.Module, path: str | Path) -> None:
     state_to_file(model.state_dict(), path)
 
 
-def load_weights(model: nn.Module, path: str | Path) -> None:
-    """Load weights strictly: any missing, unexpected or mis-shaped key is an error naming it.
-    Tied weights are restored from the model, as ``safetensors.torch.load_model`` does."""
-    state, _ = state_from_file(path, model)
-    load_state_strict(model, state, str(path))
+def read_header(path: str | Path) -> dict[str, tuple[tuple[int, ...], str]]:
+    """The name, shape and dtype (safetensors' name: ``F32``) of every tensor of a weights file,
+    read from its header alone: no tensor is loaded, however large the file says they are."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.exists():
+        raise ZooError(f"weights file '{path}' does not exist")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            header = {}
+            for name in f.keys():  # noqa: SIM118 (safe_open has no iter)
+                piece = f.get_slice(name)
+                header[name] = (tuple(piece.get_shape()), piece.get_dtype())
+            tied = json.loads((f.metadata() or {}).get("zoo.tied", "{}"))
+    except Exception as exc:
+        raise ZooError(f"'{path}' is not a readable safetensors file ({exc})") from None
+    for alias, source in tied.items():  # files written before ties were read from the model
+        if source in header and alias not in header:
+            header[alias] = header[source]
+    return header
 
 
-def load_state_strict(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    """Load ``state`` into ``model``, or one line naming every key that does not fit."""
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
+def _dtype_name(dtype: torch.dtype) -> str:
+    from safetensors.torch import _TYPES  # safetensors' own names of the dtypes it stores
+
+    return next((name for name, t in _TYPES.items() if t == dtype), str(dtype))
+
+
+def _ties(model: nn.Module) -> list[list[str]]:
+    """Groups of names that are one tensor in ``model`` (tied weights), first name first.
+
+    Read from the objects, not their storage: on the meta device every tensor has none.
+    """
+    groups: dict[int, list[str]] = {}
+    for name, tensor in [
+        *model.named_parameters(remove_duplicate=False),
+        *model.named_buffers(remove_duplicate=False),
+    ]:
+        groups.setdefault(id(tensor), []).append(name)
+    return [names for names in groups.values() if len(names) > 1]
+
+
+def check_header(
+    model: nn.Module,
+    header: dict[str, tuple[tuple[int, ...], str]],
+    source: str,
+    dtypes: bool = True,
+) -> None:
+    """One line naming every key of ``model``'s state that the file ``header`` does not fit:
+    missing, unexpected, or of another shape (or dtype, with ``dtypes``). Reads no tensor of the
+    file, and works on a model on the meta device, so a file is checked before memory is spent
+    on it. (Weights copied into a built model may change dtype; assigned ones may not.)"""
+    expected = {k: (tuple(v.shape), _dtype_name(v.dtype)) for k, v in model.state_dict().items()}
+    header = dict(header)
+    for names in _ties(model):  # a tied weight is stored once, under any of its names
+        stored = next((n for n in names if n in header), None)
+        for name in names:
+            if stored is not None and name in expected:
+                header.setdefault(name, header[stored])
+    missing = sorted(set(expected) - set(header))
+    unexpected = sorted(set(header) - set(expected))
     mismatched = [
-        f"{k} (file {tuple(state[k].shape)}, model {tuple(expected[k].shape)})"
+        f"{k} (file {header[k][0]}, model {expected[k][0]})"
         for k in expected
-        if k in state and state[k].shape != expected[k].shape
+        if k in header and header[k][0] != expected[k][0]
+    ]
+    retyped = [
+        f"{k} (file {header[k][1]}, model {expected[k][1]})"
+        for k in expected
+        if dtypes and k in header and header[k][0] == expected[k][0]
+        if header[k][1] != expected[k][1]
     ]
     problems = []
     if missing:
@@ -313,11 +369,124 @@ def load_state_strict(model: nn.Module, state: dict[str, torch.Tensor], source: 
         problems.append(f"unexpected keys: {_few(unexpected)}")
     if mismatched:
         problems.append(f"shape mismatches: {_few(mismatched)}")
+    if retyped:
+        problems.append(f"dtype mismatches: {_few(retyped)}")
     if problems:
         raise ZooError(
             f"weights in '{source}' do not fit the model: {'; '.join(problems)}. "
             "Were they saved by another model or config?"
         )
+
+
+def load_weights(model: nn.Module, path: str | Path) -> None:
+    """Load weights strictly: any missing, unexpected or mis-shaped key is an error naming it,
+    found in the file's header before a tensor is read. Tied weights are restored from the
+    model, as ``safetensors.torch.load_model`` does."""
+    check_header(model, read_header(path), str(path), dtypes=False)
+    state, _ = state_from_file(path, model)
+    load_state_strict(model, state, str(path))
+
+
+def load_model(build: Callable[[], nn.Module], path: str | Path) -> nn.Module:
+    """``build()`` a model and give it the weights of file ``path``, allocating nothing before
+    every shape and dtype of the model is known to match the file's header.
+
+    The model is built on the meta device (no memory) and checked against the header; only
+    then do its parameters take the file's tensors (``assign``: no random initialisation, no
+    second copy), and tied weights are tied again as the model defines them. A config that
+    asks for a huge model is so refused in one line, before any memory is spent on it.
+    """
+    import torch
+
+    header = read_header(path)
+    source = str(path)
+    try:
+        with torch.device("meta"):
+            model = build()
+    except (RuntimeError, NotImplementedError):
+        # The model reads a tensor's value while it is built, which the meta device has not.
+        # It is built for real only once the file it is to hold is known to fit in memory.
+        _check_fits(header, source)
+        model = build()
+        load_weights(model, path)
+        return model
+    check_header(model, header, source)
+    stored = set(model.state_dict())
+    if any(name not in stored for name, _ in model.named_buffers()):
+        # Buffers the file does not hold (a rope cache, a mask) are computed while the model
+        # is built: build it again, with its buffers real and its parameters on meta.
+        model = _build_with_meta_parameters(build)
+    ties = _ties(model)
+    state, _ = state_from_file(path)
+    for names in ties:  # storage is not there to compare on meta: the ties are the model's
+        stored = next((n for n in names if n in state), None)
+        for name in names if stored is not None else ():
+            state.setdefault(name, state[stored])
+    model.load_state_dict(state, strict=True, assign=True)
+    for first, *others in ties:  # assign gave each name a tensor of its own: tie them again
+        tensor = model.get_parameter(first) if _is_parameter(model, first) else None
+        for name in others if tensor is not None else ():
+            owner, _, attr = name.rpartition(".")
+            setattr(model.get_submodule(owner), attr, tensor)
+    return model
+
+
+def _is_parameter(model: nn.Module, name: str) -> bool:
+    owner, _, attr = name.rpartition(".")
+    return attr in model.get_submodule(owner)._parameters
+
+
+def _build_with_meta_parameters(build: Callable[[], nn.Module]) -> nn.Module:
+    """``build()`` with every parameter moved to the meta device as it is registered: buffers
+    get their values, parameters no memory (each exists, uninitialised, for a moment only; the
+    header has already bounded their size)."""
+    import torch
+    from torch import nn
+    from torch.nn.modules.module import register_module_parameter_registration_hook
+
+    def to_meta(module: nn.Module, name: str, param: Any) -> Any:
+        if param is None or param.is_meta:
+            return None  # a tied weight registered again keeps being that one parameter
+        return nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
+
+    handle = register_module_parameter_registration_hook(to_meta)
+    try:
+        with torch.no_grad():
+            return build()
+    finally:
+        handle.remove()
+
+
+def _check_fits(header: dict[str, tuple[tuple[int, ...], str]], source: str) -> None:
+    """One line when the tensors of a file would not fit in the memory free now."""
+    import math
+
+    from safetensors.torch import _TYPES
+
+    total = 0
+    for shape, dtype in header.values():
+        kind = _TYPES.get(dtype)
+        size = kind.itemsize if kind is not None else 8
+        total += math.prod(shape) * size
+    try:
+        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # no sysconf: nothing to compare with
+        return
+    if 2 * total > free:  # the model and the file's tensors, side by side for a moment
+        raise ZooError(
+            f"the weights in '{source}' need {total / 2**30:.1f} GiB, twice that while they "
+            f"load, and {free / 2**30:.1f} GiB of memory is free"
+        )
+
+
+def load_state_strict(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Load ``state`` into ``model``, or one line naming every key that does not fit."""
+    check_header(
+        model,
+        {k: (tuple(v.shape), _dtype_name(v.dtype)) for k, v in state.items()},
+        source,
+        dtypes=False,
+    )
     model.load_state_dict(state, strict=True)
 
 
