@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from zoo_lstm.model import LSTMConfig
 
 import zoo_core
 from zoo_core import artifacts
 from zoo_core.errors import ZooError
-from zoo_core.runconfig import saved_model_config
+from zoo_core.runconfig import RunConfig, build_task, saved_model_config
 
 # Tiny settings per reference model (and the task options that keep its training short).
 TINY = {
@@ -158,3 +159,89 @@ def test_missing_and_unexpected_keys_are_named(trained, tmp_path):
     artifacts.state_to_file(state, run / artifacts.WEIGHTS_FILE)
     with pytest.raises(ZooError, match=rf"missing keys: {first}; unexpected keys: extra.weight"):
         zoo_core.load(run)
+
+
+# -- task state and options ------------------------------------------------------------------------
+def _edit(run: Path, out: Path, change) -> Path:
+    """A copy of ``run`` whose config.json ``change`` has edited (in place)."""
+    _hostile(run, out)
+    config = json.loads((out / artifacts.CONFIG_FILE).read_text())
+    change(config)
+    (out / artifacts.CONFIG_FILE).write_text(json.dumps(config))
+    return out
+
+
+@pytest.mark.parametrize("name", ["resnet", "gan"])
+def test_an_image_size_beyond_the_limit_is_refused(trained, tmp_path, name):
+    run = _edit(
+        trained[name].path,
+        tmp_path / "big",
+        lambda c: c["task_state"].update(image_size=100_000),
+    )
+    with pytest.raises(ZooError, match=r"image_size must be a whole number from 1 to 4,096"):
+        zoo_core.load(run)
+
+
+@pytest.mark.parametrize("name", ["resnet", "gan"])
+def test_an_image_size_the_model_contradicts_is_refused(trained, tmp_path, name):
+    run = _edit(
+        trained[name].path, tmp_path / "other", lambda c: c["task_state"].update(image_size=32)
+    )
+    with pytest.raises(ZooError, match=r"image_size 32 and the model's is 16"):
+        zoo_core.load(run)
+
+
+@pytest.mark.parametrize("name", ["resnet", "gan"])
+def test_num_images_beyond_the_limit_is_refused(trained, tmp_path, name):
+    run = _edit(
+        trained[name].path, tmp_path / "many", lambda c: c["task_config"].update(num_images=10**7)
+    )
+    with pytest.raises(ZooError, match=r"num_images must be a whole number .* 200,000"):
+        zoo_core.load(run)
+
+
+def test_a_tokenizer_larger_than_the_vocabulary_is_refused(trained, tmp_path):
+    run = _hostile(trained["lstm"].path, tmp_path / "wide")
+    tokenizer = json.loads((run / artifacts.TOKENIZER_FILE).read_text())
+    tokenizer["chars"] += [chr(0x4E00 + i) for i in range(50)]  # ids the embedding has no row for
+    (run / artifacts.TOKENIZER_FILE).write_text(json.dumps(tokenizer))
+    with pytest.raises(ZooError, match=r"vocab_size \d+ is smaller than the tokenizer's"):
+        zoo_core.load(run)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            lambda classes: [*classes, "extra"],
+            r"num_classes 2 is smaller than the data needs \(3\)",
+        ),
+        (lambda classes: classes[:1], r"num_classes is 2 but the task has 1 classes"),
+    ],
+    ids=["more", "fewer"],
+)
+def test_classes_the_head_contradicts_are_refused(trained, tmp_path, change, message):
+    run = _edit(
+        trained["transformer-encoder"].path,
+        tmp_path / "classes",
+        lambda c: c["task_state"].update(classes=change(c["task_state"]["classes"])),
+    )
+    with pytest.raises(ZooError, match=message):
+        zoo_core.load(run)
+
+
+@pytest.mark.parametrize(
+    "options, limit",
+    [({"length": 10**9}, "65,536"), ({"val_size": 2**20, "length": 512}, "67,108,864")],
+)
+def test_synthetic_sizes_beyond_the_limit_are_refused(tmp_path, options, limit):
+    config = RunConfig(model="lstm", task="copy", model_config={}, task_config=options)
+    with pytest.raises(ZooError, match=limit):
+        build_task(config, tmp_path, LSTMConfig(vocab_size=16))
+
+
+def test_gan_sample_counts_beyond_the_limit_are_refused(tmp_path):
+    config = RunConfig(model="gan-mlp", task="toy-2d", model_config={}, task_config={})
+    config.task_config = {"eval_samples": 10**9}
+    with pytest.raises(ZooError, match=r"eval_samples must be .* 100,000"):
+        build_task(config, tmp_path)

@@ -266,7 +266,7 @@ def load_local(
     model.eval()
     if device != "cpu":
         model.to(pick_device(device))
-    return Artifact(folder, config, spec, model, build_task(config, folder))
+    return Artifact(folder, config, spec, model, build_task(config, folder, model_cfg))
 
 
 def load(source: str | Path, device: str = "cpu", revision: str | None = None) -> Artifact:

@@ -249,9 +249,16 @@ def saved_model_config(cls: type, config: RunConfig) -> Any:
         raise ZooError(f"{exc}; {advice}") from None
 
 
-def build_task(config: RunConfig, folder: Path, *, from_hub: bool = False) -> Task:
+def build_task(
+    config: RunConfig, folder: Path, model_config: Any = None, *, from_hub: bool = False
+) -> Task:
     """The task of a saved run, tokenizer and learned state restored (no data read). A task of
-    a Hub repo (``from_hub``) is handed no validation path: a repo names no file here."""
+    a Hub repo (``from_hub``) is handed no validation path: a repo names no file here.
+
+    With ``model_config`` it is bound to the model as training binds it, so a saved state that
+    the model contradicts (an image size, a tokenizer's vocabulary, a number of classes) is one
+    line here, not an index out of range at the first prediction.
+    """
     check_installed(config)
     cls = task_class(config.task)
     options = _config.from_json(cls.Options, config.task_config)
@@ -264,4 +271,7 @@ def build_task(config: RunConfig, folder: Path, *, from_hub: bool = False) -> Ta
         tokenizer.name = config.tokenizer  # the name it is registered under, saved as such
     state = dict(config.task_state)
     state["val_data"] = None if from_hub else state.get("val_data", config.val_data)
-    return cls(options, state=state, tokenizer=tokenizer)
+    task = cls(options, state=state, tokenizer=tokenizer)
+    if model_config is not None:
+        task.bind(model_config)
+    return task

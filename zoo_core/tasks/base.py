@@ -116,7 +116,8 @@ class Task:
         return {}
 
     def bind(self, model_config: Any) -> None:
-        """Read settings of the model about to be trained (called before the first batch)."""
+        """Read settings of the model about to be trained (called before the first batch), or
+        of the model a saved task was loaded with; refuse sizes the two do not agree on."""
 
     def train_batch(self, batch_size: int, generator: torch.Generator) -> Any:
         """One training batch of CPU tensors drawn with ``generator``."""

@@ -26,6 +26,16 @@ from zoo_core.tasks.base import Task, trained_on
 
 CONFUSION_FILE = "confusion.png"
 _MAX_GENERATED_SIZE = 64  # larger models get the shapes upsampled per batch, not stored large
+# Far beyond what the zoo trains, and what a saved run may ask of Pillow and numpy: an image of
+# 4096 x 4096 RGB pixels is 48 MiB, and a data set of 200,000 generated shapes about 2 GiB.
+MAX_IMAGE_SIZE = 4096
+MAX_NUM_IMAGES = 200_000
+
+
+def check_count(name: str, value: Any, limit: int) -> None:
+    """A ValueError naming ``name`` unless ``value`` is a whole number from 1 to ``limit``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
+        raise ValueError(f"{name} must be a whole number from 1 to {limit:,}, not {value!r}")
 
 
 @dataclass
@@ -35,6 +45,9 @@ class ImageOptions:
     pad: int = 4  # training augmentation: random crop after padding by this many pixels (0: off)
     flip: bool = True  # training augmentation: random horizontal flips
     bad_images: Literal["skip", "error"] = "skip"  # an unreadable file: warn and skip, or stop
+
+    def __post_init__(self):
+        check_count("num_images", self.num_images, MAX_NUM_IMAGES)
 
 
 def data_state(task: Task) -> dict[str, Any]:
@@ -51,14 +64,46 @@ def data_state(task: Task) -> dict[str, Any]:
 
 
 def load_data_state(task: Task, state: dict[str, Any]) -> None:
-    """Restore what ``data_state`` saved onto ``task``."""
+    """Restore what ``data_state`` saved onto ``task``; one line when it is not what
+    ``data_state`` writes (a saved state is data from whoever made the run)."""
     task.data_name = state.get("data", "")
     task.source = state.get("source")  # the training folder; None for the default data
     task.val_source = state.get("val_source")
     task.seed = state.get("seed", 0)
-    task.classes = list(state.get("classes", []))
+    classes = state.get("classes", [])
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+        raise ZooError("the saved task state's classes are not a list of names")
+    task.classes = list(classes)
     task.image_size = state.get("image_size")
     task.channels = state.get("channels", 3)
+    try:
+        if task.image_size is not None:
+            check_count("image_size", task.image_size, MAX_IMAGE_SIZE)
+        if task.channels not in (1, 3) or isinstance(task.channels, bool):
+            raise ValueError(f"channels must be 1 or 3, not {task.channels!r}")
+    except ValueError as exc:
+        raise ZooError(f"the saved task state's {exc}") from None
+
+
+def bind_image_size(task: Task, size: Any, channels: Any) -> None:
+    """Take the model's image size and channels, refusing those the saved state contradicts or
+    no image should have."""
+    try:
+        check_count("the model's image_size", size, MAX_IMAGE_SIZE)
+    except ValueError as exc:
+        raise ZooError(str(exc)) from None
+    if task.image_size is not None:  # a saved task: it read its images at these sizes
+        for name, saved, model in (
+            ("image_size", task.image_size, size),
+            ("channels", task.channels, channels),
+        ):
+            if saved != model:
+                raise ZooError(
+                    f"the saved task reads images of {name} {saved} and the model's is {model}; "
+                    "the run's config.json contradicts itself"
+                )
+    task.image_size = size
+    task.channels = channels
 
 
 class ImageClassification(Task):
@@ -124,8 +169,7 @@ class ImageClassification(Task):
 
     def bind(self, model_config: Any) -> None:
         """Read the images at the model's input size; fit the normalisation statistics."""
-        self.image_size = int(model_config.image_size)
-        self.channels = protocols.in_channels(model_config)
+        bind_image_size(self, model_config.image_size, protocols.in_channels(model_config))
         if self.channels not in (1, 3):
             raise ZooError(
                 f"images are read as grey (in_channels=1) or RGB (3), not {self.channels}"

@@ -117,8 +117,10 @@ class LanguageModeling(Task):
         return {"vocab_size": self.tokenizer.vocab_size}
 
     def bind(self, model_config: Any) -> None:
+        if self.tokenizer is None:
+            raise ZooError("this task reads text through a tokenizer, and its config names none")
         vocab = getattr(model_config, "vocab_size", None)
-        if self.tokenizer is not None and vocab is not None and vocab < self.tokenizer.vocab_size:
+        if vocab is not None and vocab < self.tokenizer.vocab_size:
             raise ZooError(
                 f"the model's vocab_size {vocab} is smaller than the tokenizer's "
                 f"{self.tokenizer.vocab_size}; leave vocab_size to the tokenizer"

@@ -115,12 +115,21 @@ class SequenceClassification(Task):
         return {"vocab_size": self.tokenizer.vocab_size, "num_classes": len(self.classes)}
 
     def bind(self, model_config: Any) -> None:
+        if self.tokenizer is None:
+            raise ZooError("this task reads text through a tokenizer, and its config names none")
         for key, needed in self.model_config().items():
             have = getattr(model_config, key, None)
             if have is not None and have < needed:
                 raise ZooError(
                     f"the model's {key} {have} is smaller than the data needs ({needed})"
                 )
+        heads = getattr(model_config, "num_classes", None)
+        if heads is not None and heads != len(self.classes):
+            # A head of more classes than names would predict a class with no name.
+            raise ZooError(
+                f"the model's num_classes is {heads} but the task has {len(self.classes)} "
+                f"classes; leave num_classes unset to take it from the data"
+            )
         context = protocols.context_length(model_config)
         if self.options.max_len is None:
             self.options.max_len = context or 512

@@ -28,6 +28,11 @@ from zoo_core.tasks.base import Task
 from zoo_core.tasks.lm import logits_of
 
 _VAL_SEED = 1_000_003  # validation examples come from their own stream, never the training one
+# What options may ask for at most (a saved run's as well as a user's): far beyond any sensible
+# problem, and a validation set that fits in memory (2**26 int64 tokens: 512 MiB).
+MAX_LENGTH = 2**16
+MAX_VOCAB = 2**16
+MAX_VAL_TOKENS = 2**26
 
 
 @dataclass
@@ -36,6 +41,18 @@ class SyntheticOptions:
     vocab_size: int = 8  # data symbols (the model's vocabulary adds 3 reserved ids)
     val_size: int = 512  # validation examples per evaluated length
     min_length: int | None = None  # train on lengths min_length..length (one per batch)
+
+    def __post_init__(self):
+        for name, limit in (
+            ("length", MAX_LENGTH),
+            ("vocab_size", MAX_VOCAB),
+            ("val_size", MAX_VAL_TOKENS),
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value > limit:
+                raise ValueError(
+                    f"{name} must be a whole number of at most {limit:,}, not {value!r}"
+                )
 
 
 @dataclass
@@ -102,6 +119,7 @@ class SyntheticTask(Task):
     def sequence_length(self, length: int | None = None) -> int:
         """Tokens a model reads for one example of ``length`` (question and answer but the last)."""
         length = self.options.length if length is None else length
+        check_size(length, self.options.val_size)
         seq, _ = self._generate(1, length, torch.Generator().manual_seed(0))
         return seq.size(1) - 1
 
@@ -152,6 +170,7 @@ class SyntheticTask(Task):
             )
 
     def bind(self, model_config: Any) -> None:
+        self._check_options()  # a loaded task's options were read, not set up
         self._check_model(model_config, self.options.length)
 
     def _batch(self, seq: torch.Tensor, answer: torch.Tensor) -> Batch:
@@ -180,6 +199,7 @@ class SyntheticTask(Task):
     def validation_set(self, length: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The fixed validation examples at ``length`` (the same for the same seed)."""
         if length not in self._val:
+            check_size(length, self.options.val_size)
             self.check_length(length)
             g = torch.Generator().manual_seed(self.seed * _VAL_SEED + _VAL_SEED + length)
             self._val[length] = self._generate(self.options.val_size, length, g)
@@ -235,6 +255,17 @@ class SyntheticTask(Task):
 
     def outputs(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         return model(batch[0])
+
+
+def check_size(length: int, val_size: int) -> None:
+    """One line when problems of ``length`` (or ``val_size`` of them) would not fit in memory."""
+    if length > MAX_LENGTH:
+        raise ZooError(f"length {length:,} is beyond the limit of {MAX_LENGTH:,}")
+    if length * val_size > MAX_VAL_TOKENS:
+        raise ZooError(
+            f"{val_size:,} validation examples of length {length:,} are beyond the limit of "
+            f"{MAX_VAL_TOKENS:,} tokens; set a smaller val_size"
+        )
 
 
 def score(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> dict[str, int]:

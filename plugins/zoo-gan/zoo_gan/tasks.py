@@ -51,7 +51,15 @@ from zoo_core import ZooError, plot, protocols
 from zoo_core.data import shapes
 from zoo_core.inference import PictureOptions
 from zoo_core.tasks.base import Task, trained_on
-from zoo_core.tasks.image import ImageClassification, ImageOptions, data_state, load_data_state
+from zoo_core.tasks.image import (
+    MAX_IMAGE_SIZE,
+    MAX_NUM_IMAGES,
+    ImageClassification,
+    ImageOptions,
+    bind_image_size,
+    data_state,
+    load_data_state,
+)
 from zoo_core.training.config import TrainConfig
 from zoo_core.training.optim import adamw
 from zoo_core.training.trainer import Trainer, TrainingInterrupted
@@ -66,6 +74,19 @@ _EMA_WARMUP = 10  # the average's decay ramps up as (1 + step) / (10 + step) tow
 # The scoring classifier: zoo-resnet's `resnet`, the 8-layer CIFAR-style ResNet (3x3 stem, one
 # basic block in each of three stages of 16, 32 and 64 channels, parameter-free shortcuts).
 _CLASSIFIER = {"stem": "cifar", "block": "basic", "width": 16, "shortcut": "A", "layers": (1, 1, 1)}
+# What a saved run's options may ask for at most: far beyond any sensible value, and within what
+# an evaluation can hold (100,000 samples of 64 x 64 RGB are about 5 GiB as floats).
+MAX_SAMPLES = 100_000
+MAX_MODES = 10_000
+MAX_CLASSIFIER_STEPS = 1_000_000
+
+
+def _check_limits(options: Any, limits: dict[str, int]) -> None:
+    """A ValueError naming the first option of ``limits`` beyond its limit (or not a number)."""
+    for name, limit in limits.items():
+        value = getattr(options, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value > limit:
+            raise ValueError(f"{name} must be a whole number of at most {limit:,}, not {value!r}")
 
 
 class _Adversarial(Task):
@@ -302,6 +323,9 @@ class ToyOptions:
     std: float = ring.STD  # of each Gaussian
     eval_samples: int = 2000  # samples drawn (from fixed latents) at each evaluation
 
+    def __post_init__(self):
+        _check_limits(self, {"modes": MAX_MODES, "eval_samples": MAX_SAMPLES})
+
 
 class Toy2D(_Adversarial):
     """Learn a ring of Gaussians in the plane; count the modes the generator covers."""
@@ -388,6 +412,18 @@ class ImageGenerationOptions:
     eval_samples: int = 512  # samples scored at each evaluation (from fixed latents)
     grid: int = 64  # samples in each progress picture under samples/
 
+    def __post_init__(self):
+        _check_limits(
+            self,
+            {
+                "num_images": MAX_NUM_IMAGES,
+                "classifier_steps": MAX_CLASSIFIER_STEPS,
+                "classifier_size": MAX_IMAGE_SIZE,
+                "eval_samples": MAX_SAMPLES,
+                "grid": MAX_SAMPLES,
+            },
+        )
+
 
 class ImageGeneration(_Adversarial):
     """Learn to generate images like those of a folder (default: the generated shapes)."""
@@ -457,7 +493,7 @@ class ImageGeneration(_Adversarial):
     def bind(self, model_config: Any) -> None:
         """Read the images at the model's size, then train the scoring classifier on them."""
         super().bind(model_config)
-        self.image_size, self.channels = int(model_config.image_size), int(model_config.channels)
+        bind_image_size(self, model_config.image_size, model_config.channels)
         if self.channels not in (1, 3):
             raise ZooError(f"images are grey (channels=1) or RGB (3), not {self.channels}")
         num_classes = getattr(model_config, "num_classes", 0)
