@@ -233,11 +233,16 @@ class Artifact:
 
 # -- loading ---------------------------------------------------------------------------------------
 def load_local(
-    folder: str | Path, device: str = "cpu", overrides: dict[str, Any] | None = None
+    folder: str | Path,
+    device: str = "cpu",
+    overrides: dict[str, Any] | None = None,
+    *,
+    from_hub: bool = False,
 ) -> Artifact:
     """Load a run folder (or a downloaded Hub snapshot) into an :class:`Artifact`.
 
     ``overrides`` change config fields that keep the weights' shapes (``dropout=0``).
+    ``from_hub``: the folder is a Hub snapshot, whose config names no path to read here.
     """
     folder = Path(folder)
     config = RunConfig.read(folder)
@@ -266,7 +271,8 @@ def load_local(
     model.eval()
     if device != "cpu":
         model.to(pick_device(device))
-    return Artifact(folder, config, spec, model, build_task(config, folder, model_cfg))
+    task = build_task(config, folder, model_cfg, from_hub=from_hub)
+    return Artifact(folder, config, spec, model, task, from_hub=from_hub)
 
 
 def load(source: str | Path, device: str = "cpu", revision: str | None = None) -> Artifact:
@@ -274,14 +280,7 @@ def load(source: str | Path, device: str = "cpu", revision: str | None = None) -
     path = Path(source)
     if path.is_dir():
         return load_local(path, device)
-    return _from_hub(load_local(pulled(source, revision), device))
-
-
-def _from_hub(artifact: Artifact) -> Artifact:
-    """``artifact``, loaded from a Hub snapshot, marked so, its task rebuilt without the
-    validation path the repo's config names."""
-    task = build_task(artifact.config, artifact.path, from_hub=True)
-    return dataclasses.replace(artifact, task=task, from_hub=True)
+    return load_local(pulled(source, revision), device, from_hub=True)
 
 
 def _names_a_path(value: Any) -> bool:
@@ -345,7 +344,7 @@ def load_pretrained(
     weights = spec.pretrained[name]
     what = f"pretrained weights '{name}' of model '{spec.name}' ({weights.repo}@{weights.revision})"
     folder = hub.pull(weights.repo, revision=weights.revision, sha256=weights.sha256, what=what)
-    artifact = _from_hub(load_local(folder, device, overrides))
+    artifact = load_local(folder, device, overrides, from_hub=True)
     if artifact.spec.model != spec.model:
         raise ZooError(f"{what} are for model '{artifact.spec.name}', not '{spec.name}'")
     return artifact
