@@ -59,20 +59,6 @@ FUZZ = settings(
     print_blob=LONG,
 )
 
-# What the zoo still gets wrong; a test that fails only for one of these is marked xfail.
-KNOWN_SIZES = "huge model sizes are allocated before the weights' shapes are compared"
-KNOWN_JSON = "JSON with huge integers or deep nesting escapes as ValueError or RecursionError"
-KNOWN_TYPES = "config values of the wrong type (128.0 for an int) reach the model's code"
-KNOWN_TIED = "zoo.tied metadata that is not a JSON object of names is not checked"
-KNOWN_CSV = "a CSV field over 128 KiB escapes as _csv.Error"
-# Found by these tests, and not yet fixed.
-EMPTY_TOKENIZER = "a config naming tokenizer '' loads without one; evaluating it fails on None"
-WIDE_TOKENIZER = (
-    "a tokenizer.json with more tokens than the model's vocab_size loads; evaluating it "
-    "indexes past the embedding (IndexError)"
-)
-NULL_METRICS = "metrics.jsonl with a null step or elapsed makes `zoo info` fail formatting it"
-
 
 # -- the worker ------------------------------------------------------------------------------------
 class Worker:
@@ -345,7 +331,6 @@ def apply_config(mutations: list[tuple[list[str], Any]]) -> str:
     return dump(config)
 
 
-@pytest.mark.xfail(strict=False, reason=KNOWN_TYPES)
 def test_config_fields_of_wrong_type(fuzz, tmp_path):
     """Any field of config.json, set to a value of another type or deleted."""
 
@@ -361,7 +346,6 @@ def test_config_fields_of_wrong_type(fuzz, tmp_path):
     fuzz.finish()
 
 
-@pytest.mark.xfail(strict=False, reason=KNOWN_JSON)
 def test_config_hostile_json(fuzz, tmp_path):
     """config.json whose values stress the JSON parser: huge numbers, deep nesting, long text."""
 
@@ -422,7 +406,6 @@ names = st.one_of(
 )
 
 
-@pytest.mark.xfail(strict=False, reason=EMPTY_TOKENIZER)
 def test_config_unknown_or_other_names(fuzz, tmp_path):
     """A run that names another model, task or tokenizer than the one its files are of."""
 
@@ -457,7 +440,6 @@ tokenizer_documents = st.one_of(
 )
 
 
-@pytest.mark.xfail(strict=False, reason=WIDE_TOKENIZER)
 def test_tokenizer_json(fuzz, tmp_path):
     """tokenizer.json of the wrong shape, with too many or odd characters, for each tokenizer."""
 
@@ -476,7 +458,6 @@ def test_tokenizer_json(fuzz, tmp_path):
     fuzz.finish()
 
 
-@pytest.mark.xfail(strict=False, reason=KNOWN_JSON)
 def test_tokenizer_json_hostile(fuzz, tmp_path):
     """tokenizer.json that stresses the JSON parser, or is not UTF-8 JSON at all."""
     original = (FIXTURE / "tokenizer.json").read_bytes()
@@ -595,7 +576,6 @@ def test_safetensors_bytes(fuzz, tmp_path):
     fuzz.finish()
 
 
-@pytest.mark.xfail(strict=False, reason=KNOWN_TIED)
 def test_safetensors_metadata(fuzz, tmp_path):
     """The header's metadata: not an object, values that are not strings, a ``zoo.tied`` entry
     that is not JSON, not an object, or names tensors that are not there."""
@@ -635,7 +615,6 @@ metric_lines = st.one_of(
 )
 
 
-@pytest.mark.xfail(strict=False, reason=NULL_METRICS)
 def test_metrics_jsonl(fuzz, tmp_path):
     """metrics.jsonl with records of any shape: steps and times of the wrong type, junk lines."""
 
@@ -651,7 +630,6 @@ def test_metrics_jsonl(fuzz, tmp_path):
     fuzz.finish()
 
 
-@pytest.mark.xfail(strict=False, reason=KNOWN_JSON)
 def test_metrics_jsonl_hostile(fuzz, tmp_path):
     """metrics.jsonl lines that stress the parser, or bytes that are not UTF-8."""
     original = (FIXTURE / "metrics.jsonl").read_bytes()
@@ -754,7 +732,6 @@ def test_labelled_csv(fuzz, tmp_path):
     fuzz.finish()
 
 
-@pytest.mark.xfail(strict=False, reason=KNOWN_CSV)
 def test_labelled_csv_huge_field(fuzz, tmp_path):
     """A labelled CSV file with a field longer than the csv module's default limit."""
 
@@ -801,7 +778,6 @@ def test_labelled_jsonl(fuzz, tmp_path):
     fuzz.finish()
 
 
-@pytest.mark.xfail(strict=False, reason=KNOWN_JSON)
 def test_labelled_jsonl_hostile(fuzz, tmp_path):
     """A labelled JSONL record with a huge number or a deep nesting."""
 
@@ -1009,7 +985,6 @@ sizes = st.one_of(
 SIZE_FIELDS = ["vocab_size", "embed_dim", "hidden_size", "num_layers"]
 
 
-@pytest.mark.xfail(strict=False, reason=KNOWN_SIZES)
 def test_config_huge_model_sizes(fuzz, tmp_path):
     """Model sizes a hostile config declares (a billion-wide layer) before its weights are read."""
 

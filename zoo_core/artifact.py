@@ -388,8 +388,14 @@ def run_info(source: str | Path) -> dict[str, Any]:
     catalog = get_catalog()
     if config.model in catalog.models:
         cls = model_class(catalog.models[config.model])
-        with contextlib.suppress(ZooError):  # another version of the plugin: show the rest
-            parameters = parameters_of(cls, saved_model_config(cls, config))
+        weights = folder / artifacts.WEIGHTS_FILE
+        # Another version of the plugin, or a config that builds no model (a damaged or hostile
+        # one): everything else can still be shown. Built on meta alone, no bigger than the
+        # weights file says (a config of a million layers is not built for minutes).
+        with contextlib.suppress(ZooError, *artifacts.BUILD_ERRORS):
+            stored = len(artifacts.read_header(weights)) if weights.is_file() else 1000
+            with artifacts.bounded_build(stored, str(weights)):
+                parameters = parameters_of(cls, saved_model_config(cls, config), real_build=False)
     return {
         "source": str(source),
         "folder": str(folder),

@@ -182,16 +182,16 @@ def read_json(path: str | Path, what: str = "file") -> Any:
 
 
 def read_metrics(folder: str | Path) -> list[dict[str, Any]]:
-    """The records of a run's metrics.jsonl (none if it has none). A line a kill cut short is
-    skipped: the others still count."""
+    """The records of a run's metrics.jsonl (none if it has none). A line a kill cut short, or
+    that is not UTF-8 JSON, is skipped: the others still count."""
     path = Path(folder) / METRICS_FILE
     if not path.is_file():
         return []
     records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in path.read_bytes().splitlines():
         try:
-            record = json.loads(line)
-        except (ValueError, RecursionError):  # a cut line, or nesting past the parser
+            record = json.loads(line.decode("utf-8"))
+        except (ValueError, RecursionError):  # cut, not UTF-8, or nested past the parser
             continue
         if isinstance(record, dict):
             records.append(record)
@@ -303,10 +303,12 @@ def read_header(path: str | Path) -> dict[str, tuple[tuple[int, ...], str]]:
             for name in f.keys():  # noqa: SIM118 (safe_open has no iter)
                 piece = f.get_slice(name)
                 header[name] = (tuple(piece.get_shape()), piece.get_dtype())
-            tied = json.loads((f.metadata() or {}).get("zoo.tied", "{}"))
+            metadata = f.metadata() or {}
     except Exception as exc:
         raise ZooError(f"'{path}' is not a readable safetensors file ({exc})") from None
-    for alias, source in tied.items():  # files written before ties were read from the model
+    for alias, source in _tied(
+        metadata.get("zoo.tied", "{}"), path
+    ).items():  # files written before ties were read from the model
         if source in header and alias not in header:
             header[alias] = header[source]
     return header
@@ -401,15 +403,19 @@ def load_model(build: Callable[[], nn.Module], path: str | Path) -> nn.Module:
     header = read_header(path)
     source = str(path)
     try:
-        with torch.device("meta"):
+        with torch.device("meta"), bounded_build(len(header), source):
             model = build()
     except (RuntimeError, NotImplementedError):
-        # The model reads a tensor's value while it is built, which the meta device has not.
-        # It is built for real only once the file it is to hold is known to fit in memory.
+        # The model reads a tensor's value while it is built, which the meta device has not
+        # (or its config cannot build one: then the real build says why, at no cost). It is
+        # built for real only once the file it is to hold is known to fit in memory.
         _check_fits(header, source)
-        model = build()
+        with bounded_build(len(header), source), _config_errors(source):
+            model = build()
         load_weights(model, path)
         return model
+    except BUILD_ERRORS as exc:
+        raise _config_error(exc, source) from None
     check_header(model, header, source)
     stored = set(model.state_dict())
     if any(name not in stored for name, _ in model.named_buffers()):
@@ -429,6 +435,59 @@ def load_model(build: Callable[[], nn.Module], path: str | Path) -> nn.Module:
             owner, _, attr = name.rpartition(".")
             setattr(model.get_submodule(owner), attr, tensor)
     return model
+
+
+# What a model's code raises for a config it cannot build (a negative or overflowing size).
+BUILD_ERRORS = (ValueError, TypeError, OverflowError, RuntimeError, MemoryError)
+
+
+def _config_error(exc: BaseException, source: str) -> ZooError:
+    reason = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+    return ZooError(
+        f"the model config beside '{source}' does not build a model ({type(exc).__name__}: "
+        f"{reason}); the run's config.json is damaged or was written for another model"
+    )
+
+
+@contextlib.contextmanager
+def _config_errors(source: str) -> Iterator[None]:
+    try:
+        yield
+    except BUILD_ERRORS as exc:
+        raise _config_error(exc, source) from None
+
+
+class _TooManyTensors(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def bounded_build(stored: int, source: str) -> Iterator[None]:
+    """Stop building a model once it registers far more parameters than the file holds
+    tensors: a config that asks for a million layers is refused at once, not after minutes
+    spent building them on the meta device."""
+    from torch.nn.modules.module import register_module_parameter_registration_hook
+
+    limit = 4 * stored + 64
+    count = 0
+
+    def counted(module: Any, name: str, param: Any) -> None:
+        nonlocal count
+        count += 1
+        if count > limit:
+            raise _TooManyTensors
+
+    handle = register_module_parameter_registration_hook(counted)
+    try:
+        yield
+    except _TooManyTensors:
+        raise ZooError(
+            f"the model config beside '{source}' describes far more tensors than the "
+            f"{stored} its weights file holds; the run's config.json is damaged or was written "
+            "for another model"
+        ) from None
+    finally:
+        handle.remove()
 
 
 def _is_parameter(model: nn.Module, name: str) -> bool:

@@ -87,15 +87,18 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
 
 
-def parameters_of(cls: type, cfg: Any) -> int:
+def parameters_of(cls: type, cfg: Any, real_build: bool = True) -> int:
     """The parameter count of ``cls(cfg)``, built on the meta device: nothing is allocated
-    (unless the model reads a tensor's value as it is built, which needs real memory)."""
+    (unless the model reads a tensor's value as it is built, which needs real memory: then it
+    is built for real, if ``real_build``; a config of unknown origin should not be)."""
     import torch  # here, not above: `zoo list` imports no torch
 
     try:
         with torch.device("meta"):
             return count_parameters(cls(cfg))
     except (RuntimeError, NotImplementedError):  # "cannot be called on meta tensors"
+        if not real_build:
+            raise
         return count_parameters(cls(cfg))
 
 

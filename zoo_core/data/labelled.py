@@ -80,6 +80,10 @@ def _read_jsonl(path: Path) -> list[tuple[str, str]]:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
             raise ZooError(f"{path}, line {n}: not valid JSON ({exc.msg})") from None
+        except (ValueError, RecursionError):  # an integer of thousands of digits; deep nesting
+            raise ZooError(
+                f"{path}, line {n}: JSON the parser refuses (a number too long, or nested too deep)"
+            ) from None
         examples.append(_check(record, f"{path}, line {n}"))
     return examples
 
