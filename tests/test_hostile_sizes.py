@@ -139,7 +139,10 @@ def test_huge_config_is_refused_before_allocation(trained, tmp_path, sizes):
     )
     assert proc.returncode == 3, proc.stderr
     line = proc.stdout.strip()
-    assert "\n" not in line and "do not fit the model" in line
+    # Refused at the header, or sooner: while it is built, once it registers far more tensors
+    # than the file holds.
+    assert "\n" not in line
+    assert "do not fit the model" in line or "far more tensors than the" in line
     assert "shape mismatches" in line and "Traceback" not in proc.stderr
 
 
