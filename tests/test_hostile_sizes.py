@@ -142,8 +142,10 @@ def test_huge_config_is_refused_before_allocation(trained, tmp_path, sizes):
     # Refused at the header, or sooner: while it is built, once it registers far more tensors
     # than the file holds.
     assert "\n" not in line
-    assert "do not fit the model" in line or "far more tensors than the" in line
-    assert "shape mismatches" in line and "Traceback" not in proc.stderr
+    assert ("do not fit the model" in line and "shape mismatches" in line) or (
+        "far more tensors than the" in line
+    )
+    assert "Traceback" not in proc.stderr
 
 
 def test_a_file_of_another_dtype_is_refused(trained, tmp_path):
