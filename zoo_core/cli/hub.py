@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 from zoo_core import artifacts
-from zoo_core.hub import pull as hub_pull
 
 
 @click.command()
@@ -13,6 +12,8 @@ from zoo_core.hub import pull as hub_pull
 @click.option("--revision", help="Branch, tag or commit (default: main, or SOURCE's @REVISION).")
 def pull(source: str, revision: str | None) -> None:
     """Download model SOURCE (ORG/NAME[@REVISION]) into the Hugging Face cache; print its folder."""
+    from zoo_core.hub import pull as hub_pull  # here: keeps the card and tasks out of start-up
+
     click.echo(hub_pull(source, revision=revision, folder_hint=False))
 
 
