@@ -133,12 +133,34 @@ def is_sharded(module: nn.Module) -> bool:
 
 def recompute_in_backward(blocks: list[nn.Module]) -> None:
     """Activation checkpointing: each block keeps only its inputs in the forward pass and runs
-    again in backward (``torch.utils.checkpoint``, non-reentrant, RNG state restored, so
+    again in backward (``torch.utils.checkpoint``, non-reentrant, its RNG state restored, so
     dropout draws the same). The blocks' forward is replaced on the instance, so that their
     parameters' names, hence the state dict, stay as they are (``checkpoint_wrapper`` would add
     a prefix to every name)."""
     for block in blocks:
-        block.forward = functools.partial(checkpoint, block.forward, use_reentrant=False)
+        block.forward = functools.partial(_checkpointed, block, block.forward)
+
+
+def _checkpointed(block: nn.Module, forward: Any, *args: Any, **kwargs: Any) -> Any:
+    calls = 0
+
+    def run(*a: Any, **k: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            return forward(*a, **k)
+        # The recomputation in backward leaves the block's buffers as the forward pass left
+        # them: a batch norm would otherwise count the batch twice in its running statistics
+        # (torch.utils.checkpoint does not see to that).
+        kept = [(b, b.detach().clone()) for b in block.buffers()]
+        try:
+            return forward(*a, **k)
+        finally:
+            with torch.no_grad():
+                for b, value in kept:
+                    b.copy_(value)
+
+    return checkpoint(run, *args, use_reentrant=False, **kwargs)
 
 
 @contextlib.contextmanager
