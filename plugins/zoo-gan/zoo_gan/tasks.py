@@ -19,9 +19,9 @@ DiffAugment), and ``diversity_weight`` adds Mao et al.'s mode-seeking term to th
 loss, which pays for pairs of latents drawn to near-identical samples (with a class-conditional
 model the two latents of a pair share their class).
 
-A training batch carries its latents, drawn from the Trainer's seeded generator with the real
-samples: the processes of a distributed run each take their slice of one global batch, latents
-included, so that N processes draw what one does (drawn on each rank, they would be the same).
+A training batch carries its latents, drawn for the whole batch with the real samples: the
+processes of a distributed run each take their slice of one global batch, latents included, so
+that N processes draw what one does (drawn by each process for its slice, they would be alike).
 Under several processes each player is wrapped on its own (``wrap_model``), as the task calls
 them itself.
 
@@ -130,7 +130,10 @@ class _Adversarial(Task):
         self.latent_dim = model_config.latent_dim  # the latents train_batch draws
 
     def _latents(self, batch_size: int, generator: torch.Generator) -> torch.Tensor:
-        return torch.randn(batch_size, self.latent_dim, generator=generator)  # (B, L)
+        # From torch's global generator, as training_step drew them before they came with the
+        # batch: one process trains as it did. (Every process holds that generator in the same
+        # state, so each draws the same global latents and keeps its slice.)
+        return torch.randn(batch_size, self.latent_dim)  # (B, L)
 
     def wrap_model(self, model: nn.Module, wrap: Any) -> Any:
         """Each player wrapped on its own: ``training_step`` calls them, not the model."""
