@@ -1,6 +1,7 @@
 """Past one process: DDP and FSDP under a real torchrun (gloo, on the CPU), gradient
 accumulation, activation checkpointing."""
 
+import contextlib
 import json
 import os
 import signal
@@ -48,6 +49,25 @@ def _train(name, out, *extra, cwd):
                    "--quiet", *extra, cwd=cwd)  # fmt: skip
 
 
+def _descendants(pid):
+    """The processes started by ``pid``, at any depth (torchrun starts its ranks in sessions
+    of their own: a signal to the launcher's process group does not reach them)."""
+    parents = {}
+    for stat in os.listdir("/proc"):
+        if stat.isdigit():
+            try:
+                fields = open(f"/proc/{stat}/stat").read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents.setdefault(int(fields[1]), []).append(int(stat))
+    found, todo = [], [pid]
+    while todo:
+        children = parents.get(todo.pop(), [])
+        found += children
+        todo += children
+    return found
+
+
 def _killed_in_the_middle(name, out, cwd):
     """`zoo train --nproc 2` SIGKILLed, with all its processes, once it has a checkpoint."""
     proc = subprocess.Popen(
@@ -60,7 +80,11 @@ def _killed_in_the_middle(name, out, cwd):
     while not (out / "checkpoints" / "step-00000020").is_dir():
         assert proc.poll() is None and time.time() < deadline, proc.communicate()
         time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGKILL)  # the launcher, torchrun and both ranks at once
+    ranks = _descendants(proc.pid)  # torchrun and the two ranks
+    assert len(ranks) >= 3, ranks
+    for pid in [proc.pid, *ranks]:  # all at once, as a crash of the machine would
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL
     saved = sorted(p.name for p in (out / "checkpoints").glob("step-*"))

@@ -183,6 +183,16 @@ def _commit(folder: Path, step: int, tmp: Path, write, keep: int) -> Path:
 _FLAT = StateDictOptions(flatten_optimizer_state_dict=True)
 
 
+def check_sharded_support() -> None:
+    """Sharded checkpoints need DCP's safetensors storage (no pickle); say so before training."""
+    if not hasattr(dcp, "HuggingFaceStorageWriter"):
+        raise ZooError(
+            f"parallel=fsdp checkpoints through torch.distributed.checkpoint's safetensors "
+            f"writer (HuggingFaceStorageWriter), which PyTorch {torch.__version__} lacks; "
+            "upgrade PyTorch or use parallel=ddp"
+        )
+
+
 def _barrier() -> None:
     if dist.is_initialized():
         dist.barrier()

@@ -203,6 +203,8 @@ class Trainer:
         # Sharded state (FSDP) is checkpointed with torch.distributed.checkpoint, also when the
         # run goes on in one process.
         self.sharded = config.parallel == "fsdp"
+        if self.sharded:
+            checkpoint.check_sharded_support()
         self.show_progress = progress and self.is_main
         self._stop_requested = False
         self._stop_signal = signal.SIGINT
