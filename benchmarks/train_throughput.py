@@ -38,9 +38,10 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from zoo_core import _config
+from zoo_core import _config, protocols
 from zoo_core.catalog import get_model_spec, model_class
 from zoo_core.tasks.base import task_class
+from zoo_core.training import distributed
 from zoo_core.training.config import TrainConfig
 from zoo_core.training.optim import adamw
 from zoo_core.training.trainer import Trainer, pick_device
@@ -198,6 +199,37 @@ def flops_per_unit(name, batch_size, device, sets=None) -> float:
     return counter.get_total_flops() / 2
 
 
+def held_for_backward(name, batch_size, sets=None, zoo_sets=None) -> float:
+    """MiB of activations one training step holds for its backward pass, on the CPU: the
+    tensors autograd saves (parameters aside) and, with activation checkpointing, the inputs each
+    recomputed block keeps. A CPU's peak resident memory is set by reading the data, so this
+    is what shows what activation checkpointing saves there."""
+    task, model_cls, model_cfg, cfg = setup(name, batch_size, "cpu", sets, zoo_sets)
+    torch.manual_seed(0)
+    model = model_cls(model_cfg).train()
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    held: dict[int, int] = {}
+
+    def keep(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in params:
+            held[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    if cfg.activation_checkpointing:
+        blocks = protocols.blocks(model)
+        for block in blocks:  # what checkpoint keeps of a block: its inputs
+            block.register_forward_pre_hook(
+                lambda m, args: [keep(a) for a in args if isinstance(a, torch.Tensor)] and None
+            )
+        distributed.recompute_in_backward(blocks)
+    batch = task.train_batch(cfg.batch_size, torch.Generator().manual_seed(0))
+    with torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t):
+        _, loss = next(iter(task.training_step(model, batch)))
+    loss.backward()
+    return sum(held.values()) / 2**20
+
+
 def peak_flops(device: str, given: float | None) -> tuple[float | None, str]:
     """The device's dense bf16 peak FLOPS (``given``, in TFLOPS, wins) and its name."""
     dev = pick_device(device)
@@ -307,6 +339,11 @@ def main() -> None:
             mp = peak_memory("plain", name, args.steps // 2, args.batch_size, args.device, sets)
             line += f"   peak memory zoo {mz:,.0f} MiB plain {mp:,.0f} MiB ratio {mz / mp:.3f}"
             row.update(mem_zoo=mz, mem_plain=mp, mem_ratio=mz / mp)
+        if args.memory:
+            az = held_for_backward(name, args.batch_size, sets, zoo_sets)
+            ap = held_for_backward(name, args.batch_size, sets)
+            line += f"   held for backward zoo {az:,.0f} MiB plain {ap:,.0f} MiB"
+            row.update(activations_zoo=az, activations_plain=ap)
         results["models"][name] = row
         print(line, flush=True)
     print(json.dumps(results))
