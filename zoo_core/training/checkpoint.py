@@ -310,6 +310,11 @@ def full_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     full = get_model_state_dict(
         model, options=StateDictOptions(full_state_dict=True, cpu_offload=True)
     )
+    for name, tensor in full.items():
+        # Gathered from uneven shards, a tensor can be a view of a padded buffer, which
+        # safetensors refuses to write (it would store the padding): own storage for those.
+        if tensor.untyped_storage().nbytes() != tensor.numel() * tensor.element_size():
+            full[name] = tensor.clone()
     if full:
         for alias, name in _aliases(model).items():
             full[alias] = full[name]
