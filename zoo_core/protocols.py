@@ -25,6 +25,7 @@ __all__ = [
     "ImageClassifier",
     "LanguageModel",
     "SequenceClassifier",
+    "blocks",
     "channels_last",
     "context_length",
     "forward_step",
@@ -83,9 +84,9 @@ class AdversarialPair(Protocol):
 
 # What a model may declare beyond its Protocol, per kind; each name is also the accessor below.
 OPTIONAL: dict[type, tuple[str, ...]] = {
-    LanguageModel: ("max_context", "context_length", "forward_step"),
-    SequenceClassifier: ("max_context", "context_length"),
-    ImageClassifier: ("in_channels", "channels_last"),
+    LanguageModel: ("max_context", "context_length", "forward_step", "blocks"),
+    SequenceClassifier: ("max_context", "context_length", "blocks"),
+    ImageClassifier: ("in_channels", "channels_last", "blocks"),
     AdversarialPair: ("num_classes", "keep_ema", "generator_ema", "channels_last"),
 }
 
@@ -117,6 +118,13 @@ def forward_step(
     the tokens its state holds (None to start); None when absent, and generation then runs
     ``forward`` over the whole window for every new token."""
     return getattr(model, "forward_step", None)
+
+
+def blocks(model: Any) -> list[nn.Module]:
+    """The model's repeated blocks, in the order its forward runs them (a transformer's layers, a
+    ResNet's stages): FSDP shards each as one unit, and activation checkpointing recomputes each
+    in backward. Empty, also when absent: the model is one unit and is not recomputed."""
+    return list(getattr(model, "blocks", None) or ())
 
 
 def channels_last(model: Any) -> bool:

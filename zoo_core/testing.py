@@ -284,11 +284,67 @@ def _check_forward_step(cls: type, config: Any, task: Any, protocol: type) -> No
                 )
 
 
+def _check_blocks(cls: type, config: Any, task: Any, protocol: type) -> None:
+    """Declared ``blocks`` are sub-modules of the model, none inside another, and recomputing
+    them in backward (activation checkpointing) gives the same loss, gradients and buffers."""
+    import torch  # here, not above: `zoo list` (which imports this module) imports no torch
+
+    from zoo_core.training import distributed  # here: it imports torch, which `zoo list` skips
+
+    torch.manual_seed(0)
+    model = cls(config).train()
+    blocks = protocols.blocks(model)
+    if not blocks:
+        return
+    inside = {id(m) for m in model.modules()}
+    for i, block in enumerate(blocks):
+        assert isinstance(block, torch.nn.Module) and id(block) in inside, (
+            f"blocks[{i}] is not one of the model's sub-modules; declare the model's own blocks "
+            f"(an nn.ModuleList, say); {_SEE}"
+        )
+        nested = {id(m) for m in block.modules()} - {id(block)}
+        assert not any(id(other) in nested for other in blocks), (
+            f"blocks[{i}] holds another declared block; declare blocks that do not overlap"
+        )
+    batch = task.example_batch(config)
+
+    def loss_and_grads() -> tuple[Any, dict[str, Any], dict[str, Any]]:
+        torch.manual_seed(1)
+        model.zero_grad(set_to_none=True)
+        _, loss = next(iter(task.training_step(model, batch)))
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        return loss.detach(), grads, {n: b.clone() for n, b in model.named_buffers()}
+
+    before = {n: b.clone() for n, b in model.named_buffers()}
+    plain = loss_and_grads()
+    for name, buffer in model.named_buffers():
+        buffer.copy_(before[name])
+    distributed.recompute_in_backward(blocks)
+    recomputed = loss_and_grads()
+    for what, a, b in zip(("loss", "gradients", "buffers"), plain, recomputed, strict=True):
+        same = (
+            torch.allclose(a, b, rtol=1e-5, atol=1e-6)
+            if isinstance(a, torch.Tensor)
+            else a.keys() == b.keys()
+            and all(torch.allclose(a[k].float(), b[k].float(), rtol=1e-5, atol=1e-6) for k in a)
+        )
+        assert same, (
+            f"with its blocks recomputed in backward (activation_checkpointing) its {what} "
+            "differ; a block's forward must depend only on its inputs and parameters"
+        )
+
+
 # What a model may declare and the checks that hold it to it, per kind of model.
 _DECLARED: dict[type, tuple[tuple[str, Any], ...]] = {
     protocols.LanguageModel: (
         ("max_context", _check_max_context),
         ("forward_step", _check_forward_step),
+        ("blocks", _check_blocks),
     ),
-    protocols.SequenceClassifier: (("max_context", _check_max_context),),
+    protocols.SequenceClassifier: (
+        ("max_context", _check_max_context),
+        ("blocks", _check_blocks),
+    ),
+    protocols.ImageClassifier: (("blocks", _check_blocks),),
 }

@@ -47,6 +47,12 @@ from zoo_core.launch import launch
 @click.option(
     "--nproc", type=int, help="Train data-parallel in N processes on this machine (torchrun)."
 )
+@click.option(
+    "--fsdp",
+    is_flag=True,
+    default=None,
+    help="Shard the model across the processes (FSDP); as --set parallel=fsdp.",
+)
 def train(
     name: str | None,
     task: str | None,
@@ -65,6 +71,7 @@ def train(
     tokenizer: str | None,
     quiet: bool,
     nproc: int | None,
+    fsdp: bool | None,
 ) -> None:
     """Train model NAME (see `zoo list`) and save it in a run folder."""
     from zoo_core.artifact import train as run_training  # here: keeps torch out of `zoo list`
@@ -74,6 +81,12 @@ def train(
     if nproc is not None:
         sys.exit(launch(nproc, name, out, resume))
     overrides = parse_sets(sets)
+    if fsdp:
+        if overrides.get("parallel", "fsdp") != "fsdp":
+            raise ZooError(
+                f"--fsdp and --set parallel={overrides['parallel']} disagree; give one of them"
+            )
+        overrides["parallel"] = "fsdp"
     if tokenizer:
         if overrides.get("tokenizer", tokenizer) != tokenizer:
             raise ZooError(

@@ -11,7 +11,8 @@ Trainer uses it:
 3. ``train_batch(batch_size, generator)`` draws one batch, on the CPU, from the Trainer's seeded
    generator, so a resumed run sees the same batches.
 4. ``configure_optimizers(model, config)`` returns named optimizers (one AdamW by default; a GAN
-   returns two). ``training_step(model, batch)`` yields ``(optimizer name, loss)`` pairs: for each,
+   returns two). ``wrap_model(model, wrap)`` says what ``training_step`` is handed (the model
+   wrapped for several processes). ``training_step(model, batch)`` yields ``(optimizer name, loss)`` pairs: for each,
    the Trainer runs backward, clips, steps that optimizer and its schedule. A GAN yields the
    discriminator's loss, then the generator's.
 5. ``after_step(model, step)`` runs after every step (a weight average, say).
@@ -24,7 +25,7 @@ Trainer uses it:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -142,6 +143,13 @@ class Task:
     def training_step(self, model: nn.Module, batch: Any) -> Iterator[tuple[str, torch.Tensor]]:
         """Yield ``(optimizer name, loss)``; the Trainer steps that optimizer after each."""
         yield "model", self.loss(model, batch)
+
+    def wrap_model(self, model: nn.Module, wrap: Callable[[nn.Module], nn.Module]) -> Any:
+        """What ``training_step`` is handed: ``wrap(model)``, the model as the Trainer trains it
+        (in DistributedDataParallel under torchrun, sharded with ``parallel=fsdp``, compiled with
+        ``compile``). A task whose ``training_step`` calls sub-modules itself wraps each of them
+        instead (a GAN's two players), so that their gradients are averaged across processes."""
+        return wrap(model)
 
     def after_step(self, model: nn.Module, step: int) -> None:
         """Called after every optimisation step."""

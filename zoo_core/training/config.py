@@ -27,3 +27,8 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA
     compile: bool = False  # torch.compile the model (CUDA)
+    # Under torchrun: ddp replicates the model (DistributedDataParallel); fsdp shards parameters,
+    # gradients and optimizer state (FSDP2's fully_shard, one unit per declared block).
+    parallel: Literal["ddp", "fsdp"] = "ddp"
+    grad_accum: int = 1  # micro-batches per optimiser step; --batch-size stays the whole step's
+    activation_checkpointing: bool = False  # recompute each declared block in backward

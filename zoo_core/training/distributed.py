@@ -1,22 +1,38 @@
-"""Data parallelism when launched by torchrun: one process per device, gradients all-reduced.
+"""Past one device, with PyTorch's own tools: torchrun's process group, DistributedDataParallel,
+FSDP2's ``fully_shard`` and ``torch.utils.checkpoint``.
 
-Every rank draws the same global batch from the same seeded generator and keeps its own slice
-of it (``shard``), so N processes see exactly what one process with the global batch would. After
-each backward pass the gradients are averaged across ranks in one flat all-reduce per optimizer
-(``average_gradients``): that works for any task, including those that call sub-modules directly
-(a GAN's generator and discriminator), where wrapping the model in DistributedDataParallel would
-not see the calls. Rank 0 alone logs, evaluates and writes.
+Every rank draws the same global batch from the same seeded generator and keeps its own slice of
+it, cut into ``grad_accum`` micro-batches (``micro_batches``), so N processes see exactly what one
+process with the global batch would. The Trainer hands ``wrap`` (below, through the Trainer) to
+the task, which wraps the model it calls, or each sub-module it calls itself (a GAN's two
+players), in DistributedDataParallel (``data_parallel``): gradients are then averaged in buckets
+while the backward pass still runs. With ``parallel=fsdp`` each is sharded instead
+(``shard``), one FSDP unit per block the model declares. Rank 0 alone logs and writes.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
+import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from zoo_core.errors import ZooError
+
+try:  # PyTorch 2.6 and later
+    from torch.distributed.fsdp import FSDPModule, fully_shard
+except ImportError:  # 2.4 and 2.5 have FSDP2 under its first name; 2.3 has none
+    try:
+        from torch.distributed._composable.fsdp import FSDPModule, fully_shard
+    except ImportError:
+        FSDPModule = fully_shard = None
 
 
 def world_size() -> int:
@@ -52,22 +68,28 @@ def local_device(device: torch.device) -> torch.device:
     return device
 
 
-def shard(batch: Any, batch_size: int) -> Any:
-    """This rank's slice (along the first dimension) of every tensor of a global batch."""
+def micro_batches(batch: Any, batch_size: int, accum: int = 1) -> list[Any]:
+    """This rank's slice (along the first dimension) of every tensor of a global batch, cut into
+    ``accum`` micro-batches: rank r takes the r-th of N equal parts, micro-batch k the k-th of
+    its part, so one process with ``accum`` = N sees what N processes do."""
     n = world_size()
-    if n == 1:
-        return batch
-    if batch_size % n:
+    if batch_size % (n * accum):
+        among = f"{n} processes" if accum == 1 else f"{n} process(es) x {accum} micro-batches"
         raise ZooError(
-            f"batch size {batch_size} does not divide among {n} processes; use a multiple of {n}"
+            f"batch size {batch_size} does not divide among {among}; use a multiple of {n * accum}"
         )
-    per, start = batch_size // n, rank() * (batch_size // n)
+    per = batch_size // (n * accum)
+    start = rank() * per * accum
+    return [_rows(batch, start + k * per, per) for k in range(accum)]
+
+
+def _rows(batch: Any, start: int, count: int) -> Any:
     if isinstance(batch, torch.Tensor):
-        return batch[start : start + per]
+        return batch[start : start + count]
     if isinstance(batch, dict):
-        return {k: shard(v, batch_size) for k, v in batch.items()}
+        return {k: _rows(v, start, count) for k, v in batch.items()}
     if isinstance(batch, list | tuple):
-        return type(batch)(shard(v, batch_size) for v in batch)
+        return type(batch)(_rows(v, start, count) for v in batch)
     return batch
 
 
@@ -78,21 +100,85 @@ def broadcast_parameters(model: torch.nn.Module) -> None:
             dist.broadcast(tensor.data, src=0)
 
 
-def average_gradients(params: list[torch.nn.Parameter]) -> None:
-    """Average the gradients of ``params`` across ranks in one flat all-reduce."""
-    if not dist.is_initialized():
+def data_parallel(module: nn.Module, device: torch.device) -> nn.Module:
+    """``module`` in DistributedDataParallel: its gradients are averaged across ranks in buckets
+    that are all-reduced while the rest of the backward pass runs."""
+    ids = [device.index] if device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(module, device_ids=ids)
+
+
+def shard(module: nn.Module, blocks: list[nn.Module]) -> nn.Module:
+    """Shard ``module``'s parameters, gradients and optimizer state across ranks (FSDP2): each of
+    its ``blocks`` is a unit of its own (gathered for its forward and backward, then freed), and
+    the rest one unit. The module is changed in place and returned."""
+    if fully_shard is None:
+        raise ZooError(
+            f"parallel=fsdp needs FSDP2 (PyTorch 2.4 or newer), and this is {torch.__version__}; "
+            "upgrade PyTorch or use parallel=ddp"
+        )
+    # FSDP2 warns of every unit that returns a view (a transformer block's keys and values), as an
+    # in-place change to one would skip its hook; the Trainer changes none.
+    warnings.filterwarnings("ignore", message="FSDP2-wrapped module .* returned a view tensor")
+    inside = {id(m) for m in module.modules()}
+    for block in blocks:
+        if id(block) in inside:
+            fully_shard(block)
+    fully_shard(module)
+    return module
+
+
+def is_sharded(module: nn.Module) -> bool:
+    return FSDPModule is not None and isinstance(module, FSDPModule)
+
+
+def recompute_in_backward(blocks: list[nn.Module]) -> None:
+    """Activation checkpointing: each block keeps only its inputs in the forward pass and runs
+    again in backward (``torch.utils.checkpoint``, non-reentrant, its RNG state restored, so
+    dropout draws the same). The blocks' forward is replaced on the instance, so that their
+    parameters' names, hence the state dict, stay as they are (``checkpoint_wrapper`` would add
+    a prefix to every name)."""
+    for block in blocks:
+        block.forward = functools.partial(_checkpointed, block, block.forward)
+
+
+def _checkpointed(block: nn.Module, forward: Any, *args: Any, **kwargs: Any) -> Any:
+    calls = 0
+
+    def run(*a: Any, **k: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            return forward(*a, **k)
+        # The recomputation in backward leaves the block's buffers as the forward pass left
+        # them: a batch norm would otherwise count the batch twice in its running statistics
+        # (torch.utils.checkpoint does not see to that).
+        kept = [(b, b.detach().clone()) for b in block.buffers()]
+        try:
+            return forward(*a, **k)
+        finally:
+            with torch.no_grad():
+                for b, value in kept:
+                    b.copy_(value)
+
+    return checkpoint(run, *args, use_reentrant=False, **kwargs)
+
+
+@contextlib.contextmanager
+def no_sync(modules: list[nn.Module], skip: bool) -> Iterator[None]:
+    """While ``skip``, backward passes of the wrapped ``modules`` keep their gradients on this
+    rank (DDP's ``no_sync``; FSDP2's ``set_requires_gradient_sync(False)``) to be averaged with
+    the last micro-batch's."""
+    if not skip:
+        yield
         return
-    grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
-        return
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat)
-    flat /= dist.get_world_size()
-    offset = 0
-    for g in grads:
-        n = g.numel()
-        g.copy_(flat[offset : offset + n].view_as(g))
-        offset += n
+    with contextlib.ExitStack() as stack:
+        for m in modules:
+            if isinstance(m, nn.parallel.DistributedDataParallel):
+                stack.enter_context(m.no_sync())
+            elif is_sharded(m):
+                m.set_requires_gradient_sync(False)
+                stack.callback(m.set_requires_gradient_sync, True)
+        yield
 
 
 def any_rank(flag: bool, device: torch.device) -> bool:

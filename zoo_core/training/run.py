@@ -141,10 +141,23 @@ def validate_train_config(cfg: TrainConfig) -> None:
             cfg.keep_checkpoints >= 1,
             f"keep_checkpoints must be at least 1, not {cfg.keep_checkpoints}",
         ),
+        (cfg.grad_accum >= 1, f"grad_accum must be at least 1, not {cfg.grad_accum}"),
+        (
+            cfg.parallel in ("ddp", "fsdp"),
+            f"parallel must be ddp or fsdp, not '{cfg.parallel}'",
+        ),
     ]
     for ok, message in checks:
         if not ok:
             raise ZooError(message)
+    n = distributed.world_size()
+    if cfg.batch_size % (n * cfg.grad_accum):
+        parts = [f"{n} processes"] if n > 1 else []
+        parts += [f"{cfg.grad_accum} micro-batches"] if cfg.grad_accum > 1 else []
+        raise ZooError(
+            f"batch size {cfg.batch_size} does not divide among {' x '.join(parts)}; use a "
+            f"multiple of {n * cfg.grad_accum} (--batch-size is the global batch of a step)"
+        )
     device = pick_device(cfg.device)  # an unknown or absent device, before anything is written
     if cfg.compile:
         check_compiler(device)
@@ -269,7 +282,18 @@ def _train_new(model, task, data, val_data, out, overrides, progress, train_opti
             if distributed.is_main() and (trainer is None or trainer.saved_nothing):
                 _discard(run_dir, keep_folder=existed)
             raise
+        net = _unsharded(net, model_cls, model_cfg, run_dir)
         return _finish(run_dir, config, spec, net, task_obj, final)
+
+
+def _unsharded(net: nn.Module, cls: type, model_cfg: Any, run_dir: Path) -> nn.Module:
+    """A model sharded across processes (parallel=fsdp) as a plain one with its trained weights,
+    read back from the run folder (on rank 0, which wrote them); any other model as it is."""
+    if not distributed.is_sharded(net) or not distributed.is_main():
+        return net
+    plain = cls(model_cfg)
+    artifacts.load_weights(plain, run_dir / artifacts.WEIGHTS_FILE)
+    return plain
 
 
 def _lock(run_dir: Path):
@@ -457,6 +481,7 @@ def _resume(
         if finished is not None:
             _refinish(run_dir, config, finished)
         raise
+    net = _unsharded(net, cls, model_cfg, run_dir)
     return _finish(run_dir, config, spec, net, task_obj, final)
 
 

@@ -7,6 +7,7 @@ and evaluates. See :mod:`zoo_core.tasks.base` for that contract.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import random
@@ -115,14 +116,30 @@ def _out_of_memory(exc: BaseException) -> bool:
     )
 
 
+def _local(t: torch.Tensor) -> torch.Tensor:
+    """This rank's shard of a sharded (FSDP) tensor; any other tensor as it is."""
+    return t.to_local() if hasattr(t, "to_local") else t
+
+
 def _first_non_finite(model: nn.Module) -> str | None:
     """The name of the first weight or floating buffer holding a NaN or an infinity, if any (one
-    host synchronisation when all are finite)."""
+    host synchronisation when all are finite). A sharded model's are checked shard by shard, on
+    every rank, and all ranks learn of one: they stop together."""
     tensors = {
-        name: t
+        name: _local(t)
         for name, t in model.state_dict().items()
         if isinstance(t, torch.Tensor) and t.is_floating_point()
     }
+    if distributed.world_size() > 1 and any(distributed.is_sharded(m) for m in model.modules()):
+        bad = _first_local_non_finite(tensors)
+        device = next(iter(tensors.values())).device
+        if distributed.any_rank(bad is not None, device):
+            return bad or "on another process"
+        return None
+    return _first_local_non_finite(tensors)
+
+
+def _first_local_non_finite(tensors: dict[str, torch.Tensor]) -> str | None:
     if not tensors:
         return None
     flags = [torch.isfinite(t).all() for t in tensors.values()]
@@ -138,7 +155,7 @@ class _Run:
 
     optimizers: dict[str, torch.optim.Optimizer]
     generator: torch.Generator
-    params: dict[str, list[nn.Parameter]]  # each optimizer's, for all-reduce and clipping
+    params: dict[str, list[nn.Parameter]]  # each optimizer's, for clipping
     loss_sums: dict[str, torch.Tensor]  # summed on the device since the last log: no host sync
     loss_count: int = 0
     step: int = 0
@@ -183,6 +200,11 @@ class Trainer:
         if protocols.channels_last(model):
             # Faster convolutions on GPUs and, with oneDNN, on CPUs too (here: resnet ~30%, gan ~17%).
             self.model = self.model.to(memory_format=torch.channels_last)
+        # Sharded state (FSDP) is checkpointed with torch.distributed.checkpoint, also when the
+        # run goes on in one process.
+        self.sharded = config.parallel == "fsdp"
+        if self.sharded:
+            checkpoint.check_sharded_support()
         self.show_progress = progress and self.is_main
         self._stop_requested = False
         self._stop_signal = signal.SIGINT
@@ -196,9 +218,29 @@ class Trainer:
         if precision == "auto":
             precision = "bf16" if self.device.type == "cuda" else "fp32"
         self.precision = precision
-        self.train_model: nn.Module = self.model
-        if config.compile:
-            self.train_model = torch.compile(self.model)
+        distributed.broadcast_parameters(self.model)  # every rank starts from rank 0's weights
+        blocks = protocols.blocks(self.model)
+        if config.activation_checkpointing:
+            if not blocks:
+                raise ZooError(
+                    f"activation_checkpointing recomputes the blocks a model declares, and "
+                    f"{name} declares none; train it without activation_checkpointing"
+                )
+            distributed.recompute_in_backward(blocks)
+        self.wrapped: list[nn.Module] = []  # what _wrap made: DDP or FSDP modules, for no_sync
+        self.train_model = self.task.wrap_model(self.model, functools.partial(self._wrap, blocks))
+
+    def _wrap(self, blocks: list[nn.Module], module: nn.Module) -> nn.Module:
+        """``module`` ready to train: under torchrun in DistributedDataParallel, or sharded with
+        ``parallel=fsdp`` (one unit per block in it); compiled with ``compile``. The task calls
+        this on what its ``training_step`` calls (see ``Task.wrap_model``)."""
+        if self.world > 1:
+            if self.sharded:
+                module = distributed.shard(module, blocks)
+            else:
+                module = distributed.data_parallel(module, self.device)
+            self.wrapped.append(module)
+        return torch.compile(module) if self.config.compile else module
 
     # -- helpers -------------------------------------------------------------------------------
     def _autocast(self):
@@ -237,7 +279,12 @@ class Trainer:
             signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def save_weights(self) -> None:
-        if self.out is not None:
+        """The finished weights, whole: a sharded model's are gathered (every rank takes part)."""
+        if self.sharded:
+            state = checkpoint.full_state_dict(self.model)
+            if self.out is not None:
+                artifacts.state_to_file(state, self.out / artifacts.WEIGHTS_FILE)
+        elif self.out is not None:
             artifacts.save_weights(self.model, self.out / artifacts.WEIGHTS_FILE)
 
     # -- the loop ------------------------------------------------------------------------------
@@ -264,14 +311,17 @@ class Trainer:
                     # checkpoint, so a non-finite loss never reaches a saved checkpoint.
                     if run.step % cfg.log_interval == 0 or last or evaluate or save:
                         self._log_losses(run, progress)
-                    if evaluate and self.is_main:
+                    # A sharded model's forward needs every rank: all evaluate, rank 0 logs.
+                    if evaluate and (self.is_main or self.sharded):
                         progress.note(self._evaluate(run.step, cfg.eval_batches))
                     if save:
                         self._checkpoint(run)
-            if not self.is_main:
+            if not (self.is_main or self.sharded):
                 return {}
             final = self._evaluate(run.step, None)
             self._checkpoint(run)
+            if not self.is_main:
+                return {}
             return {"step": run.step, "elapsed": run.elapsed(), **final}
 
     def _start(self, resume: bool) -> _Run:
@@ -281,6 +331,16 @@ class Trainer:
         random.seed(cfg.seed)
         generator = torch.Generator().manual_seed(cfg.seed)
         optimizers = self.task.configure_optimizers(self.model, cfg)
+        if cfg.grad_accum > 1 and len(optimizers) > 1 and self.world > 1 and not self.sharded:
+            # DDP arms its all-reduce in the forward pass; a task that steps one optimizer
+            # between another's forward and backward (a GAN's generator: its forward comes
+            # before the discriminator's step, its backward after) would be averaged after its
+            # first micro-batch.
+            raise ZooError(
+                f"grad_accum={cfg.grad_accum} with a task that steps several optimizers in turn "
+                f"({', '.join(optimizers)}) is not supported with parallel=ddp across processes; "
+                "use grad_accum=1, one process, or parallel=fsdp"
+            )
         for opt in optimizers.values():
             for group in opt.param_groups:
                 group.setdefault("initial_lr", group["lr"])
@@ -295,7 +355,9 @@ class Trainer:
         )
         checkpoints = self._checkpoints_dir()
         if resume and checkpoints is not None and checkpoint.list_checkpoints(checkpoints):
-            state = checkpoint.load_latest(checkpoints, self.model, optimizers, generator)
+            state = checkpoint.load_latest(
+                checkpoints, self.model, optimizers, generator, sharded=self.sharded
+            )
             run.step = self.checkpoint_step = state["step"]
             run.elapsed_before = state["trainer"]["elapsed"]
             run.units_total = state["trainer"]["units"]
@@ -303,7 +365,6 @@ class Trainer:
         # its seed's), forgetting what it had logged
         if resume and self.is_main:
             self._truncate_metrics(run.step)
-        distributed.broadcast_parameters(self.model)
         return run
 
     @contextlib.contextmanager
@@ -402,24 +463,46 @@ class Trainer:
                 group["lr"] = group["initial_lr"] * factor
 
     def _step(self, run: _Run) -> None:
-        """One optimisation step: a batch, then each of the task's losses through its optimizer."""
+        """One optimisation step: a global batch, this rank's ``grad_accum`` micro-batches of it,
+        then each of the task's losses through its optimizer.
+
+        The task's ``training_step`` runs once per micro-batch, the micro-batches in lockstep:
+        each yields its loss for an optimizer, each loss (divided by ``grad_accum``, so the
+        gradients are those of the mean over the whole batch) goes backward, and only then is
+        that optimizer stepped, before any micro-batch goes on to the next optimizer's loss (a
+        GAN's generator plays against the discriminator stepped on the whole batch). Gradients
+        are averaged across ranks on the last micro-batch only.
+        """
         cfg = self.config
+        accum = cfg.grad_accum
         batch = self.task.train_batch(cfg.batch_size, run.generator)
-        batch = to_device(distributed.shard(batch, cfg.batch_size), self.device)
+        n_units = self.task.units(batch)  # of the global batch: every rank's
+        micro = [
+            to_device(b, self.device)
+            for b in distributed.micro_batches(batch, cfg.batch_size, accum)
+        ]
         with self._autocast():
-            for name, loss in self.task.training_step(self.train_model, batch):
-                opt = run.optimizers[name]
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                distributed.average_gradients(run.params[name])
+            steps = [self.task.training_step(self.train_model, b) for b in micro]
+            while True:
+                name = None
+                for k, losses in enumerate(steps):
+                    with distributed.no_sync(self.wrapped, skip=k < accum - 1):
+                        item = next(losses, None)  # the forward pass runs here
+                        if item is None:
+                            break
+                        name, loss = item
+                        if k == 0:
+                            run.optimizers[name].zero_grad(set_to_none=True)
+                        (loss / accum if accum > 1 else loss).backward()
+                    run.loss_sums[name] += loss.detach() / accum
+                if name is None:
+                    break
                 if cfg.grad_clip > 0:
                     nn.utils.clip_grad_norm_(run.params[name], cfg.grad_clip)
-                opt.step()
-                run.loss_sums[name] += loss.detach()
+                run.optimizers[name].step()
         self.task.after_step(self.model, run.step)
         run.step += 1
         run.loss_count += 1
-        n_units = self.task.units(batch) * self.world
         run.units_total += n_units
         run.window_units += n_units
 
@@ -465,12 +548,17 @@ class Trainer:
             )
         if self.run_dir is None:
             return
-        if self.out is None:  # rank 0 writes it; every rank knows its step (for messages)
+        if self.out is None and not self.sharded:  # rank 0 writes; every rank knows its step
             self.checkpoint_step = run.step
             return
         checkpoints = self._checkpoints_dir()
+        save = (
+            functools.partial(checkpoint.save_sharded, main=self.is_main)
+            if self.sharded
+            else checkpoint.save
+        )
         try:
-            checkpoint.save(
+            save(
                 checkpoints,
                 run.step,
                 self.model,

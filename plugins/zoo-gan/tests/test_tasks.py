@@ -297,7 +297,8 @@ def test_image_generation_reads_an_image_folder_and_rejects_bad_options(tmp_path
     task = ImageGeneration(ImageGenerationOptions(classifier_steps=0))
     task.setup(str(folder))
     task.bind(create_model("gan", image_size=16, width=4, latent_dim=8).config)
-    images, labels = task.train_batch(5, torch.Generator().manual_seed(0))
+    images, labels, latents = task.train_batch(5, torch.Generator().manual_seed(0))
+    assert latents.shape == (5, 8)  # drawn with the batch: sliced with it across processes
     assert images.shape == (5, 3, 16, 16) and images.min() >= -1 and images.max() <= 1
     assert labels.shape == (5,) and labels.dtype == torch.int64 and 0 <= labels.min() <= 7
     assert len(task.classes) == 8 and task.classifier is None

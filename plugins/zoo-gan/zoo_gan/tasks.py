@@ -19,6 +19,12 @@ DiffAugment), and ``diversity_weight`` adds Mao et al.'s mode-seeking term to th
 loss, which pays for pairs of latents drawn to near-identical samples (with a class-conditional
 model the two latents of a pair share their class).
 
+A training batch carries its latents, drawn for the whole batch with the real samples: the
+processes of a distributed run each take their slice of one global batch, latents included, so
+that N processes draw what one does (drawn by each process for its slice, they would be alike).
+Under several processes each player is wrapped on its own (``wrap_model``), as the task calls
+them itself.
+
 Each training step has two optimizers: the discriminator's loss is yielded first (real samples
 against detached fakes), the Trainer steps the discriminator, and only then is the generator's
 loss computed, against the updated discriminator. Losses: non-saturating (Goodfellow et al.) or
@@ -121,6 +127,17 @@ class _Adversarial(Task):
     def bind(self, model_config: Any) -> None:
         if self.options.ema > 0 and not protocols.keep_ema(model_config):
             raise ZooError("ema needs a model that holds an averaged generator (keep_ema=true)")
+        self.latent_dim = model_config.latent_dim  # the latents train_batch draws
+
+    def _latents(self, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+        # From torch's global generator, as training_step drew them before they came with the
+        # batch: one process trains as it did. (Every process holds that generator in the same
+        # state, so each draws the same global latents and keeps its slice.)
+        return torch.randn(batch_size, self.latent_dim)  # (B, L)
+
+    def wrap_model(self, model: nn.Module, wrap: Any) -> Any:
+        """Each player wrapped on its own: ``training_step`` calls them, not the model."""
+        return _Players(model, wrap)
 
     # -- optimisation --------------------------------------------------------------------------
     def configure_optimizers(self, model: nn.Module, config: Any) -> dict[str, Any]:
@@ -137,11 +154,13 @@ class _Adversarial(Task):
     def training_step(
         self, model: nn.Module, batch: torch.Tensor | tuple[torch.Tensor, torch.Tensor]
     ) -> Iterator[tuple[str, torch.Tensor]]:
-        # Real samples (B, ...), with their class labels (B,) for image data.
-        real, labels = batch if isinstance(batch, tuple) else (batch, None)
+        # Real samples (B, ...), with their class labels (B,) for image data, and latents (B, L)
+        # (drawn here when the batch has none).
+        real, labels, z = _unpack(batch)
         conditional = protocols.num_classes(model) > 0
         labels = labels if conditional else None  # an unconditional model ignores the classes
-        z = torch.randn(real.shape[0], model.latent_dim, device=real.device)  # (B, L)
+        if z is None:
+            z = torch.randn(real.shape[0], model.latent_dim, device=real.device)  # (B, L)
         weight = getattr(self.options, "diversity_weight", 0.0)
         half = real.shape[0] // 2 if weight > 0 else 0
         fake_labels = labels
@@ -307,6 +326,28 @@ def mode_seeking(fake: torch.Tensor, z: torch.Tensor, half: int) -> torch.Tensor
     return 1 / (apart / (z[:half] - z[half : 2 * half]).abs().mean() + 1e-5)
 
 
+def _unpack(batch: Any) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """(real samples, class labels or None, latents or None) of a batch: samples alone, samples
+    and labels, or all three."""
+    if isinstance(batch, torch.Tensor):
+        return batch, None, None
+    return (*batch, None)[:3] if len(batch) == 2 else tuple(batch)
+
+
+class _Players:
+    """An adversarial pair as ``training_step`` sees it while training: ``generator`` and
+    ``discriminator`` as the Trainer wrapped them (each in DistributedDataParallel, say), every
+    other attribute the model's own."""
+
+    def __init__(self, model: nn.Module, wrap: Any):
+        self._model = model
+        self.generator = wrap(model.generator)
+        self.discriminator = wrap(model.discriminator)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+
 def _draw(generator: nn.Module, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
     """Samples from latents ``(B, L)``, and class labels ``(B,)`` for a conditional generator."""
     return generator(z) if labels is None else generator(z, labels)
@@ -364,9 +405,10 @@ class Toy2D(_Adversarial):
         o = self.options
         return f"ring of {o.modes} Gaussians (radius {o.radius}, std {o.std}), generated"
 
-    def train_batch(self, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+    def train_batch(self, batch_size: int, generator: torch.Generator) -> tuple:
         o = self.options
-        return ring.sample(batch_size, generator, o.modes, o.radius, o.std)  # (B, 2)
+        points = ring.sample(batch_size, generator, o.modes, o.radius, o.std)  # (B, 2)
+        return points, None, self._latents(batch_size, generator)
 
     def evaluate(self, model: nn.Module, batch_size: int, limit: int | None = None) -> dict:
         """Modes covered (of ``modes``) and the share of samples within 3 std of a mode.
@@ -586,10 +628,11 @@ class ImageGeneration(_Adversarial):
 
     def train_batch(
         self, batch_size: int, generator: torch.Generator
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Real images ``(B, C, S, S)`` in [-1, 1] and their class labels ``(B,)``."""
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Real images ``(B, C, S, S)`` in [-1, 1], their class labels ``(B,)`` and latents."""
         idx = torch.randint(len(self.train_x), (batch_size,), generator=generator)
-        return self.train_x[idx].float() / 127.5 - 1, self.train_y[idx]
+        images = self.train_x[idx].float() / 127.5 - 1
+        return images, self.train_y[idx], self._latents(batch_size, generator)
 
     def describe_data(self) -> str:
         n = len(getattr(self, "train_x", ()))

@@ -153,6 +153,11 @@ class ResNet(nn.Module):
         self.head = nn.Linear(in_ch, config.num_classes)
         self._init_weights()
 
+    @property
+    def blocks(self) -> list[nn.Module]:
+        """The stages: what FSDP shards one by one and activation checkpointing recomputes."""
+        return list(self.stages)
+
     def _init_weights(self) -> None:
         for m in self.modules():
             if isinstance(m, nn.Conv2d):

@@ -230,6 +230,7 @@ class _Body(nn.Module):
         if config.pos_encoding == "alibi":
             self.register_buffer("slopes", alibi_slopes(config.n_head), persistent=False)
         self.drop = nn.Dropout(config.dropout)
+        # The declared blocks (zoo_core.protocols.blocks): FSDP units, recomputed in backward.
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
         # Only learned positions bound what the model can read.
