@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoo_core import _config, artifacts, hub
+from zoo_core import _config, artifacts, hub, importers
 from zoo_core.catalog import (
     build_model,
     count_parameters,
@@ -319,7 +319,7 @@ def pulled(source: str | Path, revision: str | None = None) -> Path:
             f"here; check the name (ls {first}), or write hf:{text} for the Hub repo"
         )
     if text.startswith("hf:") or (text.count("/") == 1 and not text.startswith((".", "/"))):
-        return hub.pull(text, revision=revision)
+        return importers.pull(text, revision=revision)
     raise ZooError(f"'{source}' is neither a run folder nor a Hub repo id (org/name)")
 
 
@@ -343,7 +343,9 @@ def load_pretrained(
         )
     weights = spec.pretrained[name]
     what = f"pretrained weights '{name}' of model '{spec.name}' ({weights.repo}@{weights.revision})"
-    folder = hub.pull(weights.repo, revision=weights.revision, sha256=weights.sha256, what=what)
+    folder = importers.pull(
+        weights.repo, revision=weights.revision, sha256=weights.sha256, what=what
+    )
     artifact = load_local(folder, device, overrides, from_hub=True)
     if artifact.spec.model != spec.model:
         raise ZooError(f"{what} are for model '{artifact.spec.name}', not '{spec.name}'")

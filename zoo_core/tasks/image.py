@@ -123,14 +123,49 @@ class ImageClassification(Task):
         load_data_state(self, state)
         self.mean = state.get("mean")
         self.std = state.get("std")
+        # Imported weights' preprocessing: the shorter side resized to `resize` pixels, then
+        # the centre cropped (absent: the image's centre square, resized bilinearly).
+        self.resize = state.get("resize")
+        self.resample = state.get("resample", "bilinear")
+        try:
+            if self.resize is not None:
+                check_count("resize", self.resize, MAX_IMAGE_SIZE)
+            if self.resample not in image_data.RESAMPLING:
+                raise ValueError(
+                    f"resample must be one of {', '.join(image_data.RESAMPLING)}, not "
+                    f"{self.resample!r}"
+                )
+            for name in ("mean", "std"):
+                value = getattr(self, name)
+                if value is not None and (
+                    not isinstance(value, list)
+                    or not all(
+                        isinstance(v, int | float) and not isinstance(v, bool) for v in value
+                    )
+                ):
+                    raise ValueError(f"{name} must be a list of numbers")
+        except ValueError as exc:
+            raise ZooError(f"the saved task state's {exc}") from None
         self.confusion: list[list[int]] | None = None
 
     def state(self) -> dict[str, Any]:
+        extra = {"resize": self.resize, "resample": self.resample} if self.resize else {}
         return {
             **data_state(self),
             "mean": self.mean,
             "std": self.std,
+            **extra,
         }
+
+    @property
+    def _resizing(self) -> tuple[int | None, str]:
+        return self.resize, self.resample
+
+    def _read(self, path: Any) -> np.ndarray:
+        """One image as this task's model reads it, before normalisation."""
+        return image_data.read_image(
+            path, self.image_size, self.channels, self.resize, self.resample
+        )
 
     # -- data ----------------------------------------------------------------------------------
     def setup(self, data: str | None, val_data: str | None = None, seed: int = 0) -> None:
@@ -197,12 +232,12 @@ class ImageClassification(Task):
                 x = _grey(x)
         else:
             x, y = image_data.read_images(
-                *files, self.image_size, self.channels, self.options.bad_images
+                *files, self.image_size, self.channels, self.options.bad_images, *self._resizing
             )
         self._check_classes(y, source)
         if val_files is not None:
             val = image_data.read_images(
-                *val_files, self.image_size, self.channels, self.options.bad_images
+                *val_files, self.image_size, self.channels, self.options.bad_images, *self._resizing
             )
             if len(val[1]) == 0:
                 raise ZooError(f"the validation folder '{self.val_source}' has no readable images")
@@ -264,6 +299,7 @@ class ImageClassification(Task):
                 self.image_size,
                 self.channels,
                 self.options.bad_images,
+                *self._resizing,
             )
             if len(y) == 0:
                 raise ZooError(f"'{data}' has no readable images")
@@ -399,7 +435,7 @@ class ImageClassification(Task):
                 result: dict[str, Any] = {"image": _name(path)}
                 results.append(result)
                 try:
-                    pixels = image_data.read_image(path, self.image_size, self.channels)
+                    pixels = self._read(path)
                 except ZooError as exc:
                     if on_error == "raise":
                         raise

@@ -1,6 +1,6 @@
 """The zoo's ResNet plugin: registers the `resnet` family. Imports no torch (specs name code lazily)."""
 
-from zoo_core import ModelSpec, hookimpl
+from zoo_core import ImporterSpec, ModelSpec, hookimpl
 
 _MODEL = "zoo_resnet.model:ResNet"
 _PAPER = "He, Zhang, Ren & Sun, Deep Residual Learning for Image Recognition (2015)"
@@ -65,3 +65,16 @@ def register_models(register):
                 train_defaults=train_defaults,
             )
         )
+
+
+@hookimpl
+def register_importers(register):
+    register(
+        ImporterSpec(
+            name="transformers-resnet",
+            format="transformers",
+            model_type="resnet",
+            importer="zoo_resnet.importers:import_resnet",
+            summary="ResNet classifiers in the transformers layout (microsoft/resnet-50)",
+        )
+    )

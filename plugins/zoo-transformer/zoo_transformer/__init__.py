@@ -1,7 +1,7 @@
 """The zoo's Transformer plugin: a GPT-style decoder (`transformer`, `gpt2-*`) and an encoder
 (`transformer-encoder`), and the `word` tokenizer. Imports no torch (specs name code lazily)."""
 
-from zoo_core import ModelSpec, TokenizerSpec, hookimpl
+from zoo_core import ImporterSpec, ModelSpec, TokenizerSpec, hookimpl
 
 _DECODER = "zoo_transformer.model:TransformerLM"
 _ENCODER = "zoo_transformer.model:TransformerEncoder"
@@ -91,5 +91,18 @@ def register_tokenizers(register):
             "zoo_transformer.tokenizer:WordTokenizer",
             "one token per whitespace-separated word of the training text (vocab_size: the most "
             "frequent)",
+        )
+    )
+
+
+@hookimpl
+def register_importers(register):
+    register(
+        ImporterSpec(
+            name="transformers-gpt2",
+            format="transformers",
+            model_type="gpt2",
+            importer="zoo_transformer.importers:import_gpt2",
+            summary="GPT-2 weights and tokenizer in the transformers layout (openai-community/gpt2)",
         )
     )
