@@ -337,6 +337,16 @@ def _download(repo_id: str, rev: str, token: str | None, path_like: bool, foreig
         info = HfApi(token=token).model_info(repo_id, revision=rev)
     except Exception as exc:
         listing_failed = exc  # snapshot_download decides below whether the cached copy serves
+        # A cached transformers repo holds only FOREIGN_FILES, which the zoo's patterns would
+        # find incomplete: it is served as such.
+        cached = _cached_foreign(repo_id, rev) if foreign else None
+        if cached is not None:
+            if not isinstance(exc, hf.OfflineModeIsEnabled):
+                print(
+                    redact(f"{_unavailable(exc)}; using the cached copy of {where}"),
+                    file=sys.stderr,
+                )
+            return cached
     else:
         _check_listing([s.rfilename for s in info.siblings or []], where)
         if foreign:  # which layout it is, from its config alone, before the weights come
@@ -379,8 +389,28 @@ def _read_config(path: Path) -> Any:
         return None
 
 
+def _cached_foreign(repo_id: str, rev: str) -> Path | None:
+    """The cached snapshot of a repo in the transformers layout, if there is one."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        folder = Path(
+            snapshot_download(
+                repo_id, revision=rev, allow_patterns=list(FOREIGN_FILES), local_files_only=True
+            )
+        )
+    except Exception:
+        return None
+    if not (folder / artifacts.WEIGHTS_FILE).is_file():
+        return None
+    return folder if foreign_format(_read_config(folder / artifacts.CONFIG_FILE)) else None
+
+
 def _cached(repo_id: str, rev: str, foreign: bool = False) -> Path | None:
     from huggingface_hub import snapshot_download
+
+    if foreign and (found := _cached_foreign(repo_id, rev)) is not None:
+        return found
 
     try:
         folder = Path(
