@@ -443,6 +443,7 @@ def train(
     resume: str | Path | None = None,
     overrides: dict[str, Any] | None = None,
     progress: bool = True,
+    init: str | Path | None = None,
     **train_options: Any,
 ) -> tuple[Artifact, dict[str, Any]]:
     """Train a registered model (or resume a run folder); return the artifact and final metrics.
@@ -450,8 +451,13 @@ def train(
     ``overrides`` set model config fields, task options (``tokenizer``, ``seq_len``) or training
     settings by name, typed by their dataclasses; ``train_options`` (``steps``, ``time``,
     ``batch_size``, ``lr``, ``seed``, ``device``...) are training settings. ``None`` values are
-    ignored.
+    ignored. ``init`` starts from the weights of a run folder or a Hub repo (a zoo model, or one
+    in the ``transformers`` layout an installed importer reads) instead of random ones.
     """
+    start = None
+    if init is not None:
+        folder = Path(init)
+        start = (folder if folder.is_dir() else pulled(init), str(init))
     done = training_run.train(
         model,
         task=task,
@@ -461,6 +467,7 @@ def train(
         resume=resume,
         overrides=overrides,
         progress=progress,
+        init=start,
         **train_options,
     )
     artifact = Artifact(done.folder, done.config, done.spec, done.model, done.task)

@@ -146,16 +146,26 @@ class ImageClassification(Task):
                     raise ValueError(f"{name} must be a list of numbers")
         except ValueError as exc:
             raise ZooError(f"the saved task state's {exc}") from None
+        # Statistics kept from the weights a run started from (--init), not fit to its data.
+        self._adopted = (self.mean, self.std) if state.get("adopted") and self.mean else None
         self.confusion: list[list[int]] | None = None
 
     def state(self) -> dict[str, Any]:
         extra = {"resize": self.resize, "resample": self.resample} if self.resize else {}
+        if getattr(self, "_adopted", None):  # kept from the weights it started from
+            extra["adopted"] = True
         return {
             **data_state(self),
             "mean": self.mean,
             "std": self.std,
             **extra,
         }
+
+    def adopt(self, other: Task) -> None:
+        """Read images as the weights' own task did (resize, resample), normalised by its
+        statistics rather than the new data's."""
+        self.resize, self.resample = getattr(other, "resize", None), other.resample
+        self._adopted = (list(other.mean), list(other.std)) if other.mean else None
 
     @property
     def _resizing(self) -> tuple[int | None, str]:
@@ -222,6 +232,8 @@ class ImageClassification(Task):
         pixels = self.train_x.float().div_(255).transpose(0, 1).reshape(self.channels, -1)
         self.mean = pixels.mean(dim=1).tolist()
         self.std = pixels.std(dim=1).clamp_min(1e-3).tolist()
+        if getattr(self, "_adopted", None):  # the statistics the weights were trained with
+            self.mean, self.std = self._adopted
 
     def _read_splits(self, source, files, val_files):
         """((train images, labels), (val images, labels)) as tensors; val sorted by class."""

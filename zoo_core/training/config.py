@@ -27,3 +27,4 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA
     compile: bool = False  # torch.compile the model (CUDA)
+    freeze: Literal["none", "backbone"] = "none"  # backbone: train the model's `head` alone
