@@ -320,3 +320,156 @@ def test_a_transformers_repo_of_pickle_weights_only_is_refused(client):
     error = client.error("generate", "hf:acme/gpt2-pickled")
     assert "pickle" in error and "pytorch_model.bin" in error
     assert not (client.home / "hub" / "models--acme--gpt2-pickled" / "snapshots").exists()
+
+
+PRETRAINED = """
+import json, sys
+import zoo_core
+from zoo_core import ModelSpec, PretrainedWeights, ZooError, hookimpl
+from zoo_core.plugins import pm, reset_catalog
+
+repo, commit, good, bad = sys.argv[1:]
+
+class Weights:
+    @hookimpl
+    def register_models(register):
+        register(ModelSpec(
+            name="gpt2-hub", model="zoo_transformer.model:TransformerLM", tasks=("lm",),
+            family="transformer", summary="a decoder with published transformers weights",
+            pretrained={
+                "good": PretrainedWeights(repo, commit, good),
+                "bad": PretrainedWeights(repo, commit, bad),
+            },
+        ))
+
+pm.register(Weights, name="hub-weights")
+reset_catalog()
+model = zoo_core.create_model("gpt2-hub", pretrained="good")
+try:
+    zoo_core.create_model("gpt2-hub", pretrained="bad")
+    refused = None
+except ZooError as exc:
+    refused = str(exc)
+print(json.dumps({"activation": model.config.activation, "refused": refused}))
+"""
+
+
+def test_declared_pretrained_weights_are_converted_and_pinned(client, models):
+    commit = models.commits["gpt2"]
+    sha = artifacts.file_sha256(models.root / "gpt2" / "model.safetensors")
+    out = client.python(PRETRAINED, "acme/gpt2-tiny", commit, sha, "0" * 64)
+    assert out["activation"] == "gelu_tanh"  # the converted GPT-2, tanh-GELU and all
+    assert "sha256" in out["refused"] and sha in out["refused"] and "0" * 64 in out["refused"]
+
+
+def _text(path: Path) -> Path:
+    import pydoc_data.topics
+
+    path.write_text("\n".join(sorted(pydoc_data.topics.topics.values())[40:70]))
+    return path
+
+
+def test_init_fine_tunes_gpt2_and_lowers_the_training_loss(client, models, tmp_path):
+    data, out = _text(tmp_path / "my.txt"), tmp_path / "run"
+    settings = ["--steps", 10, "--batch-size", 8, "--lr", "3e-3", "--quiet", "--device", "cpu"]
+    for key in ("seq_len=32", "log_interval=1", "eval_interval=100", "warmup=0"):
+        settings += ["--set", key]
+    client.zoo(
+        "train", "transformer", "--init", "acme/gpt2-tiny", "--data", data, "--out", out, *settings
+    )
+    losses = [r["loss"] for r in artifacts.read_metrics(out) if "loss" in r]
+    assert len(losses) == 10 and sum(losses[-3:]) / 3 < losses[0] - 0.1, losses
+    config = json.loads((out / artifacts.CONFIG_FILE).read_text())
+    origin = config["origin"]
+    assert (origin["kind"], origin["source"], origin["revision"]) == (
+        "init",
+        "acme/gpt2-tiny",
+        models.commits["gpt2"],
+    )
+    assert config["tokenizer"] == "bpe" and config["model_config"]["activation"] == "gelu_tanh"
+    assert "initialised from `acme/gpt2-tiny`" in (out / artifacts.CARD_FILE).read_text()
+    import zoo_core
+
+    # The tokenizer came with the weights.
+    assert zoo_core.load(out).tokenizer.encode(PROMPT) == models.tokenizer().encode(PROMPT).ids
+    # A tokenizer or vocabulary that contradicts the weights' is an error.
+    error = client.error(
+        "train", "transformer", "--init", "acme/gpt2-tiny", "--data", data, "--tokenizer", "char"
+    )
+    assert "comes with its own tokenizer (bpe)" in error
+    error = client.error(
+        "train",
+        "transformer",
+        "--init",
+        "acme/gpt2-tiny",
+        "--data",
+        data,
+        "--set",
+        "vocab_size=999",
+    )
+    assert "vocab_size" in error and "999" in error
+    assert not (tmp_path / "runs").exists()
+
+
+def _photos(folder: Path, classes: tuple[str, ...] = ("red", "blue"), each: int = 6) -> Path:
+    from PIL import Image
+
+    for k, name in enumerate(classes):
+        (folder / name).mkdir(parents=True)
+        for i in range(each):
+            colour = (200, 40 + 10 * i, 30) if k == 0 else (30, 40 + 10 * i, 200)
+            Image.new("RGB", (48, 40), colour).save(folder / name / f"{i}.png")
+    return folder
+
+
+def test_init_gives_a_classifier_a_new_head_trains_it_alone_and_resumes_exactly(
+    client, models, tmp_path, capfd
+):
+    import shutil
+
+    import zoo_core
+
+    folder = _pull(client, "acme/resnet-basic")
+    pretrained = artifacts.state_from_file(folder / artifacts.WEIGHTS_FILE)[0]
+    settings = {
+        "freeze": "backbone",
+        "checkpoint_interval": 2,
+        "eval_interval": 100,
+        "log_interval": 1,
+        "warmup": 0,
+    }
+    photos = _photos(tmp_path / "photos")
+    artifact, _ = zoo_core.train(
+        "resnet",
+        init=folder,
+        data=photos,
+        out=tmp_path / "a",
+        overrides=settings,
+        steps=4,
+        batch_size=4,
+        device="cpu",
+        progress=False,
+    )
+    err = capfd.readouterr().err
+    line = [x for x in err.splitlines() if "start from random weights" in x]
+    assert len(line) == 1 and "num_classes 3 -> 2" in line[0] and "head.weight" in line[0], err
+    trained = artifacts.state_from_file(artifact.path / artifacts.WEIGHTS_FILE)[0]
+    assert trained["head.weight"].shape == (2, pretrained["head.weight"].shape[1])
+    assert not torch.equal(trained["head.bias"], torch.zeros(2))
+    # Parameters outside the head are frozen (batch norms' running statistics still follow
+    # the data, as they do in train mode).
+    frozen = [k for k, _ in artifact.model.named_parameters() if not k.startswith("head.")]
+    assert frozen and all(torch.equal(trained[k], pretrained[k]) for k in frozen)
+    assert artifact.task.resize == 73 and artifact.task.mean == PREPROCESSOR["image_mean"]
+    assert artifact.config.origin["source"] == str(folder)
+    # Killed after its checkpoint of step 2: the resumed run ends with the same weights.
+    copy = tmp_path / "b"
+    shutil.copytree(artifact.path, copy)
+    shutil.rmtree(copy / "checkpoints" / "step-00000004")
+    config = json.loads((copy / artifacts.CONFIG_FILE).read_text())
+    del config["metrics"]
+    (copy / artifacts.CONFIG_FILE).write_text(json.dumps(config))
+    zoo_core.train(resume=copy, progress=False)
+    resumed = artifacts.state_from_file(copy / artifacts.WEIGHTS_FILE)[0]
+    assert resumed.keys() == trained.keys()
+    assert all(torch.equal(resumed[k], trained[k]) for k in trained)
