@@ -61,11 +61,11 @@ def pull(
     config = artifacts.read_json(folder / artifacts.CONFIG_FILE)
     if hub.foreign_format(config) is None:
         return folder  # a zoo model
-    repo_id, _ = hub.parse_source(source, revision)
+    repo_id, rev = hub.parse_source(source, revision)
     converted = converted_folder(folder)
     if (converted / artifacts.CONFIG_FILE).is_file():
         return converted  # converted before, from this very commit
-    return convert(folder, converted, repo_id, config)
+    return convert(folder, converted, repo_id, rev)
 
 
 def converted_folder(snapshot: Path) -> Path:
@@ -88,9 +88,8 @@ def _installed_types() -> str:
     return ", ".join(types) or "none"
 
 
-def read_foreign(folder: Path, repo_id: str) -> tuple[ForeignModel, Any]:
+def read_foreign(folder: Path, repo_id: str, where: str) -> tuple[ForeignModel, Any]:
     """What an importer is handed of the snapshot ``folder``, and the importer's function."""
-    where = f"{repo_id}@{folder.name}"
     config = _read_json(folder / artifacts.CONFIG_FILE, where)
     model_type = config.get("model_type")
     spec = get_catalog().importer_for(FORMAT, model_type)
@@ -166,20 +165,21 @@ def _mapped(plan: Imported, name: str, tensor: Any, where: str) -> list[tuple[st
     return pairs
 
 
-def convert(folder: Path, out: Path, repo_id: str, config: dict[str, Any] | None = None) -> Path:
+def convert(folder: Path, out: Path, repo_id: str, revision: str | None = None) -> Path:
     """Convert the ``transformers`` snapshot ``folder`` into a zoo artifact at ``out``.
 
     The model is built on the meta device; the importer maps meta tensors of the header's
     shapes first, so every name and shape is checked before a tensor is read. Then each
     foreign tensor is read, converted and kept, one at a time: one copy of the weights in
-    memory, no random initialisation. ``out`` appears complete or not at all.
+    memory, no random initialisation. ``out`` appears complete or not at all. ``revision``:
+    the branch, tag or commit it was asked for, as errors name it (default: the commit).
     """
     import torch  # here, not above: `zoo list` imports no torch
     from safetensors import safe_open
     from safetensors.torch import _TYPES  # safetensors' own names of the dtypes it stores
 
-    where = f"{repo_id}@{folder.name}"
-    foreign, (importer, function) = read_foreign(folder, repo_id)
+    where = f"{repo_id}@{revision or folder.name}"
+    foreign, (importer, function) = read_foreign(folder, repo_id, where)
     plan = plan_import(foreign, importer, function)
     catalog = get_catalog()
     spec = catalog.get("model", plan.model)
