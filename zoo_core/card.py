@@ -140,6 +140,9 @@ def render_card(
         "train_config": config.train_config,
     }
     origin = _origin(config.origin)
+    trained = f"trained for the `{config.task}` task\non `{_dataset_name(config)}`"
+    if config.origin.get("kind") == "import":  # not trained here: converted
+        trained = f"for the `{config.task}` task, converted"
     shown = "".join(
         f"\n![{caption}]({name})\n\n*{caption}.*\n"
         for name, caption in pictures(folder, config).items()
@@ -150,8 +153,7 @@ def render_card(
 
 # {config.model} ({config.task})
 
-A `{config.model}` model of the `{config.family_name}` family, trained for the `{config.task}` task
-on `{_dataset_name(config)}` with [zoo](https://pypi.org/project/zoo-core/). Its code comes from the
+A `{config.model}` model of the `{config.family_name}` family, {trained} with [zoo](https://pypi.org/project/zoo-core/). Its code comes from the
 `{distribution}` plugin; this repository holds weights (safetensors) and configuration only.
 {origin}
 ## Use it
