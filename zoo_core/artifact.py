@@ -418,6 +418,7 @@ def run_info(source: str | Path) -> dict[str, Any]:
         "model_config": config.model_config,
         "train_config": config.train_config,
         "zoo_version": config.zoo_version,
+        "origin": config.origin,  # the weights it was converted or started from
     }
 
 

@@ -249,7 +249,8 @@ def test_a_second_load_downloads_and_converts_nothing(client, models):
     before = weights.stat()
     log = models.log.read_text()
     assert _pull(client, "acme/gpt2-tiny") == folder
-    client.zoo("info", "acme/gpt2-tiny")
+    info = client.zoo("info", "acme/gpt2-tiny").stdout
+    assert f"weights: converted from acme/gpt2-tiny@{models.commits['gpt2']}" in info
     after = weights.stat()
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
     new_lines = models.log.read_text()[len(log) :].splitlines()
