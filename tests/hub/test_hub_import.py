@@ -370,6 +370,7 @@ def _text(path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_init_fine_tunes_gpt2_and_lowers_the_training_loss(client, models, tmp_path):
     data, out = _text(tmp_path / "my.txt"), tmp_path / "run"
     settings = ["--steps", 10, "--batch-size", 8, "--lr", "3e-3", "--quiet", "--device", "cpu"]
@@ -414,6 +415,7 @@ def _photos(folder: Path, classes: tuple[str, ...] = ("red", "blue"), each: int 
     return folder
 
 
+@pytest.mark.slow
 def test_init_gives_a_classifier_a_new_head_trains_it_alone_and_resumes_exactly(
     client, models, tmp_path, capfd
 ):
