@@ -14,6 +14,9 @@ alone before a tensor is read, and no file it names is opened.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +67,24 @@ def pull(
     repo_id, rev = hub.parse_source(source, revision)
     converted = converted_folder(folder)
     if (converted / artifacts.CONFIG_FILE).is_file():
-        return converted  # converted before, from this very commit
+        if _current(converted):
+            return converted  # converted before, from this very commit, by this importer
+        # Converted by another version of the plugin (whose importer may have changed): set
+        # aside and removed, then converted again.
+        stale = converted.with_name(f".{converted.name}.stale-{os.getpid()}")
+        with contextlib.suppress(OSError):
+            os.replace(converted, stale)
+        shutil.rmtree(stale, ignore_errors=True)
     return convert(folder, converted, repo_id, rev)
+
+
+def _current(converted: Path) -> bool:
+    """Whether the copy in ``converted`` was made by the installed version of its plugin."""
+    try:
+        config = RunConfig.read(converted)
+    except ZooError:
+        return False
+    return config.plugin_version == distribution_version(config.distribution)
 
 
 def converted_folder(snapshot: Path) -> Path:

@@ -259,6 +259,14 @@ def test_a_second_load_downloads_and_converts_nothing(client, models):
     # A pinned commit needs no Hub at all.
     offline = client.zoo("pull", f"acme/gpt2-tiny@{models.commits['gpt2']}", HF_HUB_OFFLINE="1")
     assert Path(offline.stdout.strip()) == folder
+    # A copy another version of the plugin made is converted again.
+    config = json.loads((folder / artifacts.CONFIG_FILE).read_text())
+    installed = config["plugin_version"]
+    (folder / artifacts.CONFIG_FILE).write_text(json.dumps({**config, "plugin_version": "0.0.1"}))
+    assert _pull(client, "acme/gpt2-tiny") == folder
+    assert json.loads((folder / artifacts.CONFIG_FILE).read_text())["plugin_version"] == installed
+    assert weights.stat().st_ino != before.st_ino
+    assert sorted(p.name for p in folder.parent.iterdir()) == [folder.name]  # no stale copy left
 
 
 @pytest.mark.parametrize("block", ["basic", "bottleneck"])
