@@ -19,7 +19,15 @@ from zoo_core.catalog import (
 )
 from zoo_core.errors import ZooError
 from zoo_core.plugins import hookimpl
-from zoo_core.registry import ModelSpec, PretrainedWeights, TaskSpec, TokenizerSpec
+from zoo_core.registry import (
+    ForeignModel,
+    Imported,
+    ImporterSpec,
+    ModelSpec,
+    PretrainedWeights,
+    TaskSpec,
+    TokenizerSpec,
+)
 
 if TYPE_CHECKING:
     from zoo_core.artifact import Artifact, create_model, load, train
@@ -35,6 +43,9 @@ _LAZY = {
 
 __all__ = [
     "Artifact",
+    "ForeignModel",
+    "Imported",
+    "ImporterSpec",
     "ModelSpec",
     "PretrainedWeights",
     "TaskSpec",

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoo_core import _config, artifacts, hub
+from zoo_core import _config, artifacts, hub, importers
 from zoo_core.catalog import (
     build_model,
     count_parameters,
@@ -319,7 +319,7 @@ def pulled(source: str | Path, revision: str | None = None) -> Path:
             f"here; check the name (ls {first}), or write hf:{text} for the Hub repo"
         )
     if text.startswith("hf:") or (text.count("/") == 1 and not text.startswith((".", "/"))):
-        return hub.pull(text, revision=revision)
+        return importers.pull(text, revision=revision)
     raise ZooError(f"'{source}' is neither a run folder nor a Hub repo id (org/name)")
 
 
@@ -343,7 +343,9 @@ def load_pretrained(
         )
     weights = spec.pretrained[name]
     what = f"pretrained weights '{name}' of model '{spec.name}' ({weights.repo}@{weights.revision})"
-    folder = hub.pull(weights.repo, revision=weights.revision, sha256=weights.sha256, what=what)
+    folder = importers.pull(
+        weights.repo, revision=weights.revision, sha256=weights.sha256, what=what
+    )
     artifact = load_local(folder, device, overrides, from_hub=True)
     if artifact.spec.model != spec.model:
         raise ZooError(f"{what} are for model '{artifact.spec.name}', not '{spec.name}'")
@@ -416,6 +418,7 @@ def run_info(source: str | Path) -> dict[str, Any]:
         "model_config": config.model_config,
         "train_config": config.train_config,
         "zoo_version": config.zoo_version,
+        "origin": config.origin,  # the weights it was converted or started from
     }
 
 
@@ -441,6 +444,7 @@ def train(
     resume: str | Path | None = None,
     overrides: dict[str, Any] | None = None,
     progress: bool = True,
+    init: str | Path | None = None,
     **train_options: Any,
 ) -> tuple[Artifact, dict[str, Any]]:
     """Train a registered model (or resume a run folder); return the artifact and final metrics.
@@ -448,8 +452,13 @@ def train(
     ``overrides`` set model config fields, task options (``tokenizer``, ``seq_len``) or training
     settings by name, typed by their dataclasses; ``train_options`` (``steps``, ``time``,
     ``batch_size``, ``lr``, ``seed``, ``device``...) are training settings. ``None`` values are
-    ignored.
+    ignored. ``init`` starts from the weights of a run folder or a Hub repo (a zoo model, or one
+    in the ``transformers`` layout an installed importer reads) instead of random ones.
     """
+    start = None
+    if init is not None:
+        folder = Path(init)
+        start = (folder if folder.is_dir() else pulled(init), str(init))
     done = training_run.train(
         model,
         task=task,
@@ -459,6 +468,7 @@ def train(
         resume=resume,
         overrides=overrides,
         progress=progress,
+        init=start,
         **train_options,
     )
     artifact = Artifact(done.folder, done.config, done.spec, done.model, done.task)

@@ -99,6 +99,17 @@ Only `model.safetensors` is read as weights, and no code from this repository is
 model's code comes from the installed `{distribution}` plugin."""
 
 
+def _origin(origin: dict[str, Any]) -> str:
+    """A paragraph naming the weights it was converted or initialised from, if any."""
+    if not origin.get("source"):
+        return ""
+    how = "converted from" if origin.get("kind") == "import" else "initialised from"
+    layout = f" ({origin['format']} layout)" if origin.get("format") else ""
+    revision = f" at revision `{origin['revision']}`" if origin.get("revision") else ""
+    sha = f" (model.safetensors sha256 `{origin['sha256']}`)" if origin.get("sha256") else ""
+    return f"\nIts weights were {how} `{origin['source']}`{layout}{revision}{sha}.\n"
+
+
 def render_card(
     folder: Path, config: RunConfig, repo_id: str | None = None, revision: str | None = None
 ) -> str:
@@ -128,6 +139,10 @@ def render_card(
         "task_config": config.task_config,
         "train_config": config.train_config,
     }
+    origin = _origin(config.origin)
+    trained = f"trained for the `{config.task}` task\non `{_dataset_name(config)}`"
+    if config.origin.get("kind") == "import":  # not trained here: converted
+        trained = f"for the `{config.task}` task, converted"
     shown = "".join(
         f"\n![{caption}]({name})\n\n*{caption}.*\n"
         for name, caption in pictures(folder, config).items()
@@ -138,10 +153,9 @@ def render_card(
 
 # {config.model} ({config.task})
 
-A `{config.model}` model of the `{config.family_name}` family, trained for the `{config.task}` task
-on `{_dataset_name(config)}` with [zoo](https://pypi.org/project/zoo-core/). Its code comes from the
+A `{config.model}` model of the `{config.family_name}` family, {trained} with [zoo](https://pypi.org/project/zoo-core/). Its code comes from the
 `{distribution}` plugin; this repository holds weights (safetensors) and configuration only.
-
+{origin}
 ## Use it
 
 {_use(config, source, distribution, repo_id is not None)}

@@ -15,7 +15,7 @@ import pluggy
 if TYPE_CHECKING:
     import click
 
-    from zoo_core.registry import ModelSpec, TaskSpec, TokenizerSpec
+    from zoo_core.registry import ImporterSpec, ModelSpec, TaskSpec, TokenizerSpec
 
 hookspec = pluggy.HookspecMarker("zoo")
 
@@ -43,6 +43,16 @@ def register_tasks(register: Callable[[TaskSpec], None]) -> None:
     """Register the tasks (data, loss, metrics, inference) a plugin provides.
 
     Called once, when the catalog is built. Call ``register(TaskSpec(...))`` once per task name.
+    """
+
+
+@hookspec
+def register_importers(register: Callable[[ImporterSpec], None]) -> None:
+    """Register the foreign formats a plugin reads (a ``transformers`` repo of one model type).
+
+    Called once, when the catalog is built. Call ``register(ImporterSpec(...))`` once per model
+    type; the spec names its function as a ``"module:function"`` string, imported only when a
+    repo of that type is pulled.
     """
 
 

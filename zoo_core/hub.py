@@ -31,7 +31,19 @@ from zoo_core.runconfig import RunConfig, config_problem
 # and the pictures the card shows (see pull_patterns()).
 PULL_PATTERNS = list(artifacts.ARTIFACT_FILES)
 # Weights in these formats are unpickled to be read, which can run arbitrary code: never loaded.
+# What `zoo pull` fetches of a repo in the `transformers` layout, which an importer converts: its
+# config, its safetensors weights, and the tokenizer or preprocessor files (nothing else: no
+# card, no code, no other weights).
+FOREIGN_FILES = (
+    artifacts.CONFIG_FILE,
+    artifacts.WEIGHTS_FILE,
+    artifacts.TOKENIZER_FILE,
+    "preprocessor_config.json",
+)
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+# A config.json larger than this is no config (a real one is a few kilobytes; id2label of 21k
+# classes about 1 MiB): it is not parsed.
+MAX_CONFIG_BYTES = 4 << 20
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
@@ -265,6 +277,7 @@ def pull(
     token: str | None = None,
     what: str | None = None,
     folder_hint: bool = True,
+    foreign: bool = False,
 ) -> Path:
     """Download a model's files into the Hugging Face cache; return the snapshot folder.
 
@@ -273,26 +286,43 @@ def pull(
     error, ``snapshot_download`` serves the cached snapshot. Only the artifact files are fetched;
     a repo holding only pickle weights is refused before anything is downloaded.
     ``folder_hint``: a name without ``hf:`` may have been meant as a run folder (as ``zoo eval``
-    takes either), and errors say it is not one.
+    takes either), and errors say it is not one. ``foreign``: a repo in the ``transformers``
+    layout is fetched too (``FOREIGN_FILES`` only), for ``zoo_core.importers`` to convert.
     """
     _import_hub()
     repo_id, rev = parse_source(source, revision)
     where = f"{repo_id}@{rev}"
     path_like = folder_hint and not source.startswith("hf:")  # it may have been meant as a folder
-    if _COMMIT.match(rev) and (cached := _cached(repo_id, rev)) is not None:
+    if _COMMIT.match(rev) and (cached := _cached(repo_id, rev, foreign)) is not None:
         folder = cached  # a commit never changes, and its listing was checked when downloaded
     else:
-        folder = _download(repo_id, rev, token, path_like)
-    _check_folder(folder, where)
+        folder = _download(repo_id, rev, token, path_like, foreign)
+    _check_folder(folder, where, foreign)
     if sha256:
         verify_sha256(folder / artifacts.WEIGHTS_FILE, sha256, what or where)
     return folder
 
 
-def _download(repo_id: str, rev: str, token: str | None, path_like: bool) -> Path:
+def foreign_format(config: Any) -> str | None:
+    """``"transformers"`` when ``config`` (parsed JSON) is a ``transformers`` config.json (it names
+    a ``model_type`` and no zoo model), else None."""
+    if isinstance(config, dict) and "model" not in config:
+        if isinstance(config.get("model_type"), str):
+            return "transformers"
+    return None
+
+
+def _patterns(foreign: bool) -> list[str]:
+    """What a cached snapshot may hold: a zoo model's files, and with ``foreign`` another
+    library's."""
+    extra = [name for name in FOREIGN_FILES if name not in pull_patterns()] if foreign else []
+    return [*pull_patterns(), *extra]
+
+
+def _download(repo_id: str, rev: str, token: str | None, path_like: bool, foreign: bool) -> Path:
     """``snapshot_download`` fetches the artifact files; when offline, when the Hub cannot be
     reached or when it answers an error, it serves the cached snapshot instead, or raises."""
-    from huggingface_hub import HfApi, snapshot_download
+    from huggingface_hub import HfApi, hf_hub_download, snapshot_download
     from huggingface_hub import errors as hf
 
     where = f"{repo_id}@{rev}"
@@ -302,15 +332,35 @@ def _download(repo_id: str, rev: str, token: str | None, path_like: bool) -> Pat
     # request and decides: it serves a cached snapshot after any failure (offline, no
     # connection, any HTTP error), and raises when there is none.
     listing_failed: BaseException | None = None
+    patterns = _patterns(foreign)
     try:
         info = HfApi(token=token).model_info(repo_id, revision=rev)
     except Exception as exc:
         listing_failed = exc  # snapshot_download decides below whether the cached copy serves
+        # A cached transformers repo holds only FOREIGN_FILES, which the zoo's patterns would
+        # find incomplete: it is served as such.
+        cached = _cached_foreign(repo_id, rev) if foreign else None
+        if cached is not None:
+            if not isinstance(exc, hf.OfflineModeIsEnabled):
+                print(
+                    redact(f"{_unavailable(exc)}; using the cached copy of {where}"),
+                    file=sys.stderr,
+                )
+            return cached
     else:
         _check_listing([s.rfilename for s in info.siblings or []], where)
+        if foreign:  # which layout it is, from its config alone, before the weights come
+            try:
+                path = hf_hub_download(
+                    repo_id, artifacts.CONFIG_FILE, revision=info.sha or rev, token=token
+                )
+            except Exception as exc:
+                _raise(exc, repo_id, rev, path_like)
+            if foreign_format(_read_config(Path(path))):
+                patterns = list(FOREIGN_FILES)
     try:
         folder = Path(
-            snapshot_download(repo_id, revision=rev, allow_patterns=pull_patterns(), token=token)
+            snapshot_download(repo_id, revision=rev, allow_patterns=patterns, token=token)
         )
     except hf.LocalEntryNotFoundError as exc:
         raise ZooError(redact(str(_not_cached(exc, repo_id, rev, path_like)))) from None
@@ -329,13 +379,43 @@ def _unavailable(exc: BaseException) -> str:
     return f"the Hub at {endpoint()} {failure}"
 
 
-def _cached(repo_id: str, rev: str) -> Path | None:
+def _read_config(path: Path) -> Any:
+    """A downloaded config.json, parsed, or None when it is not JSON (or far too large for one)."""
+    try:
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            return None
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+
+
+def _cached_foreign(repo_id: str, rev: str) -> Path | None:
+    """The cached snapshot of a repo in the transformers layout, if there is one."""
     from huggingface_hub import snapshot_download
 
     try:
         folder = Path(
             snapshot_download(
-                repo_id, revision=rev, allow_patterns=pull_patterns(), local_files_only=True
+                repo_id, revision=rev, allow_patterns=list(FOREIGN_FILES), local_files_only=True
+            )
+        )
+    except Exception:
+        return None
+    if not (folder / artifacts.WEIGHTS_FILE).is_file():
+        return None
+    return folder if foreign_format(_read_config(folder / artifacts.CONFIG_FILE)) else None
+
+
+def _cached(repo_id: str, rev: str, foreign: bool = False) -> Path | None:
+    from huggingface_hub import snapshot_download
+
+    if foreign and (found := _cached_foreign(repo_id, rev)) is not None:
+        return found
+
+    try:
+        folder = Path(
+            snapshot_download(
+                repo_id, revision=rev, allow_patterns=_patterns(foreign), local_files_only=True
             )
         )
     except Exception:
@@ -390,11 +470,16 @@ def _check_listing(files: list[str], where: str) -> None:
         )
 
 
-def _check_folder(folder: Path, where: str) -> None:
+def _check_folder(folder: Path, where: str, foreign: bool = False) -> None:
     for name in (artifacts.CONFIG_FILE, artifacts.WEIGHTS_FILE):
         if not (folder / name).is_file():
             raise ZooError(f"the downloaded copy of '{where}' has no {name} ({folder})")
-    problem = config_problem(artifacts.read_json(folder / artifacts.CONFIG_FILE))
+    if (folder / artifacts.CONFIG_FILE).stat().st_size > MAX_CONFIG_BYTES:
+        raise ZooError(f"'{where}' has a {artifacts.CONFIG_FILE} of more than 4 MiB; not read")
+    config = artifacts.read_json(folder / artifacts.CONFIG_FILE)
+    if foreign and foreign_format(config):
+        return  # for an importer to read
+    problem = config_problem(config)
     if problem:  # another library's repo, say: refused here, not half-used later
         raise ZooError(f"'{where}' is not a zoo model: its {artifacts.CONFIG_FILE} {problem}")
 

@@ -23,6 +23,7 @@ from zoo_core._version import __version__
 from zoo_core.errors import ZooError
 from zoo_core.registry import (
     Catalog,
+    ImporterSpec,
     ModelSpec,
     PluginInfo,
     PretrainedWeights,
@@ -54,6 +55,7 @@ _REGISTER_HOOKS = (
     ("register_tasks", "task", TaskSpec, "tasks"),
     ("register_tokenizers", "tokenizer", TokenizerSpec, "tokenizers"),
     ("register_models", "model", ModelSpec, "models"),
+    ("register_importers", "importer", ImporterSpec, "importers"),
 )
 
 
@@ -100,13 +102,23 @@ def _check_spec(spec: Any, kind: str) -> None:
             f"{label}: a name is letters, digits, '.', '_' and '-', starting with a letter or "
             f"digit, not {spec.name!r}"
         )
-    code_field = {"model": "model", "task": "task", "tokenizer": "tokenizer"}[kind]
+    code_field = {
+        "model": "model",
+        "task": "task",
+        "tokenizer": "tokenizer",
+        "importer": "importer",
+    }[kind]
     code = getattr(spec, code_field)
     if not isinstance(code, str) or ":" not in code:
         raise TypeError(f"{label}: {code_field} must be a 'module:attr' string, not {code!r}")
     for text_field in ("summary", "family", "paper"):
         if not isinstance(getattr(spec, text_field, ""), str):
             raise TypeError(f"{label}: {text_field} must be a string")
+    if kind == "importer":
+        for text_field in ("format", "model_type"):
+            if not isinstance(getattr(spec, text_field), str) or not getattr(spec, text_field):
+                raise TypeError(f"{label}: {text_field} must be a non-empty string")
+        return
     if kind != "model":
         return
     tasks = spec.tasks
@@ -254,7 +266,7 @@ def _build_catalog() -> Catalog:
     for name in _plugin_order():
         plugin = pm.get_plugin(name)
         info = plugin_info(name)
-        info.models, info.tasks, info.tokenizers = [], [], []
+        info.models, info.tasks, info.tokenizers, info.importers = [], [], [], []
         catalog.plugins[name] = info
         staged = None if name in _failed else _collect(name, plugin)
         if staged is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,6 +82,55 @@ class TokenizerSpec:
     plugin: str = ""
 
 
+@dataclass(frozen=True)
+class ImporterSpec:
+    """A foreign format a plugin reads: ``model_type`` of ``format`` (a ``transformers``
+    config.json's ``model_type``, such as ``"gpt2"``), and the ``"module:function"`` that maps it
+    onto one of the plugin's models. The function takes a :class:`ForeignModel` and returns an
+    :class:`Imported`; it is imported only when such a repo is pulled."""
+
+    name: str
+    format: str
+    model_type: str
+    importer: str
+    summary: str
+    plugin: str = ""
+
+
+@dataclass(frozen=True)
+class ForeignModel:
+    """What an importer is handed of a repo in another library's layout. Every value is a
+    stranger's data: ``config`` and ``preprocessor`` are parsed JSON objects (bounded in size),
+    ``tokenizer`` the text of its ``tokenizer.json`` (or None), ``header`` the name, shape and
+    dtype of each tensor of its ``model.safetensors`` (no tensor read)."""
+
+    repo: str
+    revision: str
+    config: dict[str, Any]
+    header: dict[str, tuple[tuple[int, ...], str]]
+    preprocessor: dict[str, Any] | None = None
+    tokenizer: str | None = None
+
+
+@dataclass(frozen=True)
+class Imported:
+    """An importer's answer: which registered ``model`` (with ``model_config`` over its spec's
+    defaults) and ``task`` the foreign weights become, the task's state (class names, image
+    preprocessing), the tokenizer to save with them (a registered name and what its
+    ``from_dict`` reads), and ``convert``: ``convert(name, tensor)`` returns the zoo tensors
+    that the foreign tensor ``name`` becomes, as ``(name, tensor)`` pairs (none to drop it).
+    ``convert`` is called once per tensor, on meta tensors first (to check every name and
+    shape before anything is read), then on the real ones, one at a time."""
+
+    model: str
+    task: str
+    convert: Callable[[str, Any], list[tuple[str, Any]]]
+    model_config: dict[str, Any] = field(default_factory=dict)
+    task_state: dict[str, Any] = field(default_factory=dict)
+    tokenizer: str | None = None
+    tokenizer_data: dict[str, Any] = field(default_factory=dict)
+
+
 @dataclass
 class PluginInfo:
     """What one plugin is and what it registered (or why it failed)."""
@@ -92,6 +142,7 @@ class PluginInfo:
     models: list[str] = field(default_factory=list)
     tasks: list[str] = field(default_factory=list)
     tokenizers: list[str] = field(default_factory=list)
+    importers: list[str] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -106,12 +157,18 @@ class Catalog:
     models: dict[str, ModelSpec] = field(default_factory=dict)
     tasks: dict[str, TaskSpec] = field(default_factory=dict)
     tokenizers: dict[str, TokenizerSpec] = field(default_factory=dict)
+    importers: dict[str, ImporterSpec] = field(default_factory=dict)
     plugins: dict[str, PluginInfo] = field(default_factory=dict)
     # (kind, name) -> the plugins that both registered it; such a name cannot be used.
     conflicts: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
 
     def table(self, kind: str) -> dict[str, Any]:
-        return {"model": self.models, "task": self.tasks, "tokenizer": self.tokenizers}[kind]
+        return {
+            "model": self.models,
+            "task": self.tasks,
+            "tokenizer": self.tokenizers,
+            "importer": self.importers,
+        }[kind]
 
     def get(self, kind: str, name: str) -> Any:
         """The spec registered under ``name``, or a clear error offering the closest names."""
@@ -126,8 +183,20 @@ class Catalog:
             )
         close = difflib.get_close_matches(name, list(table), n=3, cutoff=0.6)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        listing = {"model": "zoo list", "task": "zoo tasks", "tokenizer": "zoo tokenizers"}[kind]
+        listing = {
+            "model": "zoo list",
+            "task": "zoo tasks",
+            "tokenizer": "zoo tokenizers",
+            "importer": "zoo plugins",
+        }[kind]
         raise ZooError(f"unknown {kind} '{name}'.{hint} Run `{listing}` to see them all.")
+
+    def importer_for(self, format: str, model_type: str) -> ImporterSpec | None:
+        """The importer of ``model_type`` models of ``format``, if an installed plugin has one."""
+        for spec in sorted(self.importers.values(), key=lambda s: s.name):
+            if spec.format == format and spec.model_type == model_type:
+                return spec
+        return None
 
     def list_models(
         self, pattern: str | None = None, task: str | None = None, exclude: str | None = None

@@ -50,6 +50,9 @@ class RunConfig:
     val_data: str | None = None
     data_fingerprints: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, Any] | None = None  # the final validation metrics, once finished
+    # Where its weights came from, when not from random ones: the Hub repo (or run folder) it
+    # was converted from or initialised from, with revision and sha256. Written when set.
+    origin: dict[str, Any] = field(default_factory=dict)
     # Fields a later version of the zoo wrote, kept so that rewriting the file loses nothing.
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -87,6 +90,8 @@ class RunConfig:
         out = {name: getattr(self, name) for name in _ORDER}
         if self.metrics is None:
             del out["metrics"]
+        if not self.origin:
+            del out["origin"]
         return {**out, **self.extra}
 
     @classmethod
@@ -137,6 +142,7 @@ _ORDER = (
     "val_data",
     "data_fingerprints",
     "metrics",
+    "origin",
 )
 
 _JSON_NAMES = {str: "a string", dict: "an object", type(None): "null"}

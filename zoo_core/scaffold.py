@@ -279,7 +279,11 @@ def check_plugins(name: str | None = None) -> list[PluginReport]:
         plugin = pm.get_plugin(info.name)
         if plugin is not None:
             report.errors += _unknown_hooks(plugin)
-        for kind, names in (("task", info.tasks), ("tokenizer", info.tokenizers)):
+        for kind, names in (
+            ("task", info.tasks),
+            ("tokenizer", info.tokenizers),
+            ("importer", info.importers),
+        ):
             for spec_name in names:
                 spec = catalog.table(kind)[spec_name]
                 try:
@@ -289,7 +293,7 @@ def check_plugins(name: str | None = None) -> list[PluginReport]:
         adds_commands = any(
             impl.plugin_name == info.name for impl in pm.hook.register_commands.get_hookimpls()
         )
-        registered = info.models or info.tasks or info.tokenizers or adds_commands
+        registered = info.models or info.tasks or info.tokenizers or info.importers or adds_commands
         if not registered and not report.errors and not info.builtin:
             report.errors.append(
                 "registers nothing: are its hook functions decorated with @zoo_core.hookimpl, "

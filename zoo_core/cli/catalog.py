@@ -137,6 +137,11 @@ def _run_info(source: str, as_json: bool) -> None:
     click.echo(f"  data: {data_line}")
     if data["tokenizer"]:
         click.echo(f"  tokenizer: {shown(data['tokenizer'])}")
+    origin = data.get("origin") or {}
+    if isinstance(origin, dict) and origin.get("source"):
+        how = "converted from" if origin.get("kind") == "import" else "started from"
+        at = f"@{shown(origin['revision'])}" if origin.get("revision") else ""
+        click.echo(f"  weights: {how} {shown(origin['source'])}{at}")
     seconds = "" if data["seconds"] is None else f" in {data['seconds']:.0f} s"
     if data["finished"]:
         click.echo(f"  trained: {data['steps']:,} steps{seconds}")

@@ -11,10 +11,13 @@ from zoo_core import artifacts
 @click.argument("source")
 @click.option("--revision", help="Branch, tag or commit (default: main, or SOURCE's @REVISION).")
 def pull(source: str, revision: str | None) -> None:
-    """Download model SOURCE (ORG/NAME[@REVISION]) into the Hugging Face cache; print its folder."""
-    from zoo_core.hub import pull as hub_pull  # here: keeps the card and tasks out of start-up
+    """Download model SOURCE (ORG/NAME[@REVISION]) into the Hugging Face cache; print its folder.
 
-    click.echo(hub_pull(source, revision=revision, folder_hint=False))
+    A repo in the transformers layout (GPT-2, ResNet...) is converted once, by the importer an
+    installed plugin registers, and the converted folder is printed."""
+    from zoo_core import importers  # here: keeps the card and tasks out of start-up
+
+    click.echo(importers.pull(source, revision=revision, folder_hint=False))
 
 
 @click.command()

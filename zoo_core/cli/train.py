@@ -34,6 +34,12 @@ from zoo_core.launch import launch
 @click.option("--out", type=click.Path(), help="Run folder (default: a new one under runs/).")
 @click.option("--resume", type=click.Path(), help="Continue the run in this folder.")
 @click.option(
+    "--init",
+    "init",
+    metavar="RUN|ORG/NAME",
+    help="Start from these weights (a run folder or a Hub repo) instead of random ones.",
+)
+@click.option(
     "--set",
     "sets",
     multiple=True,
@@ -67,6 +73,7 @@ def train(
     compile_: bool | None,
     out: str | None,
     resume: str | None,
+    init: str | None,
     sets: tuple[str, ...],
     tokenizer: str | None,
     quiet: bool,
@@ -101,6 +108,7 @@ def train(
         val_data=val_data,
         out=out,
         resume=resume,
+        init=init,
         overrides=overrides,
         progress=not quiet,
         steps=steps,

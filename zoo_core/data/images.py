@@ -56,11 +56,20 @@ def scan_folder(folder: str | Path, flat: bool = False) -> tuple[list[str], list
     return [d.name for d in class_dirs], files, labels
 
 
-def read_image(path: Any, size: int, channels: int) -> np.ndarray:
+RESAMPLING = ("nearest", "bilinear", "bicubic", "lanczos")
+
+
+def read_image(
+    path: Any, size: int, channels: int, resize: int | None = None, resample: str = "bilinear"
+) -> np.ndarray:
     """One image ``(channels, size, size)`` as uint8: cropped to a square around its centre and
-    resized. ``path`` is a file, or an image already opened with Pillow. Raises ZooError naming
-    the file when Pillow cannot read it."""
+    resized; or, with ``resize``, resized so that its shorter side is ``resize`` pixels, then
+    cropped to ``size`` around its centre (as `transformers` image processors do). ``path`` is
+    a file, or an image already opened with Pillow. Raises ZooError naming the file when Pillow
+    cannot read it."""
     from PIL import Image, ImageOps
+
+    method = getattr(Image.Resampling, resample.upper())
 
     def square(image: Image.Image) -> Image.Image:
         image = ImageOps.exif_transpose(image)
@@ -70,7 +79,14 @@ def read_image(path: Any, size: int, channels: int) -> np.ndarray:
             wide = np.asarray(image, dtype=np.float64) / 257.0
             image = Image.fromarray(wide.round().clip(0, 255).astype(np.uint8))  # mode L
         image = image.convert("L" if channels == 1 else "RGB")
-        return ImageOps.fit(image, (size, size), Image.Resampling.BILINEAR)
+        if resize is None:
+            return ImageOps.fit(image, (size, size), method)
+        short, long = sorted(image.size)
+        scaled = max(1, int(resize * long / short))
+        width, height = (resize, scaled) if image.width <= image.height else (scaled, resize)
+        image = image.resize((width, height), method)
+        left, top = (width - size) // 2, (height - size) // 2
+        return image.crop((left, top, left + size, top + size))
 
     try:
         if isinstance(path, Image.Image):
@@ -85,7 +101,13 @@ def read_image(path: Any, size: int, channels: int) -> np.ndarray:
 
 
 def read_images(
-    files: list[Path], labels: list[int], size: int, channels: int, on_error: str = "skip"
+    files: list[Path],
+    labels: list[int],
+    size: int,
+    channels: int,
+    on_error: str = "skip",
+    resize: int | None = None,
+    resample: str = "bilinear",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Images ``(N, channels, size, size)`` (uint8) and labels ``(N,)``.
 
@@ -95,7 +117,7 @@ def read_images(
     images, kept, skipped = [], [], []
     for path, label in zip(files, labels, strict=True):
         try:
-            images.append(read_image(path, size, channels))
+            images.append(read_image(path, size, channels, resize, resample))
         except ZooError as exc:
             if on_error == "error":
                 raise ZooError(

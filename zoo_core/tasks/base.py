@@ -112,6 +112,11 @@ class Task:
     def load_state(self, state: dict[str, Any]) -> None:
         """Restore what ``state`` returned."""
 
+    def adopt(self, other: Task) -> None:
+        """Keep what ``other`` (the task of the weights a run starts from, ``--init``) learned
+        that those weights depend on, such as an image classifier's preprocessing. Called
+        before ``setup``; the default keeps nothing."""
+
     def model_config(self) -> dict[str, Any]:
         """Model config fields the data decides (applied where the model's config has them)."""
         return {}

@@ -123,14 +123,59 @@ class ImageClassification(Task):
         load_data_state(self, state)
         self.mean = state.get("mean")
         self.std = state.get("std")
+        # Imported weights' preprocessing: the shorter side resized to `resize` pixels, then
+        # the centre cropped (absent: the image's centre square, resized bilinearly).
+        self.resize = state.get("resize")
+        self.resample = state.get("resample", "bilinear")
+        try:
+            if self.resize is not None:
+                check_count("resize", self.resize, MAX_IMAGE_SIZE)
+            if self.resample not in image_data.RESAMPLING:
+                raise ValueError(
+                    f"resample must be one of {', '.join(image_data.RESAMPLING)}, not "
+                    f"{self.resample!r}"
+                )
+            for name in ("mean", "std"):
+                value = getattr(self, name)
+                if value is not None and (
+                    not isinstance(value, list)
+                    or not all(
+                        isinstance(v, int | float) and not isinstance(v, bool) for v in value
+                    )
+                ):
+                    raise ValueError(f"{name} must be a list of numbers")
+        except ValueError as exc:
+            raise ZooError(f"the saved task state's {exc}") from None
+        # Statistics kept from the weights a run started from (--init), not fit to its data.
+        self._adopted = (self.mean, self.std) if state.get("adopted") and self.mean else None
         self.confusion: list[list[int]] | None = None
 
     def state(self) -> dict[str, Any]:
+        extra = {"resize": self.resize, "resample": self.resample} if self.resize else {}
+        if getattr(self, "_adopted", None):  # kept from the weights it started from
+            extra["adopted"] = True
         return {
             **data_state(self),
             "mean": self.mean,
             "std": self.std,
+            **extra,
         }
+
+    def adopt(self, other: Task) -> None:
+        """Read images as the weights' own task did (resize, resample), normalised by its
+        statistics rather than the new data's."""
+        self.resize, self.resample = getattr(other, "resize", None), other.resample
+        self._adopted = (list(other.mean), list(other.std)) if other.mean else None
+
+    @property
+    def _resizing(self) -> tuple[int | None, str]:
+        return self.resize, self.resample
+
+    def _read(self, path: Any) -> np.ndarray:
+        """One image as this task's model reads it, before normalisation."""
+        return image_data.read_image(
+            path, self.image_size, self.channels, self.resize, self.resample
+        )
 
     # -- data ----------------------------------------------------------------------------------
     def setup(self, data: str | None, val_data: str | None = None, seed: int = 0) -> None:
@@ -187,6 +232,8 @@ class ImageClassification(Task):
         pixels = self.train_x.float().div_(255).transpose(0, 1).reshape(self.channels, -1)
         self.mean = pixels.mean(dim=1).tolist()
         self.std = pixels.std(dim=1).clamp_min(1e-3).tolist()
+        if getattr(self, "_adopted", None):  # the statistics the weights were trained with
+            self.mean, self.std = self._adopted
 
     def _read_splits(self, source, files, val_files):
         """((train images, labels), (val images, labels)) as tensors; val sorted by class."""
@@ -197,12 +244,12 @@ class ImageClassification(Task):
                 x = _grey(x)
         else:
             x, y = image_data.read_images(
-                *files, self.image_size, self.channels, self.options.bad_images
+                *files, self.image_size, self.channels, self.options.bad_images, *self._resizing
             )
         self._check_classes(y, source)
         if val_files is not None:
             val = image_data.read_images(
-                *val_files, self.image_size, self.channels, self.options.bad_images
+                *val_files, self.image_size, self.channels, self.options.bad_images, *self._resizing
             )
             if len(val[1]) == 0:
                 raise ZooError(f"the validation folder '{self.val_source}' has no readable images")
@@ -264,6 +311,7 @@ class ImageClassification(Task):
                 self.image_size,
                 self.channels,
                 self.options.bad_images,
+                *self._resizing,
             )
             if len(y) == 0:
                 raise ZooError(f"'{data}' has no readable images")
@@ -399,7 +447,7 @@ class ImageClassification(Task):
                 result: dict[str, Any] = {"image": _name(path)}
                 results.append(result)
                 try:
-                    pixels = image_data.read_image(path, self.image_size, self.channels)
+                    pixels = self._read(path)
                 except ZooError as exc:
                     if on_error == "raise":
                         raise

@@ -32,3 +32,4 @@ class TrainConfig:
     parallel: Literal["ddp", "fsdp"] = "ddp"
     grad_accum: int = 1  # micro-batches per optimiser step; --batch-size stays the whole step's
     activation_checkpointing: bool = False  # recompute each declared block in backward
+    freeze: Literal["none", "backbone"] = "none"  # backbone: train the model's `head` alone

@@ -34,6 +34,7 @@ from zoo_core.registry import ModelSpec
 from zoo_core.runconfig import RunConfig, build_task, missing_message, saved_model_config
 from zoo_core.tasks.base import Task, task_class
 from zoo_core.training import checkpoint, distributed
+from zoo_core.training import init as initial
 from zoo_core.training.config import TrainConfig
 from zoo_core.training.trainer import Trainer, check_compiler, pick_device
 
@@ -173,22 +174,33 @@ def train(
     resume: str | Path | None = None,
     overrides: dict[str, Any] | None = None,
     progress: bool = True,
+    init: tuple[Path, str] | None = None,
     **train_options: Any,
 ) -> TrainedRun:
-    """Train a registered model, or resume a run folder (see ``zoo_core.train``)."""
+    """Train a registered model, or resume a run folder (see ``zoo_core.train``). ``init``:
+    the folder of the weights to start from, and the source it was given as."""
     try:
         train_options = {k: v for k, v in train_options.items() if v is not None}
         overrides = dict(overrides or {})
         if resume is not None:
+            if init is not None:
+                raise ZooError(
+                    "--init starts a new run; a resumed run goes on from its own checkpoints "
+                    "(its config records what it started from)"
+                )
             given = {"model": model, "task": task, "data": data, "val_data": val_data, "out": out}
             with _lock(Path(resume)):
                 return _resume(Path(resume), overrides, train_options, progress, given)
-        return _train_new(model, task, data, val_data, out, overrides, progress, train_options)
+        return _train_new(
+            model, task, data, val_data, out, overrides, progress, train_options, init
+        )
     finally:
         distributed.finish()  # under torchrun: leave the process group, error or not
 
 
-def _train_new(model, task, data, val_data, out, overrides, progress, train_options) -> TrainedRun:
+def _train_new(
+    model, task, data, val_data, out, overrides, progress, train_options, init=None
+) -> TrainedRun:
     if model is None:
         raise ZooError("name a model to train (see `zoo list`), or --resume a run folder")
     spec = get_model_spec(model)
@@ -208,6 +220,12 @@ def _train_new(model, task, data, val_data, out, overrides, progress, train_opti
     task_defaults = {
         k: v for k, v in spec.train_defaults.items() if k in _config.field_types(task_cls.Options)
     }
+    start = None
+    if init is not None:  # the weights bring their config, tokenizer and task's preprocessing
+        start = initial.read_init(*init, spec, task_name)
+        initial.check_settings(start, task_over, model_over)
+        if start.config.tokenizer and "tokenizer" in _config.field_types(task_cls.Options):
+            task_defaults["tokenizer"] = start.config.tokenizer
     # A variant's defaults may name options of its other tasks (an lm seq_len): skip those.
     train_defaults = {
         k: v for k, v in spec.train_defaults.items() if k in _config.field_types(TrainConfig)
@@ -224,18 +242,25 @@ def _train_new(model, task, data, val_data, out, overrides, progress, train_opti
     data = str(Path(data).resolve()) if data is not None else None
     val_data = str(Path(val_data).resolve()) if val_data is not None else None
 
-    task_obj = task_cls(options)
+    task_obj = task_cls(options, tokenizer=start.task.tokenizer if start else None)
+    if start is not None:
+        task_obj.adopt(start.task)
     task_obj.setup(data, val_data, train_cfg.seed)
     config_fields = _config.field_types(model_cls.config_class)
     from_data = {k: v for k, v in task_obj.model_config().items() if k in config_fields}
+    saved = start.config.model_config if start else {}
     model_cfg = _config.build(
         model_cls.config_class,
-        {**spec.defaults, **from_data, **model_over},
+        {**spec.defaults, **saved, **from_data, **model_over},
         f"model '{spec.name}' config",
     )
     task_obj.bind(model_cfg)
     torch.manual_seed(train_cfg.seed)  # the same seed, the same initial weights
     net = model_cls(model_cfg)
+    if start is not None:
+        renewed = {k: (saved[k], v) for k, v in from_data.items() if k in saved and saved[k] != v}
+        initial.load_init(net, start, renewed)
+    initial.freeze(net, train_cfg.freeze, spec.name)
 
     existed = out is not None and Path(out).is_dir()
     run_dir = _shared_run_dir(spec.name, out)
@@ -260,6 +285,7 @@ def _train_new(model, task, data, val_data, out, overrides, progress, train_opti
             data=data,
             val_data=val_data,
             data_fingerprints=_fingerprints(data, val_data),
+            origin=start.origin if start else {},
         )
         trainer = None
         try:
@@ -294,6 +320,10 @@ def _unsharded(net: nn.Module, cls: type, model_cfg: Any, run_dir: Path) -> nn.M
     plain = cls(model_cfg)
     artifacts.load_weights(plain, run_dir / artifacts.WEIGHTS_FILE)
     return plain
+
+
+def _has_checkpoint(run_dir: Path) -> bool:
+    return checkpoint.newest_state(run_dir / artifacts.CHECKPOINTS_DIR) is not None
 
 
 def _lock(run_dir: Path):
@@ -468,6 +498,12 @@ def _resume(
     _check_left_to_train(run_dir, train_cfg)
     torch.manual_seed(train_cfg.seed)  # a run with no checkpoint yet starts as it first did
     net = cls(model_cfg)
+    if config.origin.get("kind") == "init" and not _has_checkpoint(run_dir):
+        raise ZooError(
+            f"'{run_dir}' stopped before its first checkpoint, and it started from the weights "
+            f"of '{config.origin.get('source')}': start it again with --init"
+        )
+    initial.freeze(net, train_cfg.freeze, spec.name)
     task_obj.setup(config.data, config.val_data, train_cfg.seed)
     task_obj.bind(model_cfg)
     config.train_config = _config.to_json(train_cfg)

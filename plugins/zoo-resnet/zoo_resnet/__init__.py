@@ -1,6 +1,6 @@
 """The zoo's ResNet plugin: registers the `resnet` family. Imports no torch (specs name code lazily)."""
 
-from zoo_core import ModelSpec, hookimpl
+from zoo_core import ImporterSpec, ModelSpec, PretrainedWeights, hookimpl
 
 _MODEL = "zoo_resnet.model:ResNet"
 _PAPER = "He, Zhang, Ren & Sun, Deep Residual Learning for Image Recognition (2015)"
@@ -15,6 +15,22 @@ _IMAGENET = {
     "shortcut": "B",
     "image_size": 224,
     "num_classes": 1000,
+}
+
+
+# Microsoft's ImageNet-1k weights as `transformers` publishes them, converted by the resnet
+# importer (importers.py), pinned to a commit of each repo.
+_MICROSOFT = {
+    "resnet18": PretrainedWeights(
+        "microsoft/resnet-18",
+        revision="65a5785d9156231087c481e0c7dd33a5ff6f7e3e",
+        summary="ImageNet-1k, 1000 classes (transformers' ResNetForImageClassification)",
+    ),
+    "resnet50": PretrainedWeights(
+        "microsoft/resnet-50",
+        revision="34c2154c194f829b11125337b98c8f5f9965ff19",
+        summary="ImageNet-1k, 1000 classes (transformers' ResNetForImageClassification)",
+    ),
 }
 
 
@@ -63,5 +79,19 @@ def register_models(register):
                 paper=_PAPER,
                 defaults=defaults,
                 train_defaults=train_defaults,
+                pretrained={"microsoft": _MICROSOFT[name]} if name in _MICROSOFT else {},
             )
         )
+
+
+@hookimpl
+def register_importers(register):
+    register(
+        ImporterSpec(
+            name="transformers-resnet",
+            format="transformers",
+            model_type="resnet",
+            importer="zoo_resnet.importers:import_resnet",
+            summary="ResNet classifiers in the transformers layout (microsoft/resnet-50)",
+        )
+    )

@@ -1,7 +1,7 @@
 """The zoo's Transformer plugin: a GPT-style decoder (`transformer`, `gpt2-*`) and an encoder
 (`transformer-encoder`), and the `word` tokenizer. Imports no torch (specs name code lazily)."""
 
-from zoo_core import ModelSpec, TokenizerSpec, hookimpl
+from zoo_core import ImporterSpec, ModelSpec, PretrainedWeights, TokenizerSpec, hookimpl
 
 _DECODER = "zoo_transformer.model:TransformerLM"
 _ENCODER = "zoo_transformer.model:TransformerEncoder"
@@ -12,6 +12,22 @@ _ATTENTION = "Vaswani et al., Attention Is All You Need (2017)"
 # The width is split into n_head heads, and rope rotates pairs of a head's dimensions: whole
 # heads of an even size.
 _WIDTH = {"width": "n_embd", "width_multiple_of": (2, "n_head")}
+
+
+# OpenAI's GPT-2 weights as `transformers` publishes them, converted by the gpt2 importer
+# (importers.py), pinned to a commit of each repo.
+_OPENAI = {
+    "gpt2-small": PretrainedWeights(
+        "openai-community/gpt2",
+        revision="607a30d783dfa663caf39e06633721c8d4cfcd7e",
+        summary="OpenAI's GPT-2 (124M), WebText; its byte-level BPE tokenizer",
+    ),
+    "gpt2-medium": PretrainedWeights(
+        "openai-community/gpt2-medium",
+        revision="6dcaa7a952f72f9298047fd5137cd6e4f05f41da",
+        summary="OpenAI's GPT-2 medium (355M), WebText; its byte-level BPE tokenizer",
+    ),
+}
 
 
 def _gpt2(name: str, n_layer: int, n_head: int, n_embd: int, summary: str) -> ModelSpec:
@@ -32,6 +48,7 @@ def _gpt2(name: str, n_layer: int, n_head: int, n_embd: int, summary: str) -> Mo
             "pos_encoding": "learned",
         },
         train_defaults={"steps": 5000, "batch_size": 16, "lr": 6e-4, "warmup": 200},
+        pretrained={"openai": _OPENAI[name]},
     )
 
 
@@ -91,5 +108,18 @@ def register_tokenizers(register):
             "zoo_transformer.tokenizer:WordTokenizer",
             "one token per whitespace-separated word of the training text (vocab_size: the most "
             "frequent)",
+        )
+    )
+
+
+@hookimpl
+def register_importers(register):
+    register(
+        ImporterSpec(
+            name="transformers-gpt2",
+            format="transformers",
+            model_type="gpt2",
+            importer="zoo_transformer.importers:import_gpt2",
+            summary="GPT-2 weights and tokenizer in the transformers layout (openai-community/gpt2)",
         )
     )

@@ -52,6 +52,8 @@ class BlockConfig:
     pos_encoding: PosEncoding = "learned"
     rope_base: float = 10000.0  # RoPE's frequency base
     mixer: Literal["attention", "lstm"] = "attention"  # what mixes positions inside a block
+    activation: Literal["gelu", "gelu_tanh"] = "gelu"  # the MLP's; GPT-2 uses tanh-approximated
+    layer_norm_eps: float = 1e-5  # every LayerNorm's epsilon
 
     def __post_init__(self):
         if min(self.n_layer, self.n_head, self.n_embd, self.context_length, self.vocab_size) < 1:
@@ -68,6 +70,10 @@ class BlockConfig:
             raise ValueError("dropout must be in [0, 1)")
         if self.mixer not in ("attention", "lstm"):
             raise ValueError(f"unknown mixer {self.mixer!r}; use attention or lstm")
+        if self.activation not in ("gelu", "gelu_tanh"):
+            raise ValueError(f"unknown activation {self.activation!r}; use gelu or gelu_tanh")
+        if not 0 < self.layer_norm_eps < 1:
+            raise ValueError(f"layer_norm_eps must be in (0, 1), not {self.layer_norm_eps}")
 
     @property
     def max_context(self) -> int | None:
@@ -194,9 +200,10 @@ class MLP(nn.Module):
         self.fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
         self.proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
         self.drop = nn.Dropout(config.dropout)
+        self.approximate = "tanh" if config.activation == "gelu_tanh" else "none"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop(self.proj(F.gelu(self.fc(x))))  # (B, T, C)
+        return self.drop(self.proj(F.gelu(self.fc(x), approximate=self.approximate)))  # (B, T, C)
 
 
 class Block(nn.Module):
@@ -204,9 +211,9 @@ class Block(nn.Module):
 
     def __init__(self, config: BlockConfig):
         super().__init__()
-        self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.ln_1 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias)
         self.attn = SelfAttention(config) if config.mixer == "attention" else LSTMMixer(config)
-        self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.ln_2 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias)
         self.mlp = MLP(config)
 
     def forward(self, x, mask, is_causal, rope=None, cache=None):
@@ -232,7 +239,7 @@ class _Body(nn.Module):
         self.drop = nn.Dropout(config.dropout)
         # The declared blocks (zoo_core.protocols.blocks): FSDP units, recomputed in backward.
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
-        self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.ln_f = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias)
         # Only learned positions bound what the model can read.
         self.max_context = config.max_context
 
