@@ -19,8 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo_core import plot, protocols
+from zoo_core.data import hf, shapes
 from zoo_core.data import images as image_data
-from zoo_core.data import shapes
 from zoo_core.errors import ZooError
 from zoo_core.tasks.base import Task, trained_on
 
@@ -45,6 +45,9 @@ class ImageOptions:
     pad: int = 4  # training augmentation: random crop after padding by this many pixels (0: off)
     flip: bool = True  # training augmentation: random horizontal flips
     bad_images: Literal["skip", "error"] = "skip"  # an unreadable file: warn and skip, or stop
+    split: str = "train"  # of a data set read through `datasets` (hf:ORG/NAME, Parquet, Arrow)
+    image_column: str | None = None  # its images; default: its Image column
+    label_column: str | None = None  # its labels; default: its ClassLabel column
 
     def __post_init__(self):
         check_count("num_images", self.num_images, MAX_NUM_IMAGES)
@@ -143,17 +146,48 @@ class ImageClassification(Task):
             self.classes = list(shapes.CLASSES)
             self._files = None
         else:
+            if hf.is_hub(data):
+                self.source = data = hf.pin(data)
             self.data_name = str(data)
-            self.classes, files, labels = image_data.scan_folder(data, flat=self.min_classes < 2)
+            self.classes, files, labels = self._scan(data)
             self._files = (files, labels)
         self._val_files = None
         if val_data is not None:
-            val_classes, files, labels = image_data.scan_folder(val_data, flat=self.min_classes < 2)
+            val_classes, files, labels = self._scan(val_data)
             self._val_files = (files, self._relabel(val_classes, labels, val_data))
+        elif data is not None and hf.is_table(data):  # the data set's own validation split
+            self._val_files = self._table_split(data)
         if len(self.classes) < self.min_classes:
             raise ZooError(
                 f"'{data}' has one class folder only ({self.classes[0]}); classification needs two or more"
             )
+
+    def _scan(self, data: str, split: str | None = None) -> tuple[list[str], Any, list[int]]:
+        """Class names, images (files, or a data set's image column) and class indices."""
+        if not hf.is_table(data):
+            return image_data.scan_folder(data, flat=self.min_classes < 2)
+        o = self.options
+        dataset = hf.open_split(data, split or o.split)
+        image = hf.find_column(dataset, "image", o.image_column, "image_column", data)
+        try:
+            label = hf.find_column(dataset, "label", o.label_column, "label_column", data)
+        except ZooError:
+            if self.min_classes > 1 or o.label_column is not None:
+                raise
+            return ["images"], hf.Column(dataset, image), [0] * len(dataset)  # one class
+        names = hf.class_names(dataset, label)
+        found = hf.labels(dataset, label, names, data)
+        classes = names or sorted(set(found))
+        index = {c: i for i, c in enumerate(classes)}
+        return classes, hf.Column(dataset, image), [index[c] for c in found]
+
+    def _table_split(self, data: str) -> tuple[Any, list[int]] | None:
+        """A data set's ``validation`` (or ``test``) split as (images, class indices)."""
+        found = hf.validation_split(data)
+        if found is None:
+            return None
+        classes, images, labels = self._scan(data, found[0])
+        return images, self._relabel(classes, labels, f"{data} ({found[0]})")
 
     def _relabel(self, found: list[str], labels: list[int], where: str) -> list[int]:
         unknown = sorted(set(found) - set(self.classes))
@@ -247,28 +281,27 @@ class ImageClassification(Task):
     def setup_eval(self, data: str | None) -> None:
         if data is None and self.val_source is not None:
             data = trained_on(self.val_source)
-        if data is None:  # the held-out part of what it was trained on
+        val_files = None
+        if data is None and self.source is not None and hf.is_table(self.source):
+            val_files = self._table_split(trained_on(self.source))  # its own validation split
+        if data is None and val_files is None:  # the held-out part of what it was trained on
             files = None
             if self.source is not None:
-                classes, found, labels = image_data.scan_folder(
-                    trained_on(self.source), flat=self.min_classes < 2
-                )
+                classes, found, labels = self._scan(trained_on(self.source))
                 files = (found, self._relabel(classes, labels, self.source))
             _, (self.val_x, self.val_y) = self._read_splits(self.source, files, None)
-        else:
-            classes, found, labels = image_data.scan_folder(data, flat=self.min_classes < 2)
+            return
+        if val_files is None:
+            classes, found, labels = self._scan(data)
             self.val_source = data
-            x, y = image_data.read_images(
-                found,
-                self._relabel(classes, labels, data),
-                self.image_size,
-                self.channels,
-                self.options.bad_images,
-            )
-            if len(y) == 0:
-                raise ZooError(f"'{data}' has no readable images")
-            order = np.argsort(y, kind="stable")
-            self.val_x, self.val_y = torch.from_numpy(x[order]), torch.from_numpy(y[order])
+            val_files = (found, self._relabel(classes, labels, data))
+        x, y = image_data.read_images(
+            *val_files, self.image_size, self.channels, self.options.bad_images
+        )
+        if len(y) == 0:
+            raise ZooError(f"'{data or self.source}' has no readable images")
+        order = np.argsort(y, kind="stable")
+        self.val_x, self.val_y = torch.from_numpy(x[order]), torch.from_numpy(y[order])
 
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 images ``(B, C, h, w)`` as a model of this task reads them: floats

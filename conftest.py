@@ -1,0 +1,18 @@
+"""Shared by every test folder (the core's and the plugins'): caches kept out of the user's."""
+
+import os
+
+import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _zoo_cache(tmp_path_factory):
+    """Token maps go to a folder of this test session (``ZOO_CACHE``), which `zoo` commands run
+    in subprocesses inherit, never to the user's Hugging Face home."""
+    before = os.environ.get("ZOO_CACHE")
+    os.environ["ZOO_CACHE"] = str(tmp_path_factory.mktemp("zoo-cache"))
+    yield
+    if before is None:
+        os.environ.pop("ZOO_CACHE", None)
+    else:
+        os.environ["ZOO_CACHE"] = before
