@@ -60,7 +60,7 @@ def is_table(data: Any) -> bool:
     path = Path(data)
     if path.is_file():
         return path.suffix.lower() in TABLE_SUFFIXES
-    return path.is_dir() and (path / "dataset_info.json").is_file() or _is_dict_folder(path)
+    return (path.is_dir() and (path / "dataset_info.json").is_file()) or _is_dict_folder(path)
 
 
 def _is_dict_folder(path: Path) -> bool:
@@ -153,9 +153,10 @@ def _cached_commit(repo: str, revision: str) -> str | None:
 def load_split(data: str, split: str, streaming: bool = False) -> Any:
     """Split ``split`` of a pinned Hub data set or of a local table, as a ``datasets`` data set
     (an ``IterableDataset`` when ``streaming``). Raises ``KeyError`` for a split it lacks."""
-    import datasets
+    datasets = _datasets()
 
-    datasets.disable_progress_bars() if not _tty() else None
+    if not _tty():
+        datasets.disable_progress_bars()
     try:
         if is_hub(data):
             spec = parse(data)
@@ -164,11 +165,13 @@ def load_split(data: str, split: str, streaming: bool = False) -> Any:
             )
         path = Path(data)
         if path.is_file():
-            kind = "parquet" if path.suffix.lower() == ".parquet" else "arrow"
             if split != "train":
                 raise KeyError(split)
+            if path.suffix.lower() == ".arrow":  # memory-mapped where it is, no copy
+                table = datasets.Dataset.from_file(str(path))
+                return table.to_iterable_dataset() if streaming else table
             return datasets.load_dataset(
-                kind, data_files={"train": str(path)}, split="train", streaming=streaming
+                "parquet", data_files={"train": str(path)}, split="train", streaming=streaming
             )
         saved = datasets.load_from_disk(str(path))
         if isinstance(saved, datasets.DatasetDict):
@@ -211,7 +214,7 @@ def _tty() -> bool:
 
 def splits(data: str) -> list[str]:
     """The split names a data set has (for messages)."""
-    import datasets
+    datasets = _datasets()
 
     try:
         if is_hub(data):
@@ -270,8 +273,20 @@ def key_of(data: str, split: str, column: str) -> dict[str, Any]:
 
 
 # -- columns -------------------------------------------------------------------------------------
+def _datasets() -> Any:
+    """The ``datasets`` library, or one line on how to install it."""
+    try:
+        import datasets
+    except ImportError:
+        raise ZooError(
+            "reading a data set (hf:ORG/NAME, Parquet, Arrow) needs the 'datasets' package; "
+            "install it with: pip install 'zoo-core[hf]'"
+        ) from None
+    return datasets
+
+
 def _kind(feature: Any) -> str:
-    import datasets
+    datasets = _datasets()
 
     if isinstance(feature, datasets.ClassLabel):
         return "label"
@@ -336,7 +351,7 @@ def find_column(
 
 def class_names(dataset: Any, column: str) -> list[str] | None:
     """A ClassLabel column's class names (None for a plain column)."""
-    import datasets
+    datasets = _datasets()
 
     feature = dataset.features[column]
     if isinstance(feature, datasets.ClassLabel):
