@@ -150,7 +150,7 @@ def _build(
             for part, batch in _batches(_cut(line_chunks(pieces()), cuts)):
                 encoded = tokenizer.encode_batch(batch)
                 for text, ids in zip(batch, encoded, strict=True):
-                    array = np.asarray(ids, dtype=np.int64)
+                    array = np.asarray(ids)  # a list becomes int64; an array stays as it is
                     if array.size and (array.min() < 0 or array.max() >= tokenizer.vocab_size):
                         raise ZooError(
                             f"the {tokenizer.name} tokenizer gave an id outside its vocabulary "

@@ -62,12 +62,12 @@ class CharTokenizer(Tokenizer):
             return super().encode_batch(texts)
         points = np.array([ord(c) for c in self.chars], dtype=np.uint32)
         order = np.argsort(points)
-        keys, values = points[order], (order + 1).astype(np.int64)
+        keys, values = points[order], (order + 1).astype(np.int32)
         out = []
         for text in texts:
             codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
             if not len(keys):
-                out.append(np.zeros(len(codes), dtype=np.int64))
+                out.append(np.zeros(len(codes), dtype=np.int32))
                 continue
             at = np.minimum(np.searchsorted(keys, codes), len(keys) - 1)
             out.append(np.where(keys[at] == codes, values[at], 0))
