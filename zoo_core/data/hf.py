@@ -11,6 +11,7 @@ features and every value is type-checked as it is read. Nothing here is imported
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from collections.abc import Iterator
@@ -404,18 +405,57 @@ def labels(dataset: Any, column: str, names: list[str] | None, where: str) -> li
 
 
 class Column:
-    """A column's values read on demand, a batch of rows at a time (images decoded by
-    ``datasets`` as they are read), so the data set is never all in memory."""
+    """A column's values read on demand, a batch of rows at a time, so the data set is never all
+    in memory. An ``Image`` column gives each image's encoded bytes (a file object), decoded by
+    the reader: an image stored as a path only is refused, as a path a data set names is never
+    read."""
 
-    def __init__(self, dataset: Any, column: str):
-        self.dataset, self.column = dataset, column
+    def __init__(self, dataset: Any, column: str, where: str = ""):
+        self.dataset, self.column, self.where = dataset, column, where
+        datasets = _datasets()
+        self.image = isinstance(dataset.features[column], datasets.Image)
+        if self.image:  # bytes, never decoded (nor a path opened) by datasets
+            self.dataset = dataset.select_columns([column]).cast_column(
+                column, datasets.Image(decode=False)
+            )
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def __iter__(self) -> Iterator[Any]:
+        n = 0
         for batch in self.dataset.select_columns([self.column]).iter(batch_size=ROWS_PER_BATCH):
-            yield from batch[self.column]
+            for value in batch[self.column]:
+                yield self._value(value, n) if self.image else value
+                n += 1
+
+    def encoded(self, indices: list[int]) -> list[bytes]:
+        """The encoded images of rows ``indices`` (an ``Image`` column)."""
+        values = self.dataset[list(map(int, indices))][self.column]
+        return [self._value(v, i).getvalue() for v, i in zip(values, indices, strict=True)]
+
+    def name(self, index: int) -> str:
+        return f"row {index} of {self.where}"
+
+    def _value(self, value: Any, index: int) -> io.BytesIO:
+        data = value.get("bytes") if isinstance(value, dict) else None
+        if not isinstance(data, bytes):
+            raise ZooError(
+                f"image in {self.name(index)} is not stored in the data set (a path only); "
+                "store the images' bytes in it (datasets' Image feature does by default)"
+            )
+        return _Encoded(data, self.name(index))
+
+
+class _Encoded(io.BytesIO):
+    """An image file's bytes, named by where they came from (for error messages)."""
+
+    def __init__(self, data: bytes, name: str):
+        super().__init__(data)
+        self.name = name
+
+    def __str__(self) -> str:
+        return self.name
 
 
 def rows(dataset: Any, columns: list[str]) -> Iterator[dict[str, Any]]:
