@@ -129,6 +129,16 @@ def _decode_many(items: list[Any], size: int, channels: int) -> list[np.ndarray 
     return out
 
 
+class _Done:
+    """A result already there, read as a future's is."""
+
+    def __init__(self, value: Any):
+        self.value = value
+
+    def result(self) -> Any:
+        return self.value
+
+
 class LazyImages:
     """Images ``(N, channels, size, size)`` as uint8 that are decoded only when rows of them are
     read, in ``workers`` processes, so that memory stays flat however many there are.
@@ -151,7 +161,7 @@ class LazyImages:
         names: Callable[[int], str] | None = None,
     ):
         self.items, self.count, self.size, self.channels = items, count, size, channels
-        self.workers, self.on_error = max(1, workers), on_error
+        self.workers, self.on_error = workers, on_error  # 0 workers: decoded in this process
         self.names = names or str
         self.shape = (count, channels, size, size)
         self._pool: Any = None
@@ -162,6 +172,8 @@ class LazyImages:
         return self.count
 
     def _submit(self, indices: list[int]) -> list[Any]:
+        if self.workers == 0:
+            return [(indices, _Done(_decode_many(self.items(indices), self.size, self.channels)))]
         if self._pool is None:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
@@ -205,6 +217,8 @@ class LazyImages:
 
     def prefetch(self, indices: Any) -> None:
         """Start decoding ``indices`` (the rows the next request will likely be for)."""
+        if self.workers == 0:
+            return
         wanted = tuple(int(i) for i in indices)
         self._ahead = (wanted, self._submit(list(wanted)))
 
