@@ -108,3 +108,15 @@ def test_an_image_column_gives_the_images(tmp_path):
 
     task.bind(Config())
     assert tuple(task.train_x.shape) == (18, 3, 8, 8) and len(task.val_y) == 6
+
+
+def test_a_streamed_data_set_gives_the_text_it_gives_downloaded(tables, tmp_path, monkeypatch):
+    for kind in ("parquet", "saved"):
+        monkeypatch.setenv("ZOO_CACHE", str(tmp_path / f"cache-{kind}"))
+        downloaded = LanguageModeling(LMOptions(seq_len=16))
+        downloaded.setup(str(tables[kind]))
+        monkeypatch.setenv("ZOO_CACHE", str(tmp_path / f"streamed-{kind}"))  # built again
+        streamed = LanguageModeling(LMOptions(seq_len=16, streaming=True))
+        streamed.setup(str(tables[kind]))
+        assert streamed.train_ids.tolist() == downloaded.train_ids.tolist()
+        assert streamed.val_ids.tolist() == downloaded.val_ids.tolist()

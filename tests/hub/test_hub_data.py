@@ -124,6 +124,13 @@ def test_lm_on_a_hub_data_set_pinned_resumed_and_offline(client, data_mirror, tm
     # The two revisions are two token maps; each run's first batch came from its own text.
     assert len(list((tmp_path / "zoo-cache" / "tokens").glob("*.json"))) == 4
 
+    # Offline, the cached data set loads with no request to the server.
+    before = server.requests()
+    for offline in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE"):
+        metrics = json.loads(hub.zoo("eval", pinned, "--json", **cache, **{offline: "1"}).stdout)
+        assert metrics["val_loss"] > 0
+    assert server.requests() == before
+
     # The server stopped: resuming and evaluating read the same revision from the caches.
     server.stop()
     hub.zoo("train", "--resume", pinned, "--steps", "5", "--quiet", **cache)
