@@ -183,11 +183,8 @@ def load_split(data: str, split: str, streaming: bool = False) -> Any:
             raise KeyError(split)
         return saved.to_iterable_dataset() if streaming else saved
     except ValueError as exc:
-        if (
-            "Unknown split" in str(exc)
-            or "split" in str(exc).lower()
-            and "should be one of" in str(exc)
-        ):
+        # "Unknown split ..." (downloaded), "Bad split: ..." (streamed)
+        if "split" in str(exc).lower():
             raise KeyError(split) from None
         raise ZooError(f"cannot read data set '{printable(data)}': {printable(exc)}") from None
     except datasets.exceptions.DatasetNotFoundError as exc:
