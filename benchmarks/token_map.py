@@ -71,7 +71,7 @@ tok = fit_tokenizer("bpe", vocab, iter_text(path))._tok  # the tokenizers.Tokeni
 start = time.perf_counter()
 count, batch = 0, []
 with open(path, encoding="utf-8") as f:
-    while chunk := f.read(1 << 20):
+    while chunk := f.read(tokens.CHUNK_CHARS):
         batch.append(chunk)
         if len(batch) == tokens.BATCH_CHUNKS:
             count += sum(len(e.ids) for e in tok.encode_batch(batch, add_special_tokens=False))
