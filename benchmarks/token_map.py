@@ -140,6 +140,7 @@ def main() -> None:
     )
     parser.add_argument("--old", action="store_true", help="also the in-memory path of before")
     parser.add_argument("--keep", action="store_true", help="keep the generated file and caches")
+    parser.add_argument("--train-only", action="store_true", help="measure zoo train alone")
     parser.add_argument("--dir", default=None, help="where to write (default: a temporary folder)")
     args = parser.parse_args()
 
@@ -172,6 +173,8 @@ def main() -> None:
         bins = sum(p.stat().st_size for p in (work / "cache").rglob("*.bin"))
         print(f"token map on disk: {bins / 2**20:,.0f} MiB ({bins / size:.2f} x the file)")
 
+        if args.train_only:
+            return
         env_all = {k: v for k, v in env.items() if k != "OMP_NUM_THREADS"}
         shutil.rmtree(work / "cache", ignore_errors=True)
         _, _, char_peak, out = measured(

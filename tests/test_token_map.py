@@ -14,6 +14,7 @@ from zoo_testutil import TINY, run_zoo
 from zoo_core.data import text as text_data
 from zoo_core.data import tokens
 from zoo_core.errors import ZooError
+from zoo_core.tasks import lm
 from zoo_core.tasks.lm import LanguageModeling, LMOptions
 from zoo_core.tokenizers.base import Tokenizer, fit_tokenizer
 
@@ -58,6 +59,7 @@ def test_batches_are_those_of_the_in_memory_path(cache, corpus, monkeypatch, tok
     # Small chunks, so that the text is encoded in hundreds of pieces.
     monkeypatch.setattr(tokens, "CHUNK_CHARS", 300)
     monkeypatch.setattr(tokens, "BATCH_CHUNKS", 3)
+    monkeypatch.setattr(lm, "REMAP_BATCHES", 2)  # the map made afresh between batches
     task = LanguageModeling(LMOptions(tokenizer=tokenizer, seq_len=32, vocab_size=None))
     task.setup(str(corpus))
     fitted = fit_tokenizer(tokenizer, None, text_data.split(TEXT, 0.1)[0])

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import mmap
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -63,11 +64,29 @@ def dtype_for(vocab_size: int) -> np.dtype:
 
 @dataclass
 class TokenMap:
-    """Token ids (a read-only view of the mapped file, as a tensor) and the characters they
-    encode (for bits per character)."""
+    """Token ids (a view of the mapped file, as a tensor) and the characters they encode (for
+    bits per character). ``reopen`` maps the file afresh: the pages read so far are no longer
+    counted in the process's resident memory (nanoGPT re-creates its memmap for this)."""
 
     ids: torch.Tensor
     chars: int
+    path: Path | None = None
+
+    def reopen(self) -> torch.Tensor:
+        if self.path is not None:
+            self.ids = _map(self.path, self.ids.numpy().dtype)
+        return self.ids
+
+
+def _map(path: Path, dtype: np.dtype) -> torch.Tensor:
+    """The ids in ``path`` as a tensor over a copy-on-write mapping of it (torch gets a
+    writable buffer and the file never changes), advised as read at random so that the kernel
+    reads ahead no pages a window does not ask for. (``numpy.memmap`` offers no ``madvise``.)"""
+    with open(path, "rb") as handle:
+        mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_COPY)
+    if hasattr(mapped, "madvise") and hasattr(mmap, "MADV_RANDOM"):
+        mapped.madvise(mmap.MADV_RANDOM)
+    return torch.from_numpy(np.frombuffer(mapped, dtype=dtype))
 
 
 @contextlib.contextmanager
@@ -100,10 +119,10 @@ def _open(base: Path) -> list[TokenMap] | None:
             path = base.with_suffix(f".{n}.bin")
             if path.stat().st_size != tokens * dtype.itemsize:
                 return None
-            # Copy-on-write: torch gets a writable array (no warning) and the file is never
-            # changed; nothing is read until a window is.
-            array = np.memmap(path, dtype=dtype, mode="c") if tokens else np.zeros(0, dtype=dtype)
-            parts.append(TokenMap(torch.from_numpy(array), int(chars)))
+            if not tokens:  # an empty file cannot be mapped
+                parts.append(TokenMap(torch.from_numpy(np.zeros(0, dtype=dtype)), int(chars)))
+                continue
+            parts.append(TokenMap(_map(path, dtype), int(chars), path))
         return parts
     except (OSError, ValueError, TypeError, KeyError):
         return None

@@ -25,6 +25,8 @@ from zoo_core.inference import SamplingOptions
 from zoo_core.tasks.base import Task, trained_on
 from zoo_core.tokenizers.base import fit_tokenizer
 
+REMAP_BATCHES = 256  # training batches between fresh mappings of the token map
+
 
 @dataclass
 class LMOptions:
@@ -96,10 +98,11 @@ class LanguageModeling(Task):
                 )
             (train,) = self._maps(source)
             (val,) = self._maps(val_split)
-        self.train_ids = train.ids
+        self._train_map, self._batches = train, 0
+        self._keep = len(train.ids)
         if self.options.train_fraction < 1:  # the tokenizer still saw the whole split
-            keep = max(1, round(len(self.train_ids) * self.options.train_fraction))
-            self.train_ids = self.train_ids[:keep]
+            self._keep = max(1, round(len(train.ids) * self.options.train_fraction))
+        self.train_ids = train.ids[: self._keep]
         self.val_ids, self.val_chars = val.ids, val.chars
 
     def setup_eval(self, data: str | None) -> None:
@@ -218,6 +221,11 @@ class LanguageModeling(Task):
             )
 
     def train_batch(self, batch_size: int, generator: torch.Generator) -> tuple:
+        self._batches = getattr(self, "_batches", 0) + 1
+        if self._batches % REMAP_BATCHES == 0 and hasattr(self, "_train_map"):
+            # Pages read so far stay mapped (and counted as resident) until the map is made
+            # afresh; the kernel keeps them cached all the same.
+            self.train_ids = self._train_map.reopen()[: self._keep]
         T = self.options.seq_len
         starts = torch.randint(len(self.train_ids) - T, (batch_size,), generator=generator)
         # Windows read from the token map (uint16 or uint32), made int64 for the embedding.
