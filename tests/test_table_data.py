@@ -120,3 +120,12 @@ def test_a_streamed_data_set_gives_the_text_it_gives_downloaded(tables, tmp_path
         streamed.setup(str(tables[kind]))
         assert streamed.train_ids.tolist() == downloaded.train_ids.tolist()
         assert streamed.val_ids.tolist() == downloaded.val_ids.tolist()
+
+
+def test_hub_names_are_parsed_and_odd_ones_refused():
+    assert hf.parse("hf:acme/texts") == hf.HubData("acme/texts")
+    assert hf.parse("hf:acme/texts:wiki-2@v1.0") == hf.HubData("acme/texts", "wiki-2", "v1.0")
+    assert str(hf.parse("hf:imdb@refs/pr/1")) == "hf:imdb@refs/pr/1"
+    for odd in ("hf:a/b@../../etc", "hf:a b", "hf:", "hf:a/b/c", "hf:a/b@x y"):
+        with pytest.raises(ZooError, match="is not a data set of the Hub; write hf:ORG/NAME"):
+            hf.parse(odd)

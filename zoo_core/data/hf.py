@@ -27,7 +27,7 @@ PREFIX = "hf:"
 TABLE_SUFFIXES = (".parquet", ".arrow")
 _NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}"
 _SPEC = re.compile(
-    rf"hf:(?P<repo>{_NAME}(?:/{_NAME})?)(?::(?P<config>{_NAME}))?(?:@(?P<rev>[^\s@:]{{1,200}}))?"
+    rf"hf:(?P<repo>{_NAME}(?:/{_NAME})?)(?::(?P<config>{_NAME}))?(?:@(?P<rev>[A-Za-z0-9._/-]{{1,200}}))?"
 )
 _COMMIT = re.compile(r"[0-9a-f]{40}")
 ROWS_PER_BATCH = 1024
@@ -71,7 +71,7 @@ def _is_dict_folder(path: Path) -> bool:
 def parse(data: str) -> HubData:
     """``hf:ORG/NAME[:CONFIG][@REVISION]``, or one line on how to write it."""
     match = _SPEC.fullmatch(data)
-    if not match:
+    if not match or ".." in (match["rev"] or ""):
         raise ZooError(
             f"'{printable(data)}' is not a data set of the Hub; write hf:ORG/NAME, "
             "hf:ORG/NAME:CONFIG or hf:ORG/NAME@REVISION"
@@ -128,7 +128,7 @@ def pin(data: str) -> str:
     if sha is None:
         raise ZooError(
             f"data set '{spec}' is not in the Hugging Face cache and {reason}; fetch it once "
-            f"with a network connection (zoo train ... --data {spec}), then it loads offline"
+            "with a network connection (the same command, online), and it loads offline after"
         )
     return str(HubData(spec.repo, spec.config, sha))
 
@@ -199,7 +199,8 @@ def _not_found(data: str, exc: BaseException) -> str:
     if offline():
         return (
             f"data set '{printable(data)}' is not in the Hugging Face cache and offline mode is "
-            "on (HF_HUB_OFFLINE=1); fetch it once with a network connection, then it loads offline"
+            "on (HF_HUB_OFFLINE=1); fetch it once with a network connection (the same command, "
+            "online), and it loads offline after"
         )
     return f"cannot load data set '{printable(data)}': {printable(exc)}"
 
