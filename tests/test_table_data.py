@@ -2,6 +2,7 @@
 data set is (the Hub itself: tests/hub/test_hub_data.py)."""
 
 import pytest
+import torch
 
 from zoo_core.data import hf
 from zoo_core.errors import ZooError
@@ -108,6 +109,16 @@ def test_an_image_column_gives_the_images(tmp_path):
 
     task.bind(Config())
     assert tuple(task.train_x.shape) == (18, 3, 8, 8) and len(task.val_y) == 6
+    # Decoded as they are read, by a worker process: the same batches.
+    lazy = ImageClassification(ImageOptions(val_fraction=0.25, workers=1))
+    lazy.setup(str(tmp_path / "pics"))
+    lazy.bind(Config())
+    a, b = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    for _ in range(3):
+        (xa, ya), (xb, yb) = task.train_batch(5, a), lazy.train_batch(5, b)
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+    assert torch.equal(lazy.val_x[:], task.val_x)
+    lazy.train_x.close()
 
 
 def test_a_streamed_data_set_gives_the_text_it_gives_downloaded(tables, tmp_path, monkeypatch):
