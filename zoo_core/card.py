@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo_core import artifacts
+from zoo_core.data import hf
 from zoo_core.errors import ZooError
 from zoo_core.plugins import get_catalog
 from zoo_core.runconfig import RunConfig
@@ -45,7 +46,12 @@ def pictures(folder: Path, config: RunConfig) -> dict[str, str]:
 
 
 def _dataset_name(config: RunConfig) -> str:
-    return Path(str(config.data_name or "default")).name
+    """The data set as the Hub names it (``ORG/NAME``, so the Hub links the two), or the name
+    of the file, folder or embedded data it was trained on."""
+    name = str(config.data_name or "default")
+    if hf.is_hub(name):
+        return hf.parse(name).repo
+    return Path(name).name
 
 
 def card_data(config: RunConfig, repo_id: str | None = None) -> Any:

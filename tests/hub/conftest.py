@@ -330,3 +330,17 @@ def hub_server() -> HubServer:
         raise
     yield HubServer(endpoint, TOKEN)
     stop(proc)
+
+
+@dataclass
+class RepoKit:
+    """What a test needs to serve git repos of its own through olah."""
+
+    git_commit: object
+    Mirror: type
+    start_olah: object
+
+
+@pytest.fixture(scope="session")
+def repo_kit() -> RepoKit:
+    return RepoKit(git_commit, Mirror, start_olah)

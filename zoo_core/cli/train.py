@@ -17,7 +17,10 @@ from zoo_core.launch import launch
 @click.argument("name", required=False)
 @click.option("--task", help="Task to train for (default: the model's first).")
 @click.option(
-    "--data", type=click.Path(), help="Training data (default: the task's embedded data)."
+    "--data",
+    type=click.Path(),
+    help="Training data: a file, a folder or hf:ORG/NAME[:CONFIG][@REVISION] (default: the "
+    "task's embedded data).",
 )
 @click.option("--val-data", type=click.Path(), help="Validation data (default: a held-out split).")
 @click.option("--steps", type=int, help="Optimisation steps.")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -133,3 +135,153 @@ def read_images(
     if not images:
         return np.zeros((0, channels, size, size), np.uint8), np.zeros(0, np.int64)
     return np.stack(images), np.asarray(kept, dtype=np.int64)
+
+
+def _decode_many(
+    items: list[Any], size: int, channels: int, resize: int | None, resample: str
+) -> list[np.ndarray | None]:
+    """Decode images in a worker process: a file's path, or an image file's bytes (a data set's
+    encoded column); None for one that does not decode."""
+    out: list[np.ndarray | None] = []
+    for item in items:
+        try:
+            out.append(
+                read_image(
+                    io.BytesIO(item) if isinstance(item, bytes) else item,
+                    size,
+                    channels,
+                    resize,
+                    resample,
+                )
+            )
+        except ZooError:
+            out.append(None)
+    return out
+
+
+class _Done:
+    """A result already there, read as a future's is."""
+
+    def __init__(self, value: Any):
+        self.value = value
+
+    def result(self) -> Any:
+        return self.value
+
+
+class LazyImages:
+    """Images ``(N, channels, size, size)`` as uint8 that are decoded only when rows of them are
+    read, in ``workers`` processes, so that memory stays flat however many there are.
+
+    ``items`` gives, for a list of indices, what to decode (paths, or encoded bytes). Indexed
+    by a tensor, a list or a slice, it returns those rows as a uint8 tensor; ``prefetch`` starts
+    decoding rows that are likely to be asked for next (the next training batch), and a request
+    for exactly those rows takes them when ready. Decoding is deterministic, so prefetching
+    never changes what is read.
+    """
+
+    def __init__(
+        self,
+        items: Callable[[list[int]], list[Any]],
+        count: int,
+        size: int,
+        channels: int,
+        workers: int,
+        on_error: str = "skip",
+        names: Callable[[int], str] | None = None,
+        resize: int | None = None,
+        resample: str = "bilinear",
+    ):
+        self.items, self.count, self.size, self.channels = items, count, size, channels
+        self.workers, self.on_error = workers, on_error  # 0 workers: decoded in this process
+        self.names = names or str
+        self.resizing = (resize, resample)  # as read_image takes them
+        self.shape = (count, channels, size, size)
+        self._pool: Any = None
+        self._ahead: tuple[tuple[int, ...], list[Any]] | None = None
+        self._warned: set[int] = set()
+
+    def __len__(self) -> int:
+        return self.count
+
+    def _submit(self, indices: list[int]) -> list[Any]:
+        if self.workers == 0:
+            return [
+                (
+                    indices,
+                    _Done(
+                        _decode_many(self.items(indices), self.size, self.channels, *self.resizing)
+                    ),
+                )
+            ]
+        if self._pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            # The platform's default start method, as torch's DataLoader uses: fork on Linux,
+            # so a script without a main guard works; the workers run Pillow and numpy only.
+            context = multiprocessing.get_context()
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
+        step = max(1, -(-len(indices) // self.workers))
+        parts = [indices[i : i + step] for i in range(0, len(indices), step)]
+        return [
+            (
+                part,
+                self._pool.submit(
+                    _decode_many, self.items(part), self.size, self.channels, *self.resizing
+                ),
+            )
+            for part in parts
+        ]
+
+    def _collect(self, jobs: list[Any]) -> np.ndarray:
+        rows = []
+        for part, job in jobs:
+            for index, image in zip(part, job.result(), strict=True):
+                if image is None:
+                    image = self._bad(index)
+                rows.append(image)
+        if not rows:
+            return np.zeros((0, self.channels, self.size, self.size), np.uint8)
+        # Laid out as read_images lays them out (pixels, then channels), so that sums over them
+        # (the normalisation statistics) add in the same order and give the same bits.
+        return np.stack(
+            [np.ascontiguousarray(r.transpose(1, 2, 0)).transpose(2, 0, 1) for r in rows]
+        )
+
+    def _bad(self, index: int) -> np.ndarray:
+        name = self.names(index)
+        if self.on_error == "error":
+            raise ZooError(
+                f"cannot read image '{name}'; fix or remove the file (or --set bad_images=skip)"
+            )
+        if index not in self._warned and len(self._warned) < _MAX_WARNINGS:
+            print(f"zoo: warning: unreadable image '{name}' read as black", file=sys.stderr)
+        self._warned.add(index)
+        return np.zeros((self.channels, self.size, self.size), np.uint8)
+
+    def prefetch(self, indices: Any) -> None:
+        """Start decoding ``indices`` (the rows the next request will likely be for)."""
+        if self.workers == 0:
+            return
+        wanted = tuple(int(i) for i in indices)
+        self._ahead = (wanted, self._submit(list(wanted)))
+
+    def __getitem__(self, index: Any) -> Any:
+        import torch
+
+        if isinstance(index, slice):
+            wanted = tuple(range(*index.indices(self.count)))
+        else:
+            wanted = tuple(int(i) for i in (index.tolist() if hasattr(index, "tolist") else index))
+        if self._ahead is not None and self._ahead[0] == wanted:
+            jobs = self._ahead[1]
+        else:
+            jobs = self._submit(list(wanted))
+        self._ahead = None
+        return torch.from_numpy(self._collect(jobs))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import codecs
+import hashlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from zoo_core.artifacts import atomic_write
 from zoo_core.data.files import visible_files
+from zoo_core.data.fingerprint import fingerprint
 from zoo_core.errors import ZooError
 
 DEFAULT_TEXT_NAME = "pydoc-topics"
@@ -80,3 +86,89 @@ def split(text: str, val_fraction: float) -> tuple[str, str]:
         raise ZooError(f"val_fraction must be between 0 and 1, not {val_fraction}")
     n = int(len(text) * (1 - val_fraction))
     return text[:n], text[n:]
+
+
+def iter_text(path: str | Path, block: int = 1 << 22) -> Iterator[str]:
+    """``read_text(path)`` in pieces of about ``block`` characters, never all in memory: the
+    pieces joined are that text (files joined by blank lines, each without its byte-order mark,
+    line ends made ``\\n``). The same errors, raised when the reader reaches them."""
+    p = Path(path)
+    if not p.exists():
+        raise ZooError(
+            f"data path '{path}' does not exist; give a text file or a folder of .txt files"
+        )
+    files = text_files(p) if p.is_dir() else [p]
+    if not files:
+        raise ZooError(f"folder '{path}' holds no .txt files; put text files in it or give a file")
+    seen_text = False
+    for n, f in enumerate(files):
+        if n:
+            yield "\n\n"
+        for piece in _iter_one(f, block):
+            seen_text = seen_text or not piece.isspace()
+            yield piece
+    if not seen_text:
+        raise ZooError(f"data '{path}' is empty; give a text with something in it")
+
+
+def _iter_one(path: Path, block: int) -> Iterator[str]:
+    """One UTF-8 file as ``_read_one`` reads it, in pieces: an incremental decoder over binary
+    blocks (so a bad byte is named by its offset), with universal newlines as ``read_text``."""
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    offset, carry = 0, ""
+    try:
+        with open(path, "rb") as handle:
+            while True:
+                raw = handle.read(block)
+                try:
+                    piece = carry + decoder.decode(raw, final=not raw)
+                except UnicodeDecodeError as exc:
+                    raise ZooError(
+                        f"'{path}' is not UTF-8 text ({exc.reason} at byte {offset + exc.start})"
+                    ) from None
+                offset += len(raw)
+                # A "\r" at the end may be the first half of "\r\n": keep it for the next piece.
+                carry = piece[-1:] if raw and piece.endswith("\r") else ""
+                piece = piece[: len(piece) - len(carry)]
+                if piece:
+                    yield piece.replace("\r\n", "\n").replace("\r", "\n")
+                if not raw:
+                    return
+    except OSError as exc:
+        raise ZooError(f"cannot read '{path}': {exc.strerror}") from None
+
+
+@dataclass
+class TextSource:
+    """A text to tokenize, read in pieces: what to call it, what it is (JSON for a cache key:
+    a fingerprint, a data set's revision) and its pieces, read anew at each call."""
+
+    name: str
+    key: dict[str, Any]
+    pieces: Callable[[], Iterable[str]]
+
+
+def text_source(data: str | Path | None) -> TextSource:
+    """The default text (None) or a text file or folder, as a :class:`TextSource`."""
+    if data is None:
+        text = default_text()
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        return TextSource(DEFAULT_TEXT_NAME, {"default": digest}, lambda: iter([text]))
+    found = fingerprint(data)
+    if found is None:
+        list(iter_text(data))  # the error that says why it cannot be read
+        raise ZooError(f"cannot read '{data}'")
+    key = {"fingerprint": found}
+    if found.startswith("stat:"):  # names, sizes and times only: the path tells copies apart
+        key["path"] = str(Path(data).resolve())
+    return TextSource(str(data), key, lambda: iter_text(data))
+
+
+def upto(pieces: Iterable[str], stop: int) -> Iterator[str]:
+    """The first ``stop`` characters of the text of ``pieces``, in pieces."""
+    n = 0
+    for piece in pieces:
+        if n >= stop:
+            return
+        yield piece[: stop - n]
+        n += len(piece)

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from zoo_core.catalog import resolve_class
+from zoo_core.data.hf import is_hub
 from zoo_core.errors import ZooError
 from zoo_core.plugins import get_catalog
 
@@ -42,7 +43,10 @@ if TYPE_CHECKING:
 
 
 def trained_on(path: str) -> str:
-    """``path``, the data a saved task was trained on, if it is still here for evaluating on."""
+    """``path``, the data a saved task was trained on, if it is still here for evaluating on (a
+    Hub data set, ``hf:...``, is fetched again at its recorded commit)."""
+    if is_hub(path):
+        return path
     if not Path(path).exists():
         raise ZooError(
             f"this model was trained on '{path}', which is not here; give the data to evaluate "

@@ -9,6 +9,7 @@ model predicts on new files with the same preprocessing.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -19,8 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo_core import plot, protocols
+from zoo_core.data import hf, shapes
 from zoo_core.data import images as image_data
-from zoo_core.data import shapes
 from zoo_core.errors import ZooError
 from zoo_core.tasks.base import Task, trained_on
 
@@ -30,6 +31,9 @@ _MAX_GENERATED_SIZE = 64  # larger models get the shapes upsampled per batch, no
 # 4096 x 4096 RGB pixels is 48 MiB, and a data set of 200,000 generated shapes about 2 GiB.
 MAX_IMAGE_SIZE = 4096
 MAX_NUM_IMAGES = 200_000
+# Decoded images beyond this many bytes are decoded as they are read, not all held in memory.
+LAZY_BYTES = 1 << 30
+STATS_IMAGES = 2_000  # training images the normalisation statistics of lazy data come from
 
 
 def check_count(name: str, value: Any, limit: int) -> None:
@@ -45,6 +49,12 @@ class ImageOptions:
     pad: int = 4  # training augmentation: random crop after padding by this many pixels (0: off)
     flip: bool = True  # training augmentation: random horizontal flips
     bad_images: Literal["skip", "error"] = "skip"  # an unreadable file: warn and skip, or stop
+    split: str = "train"  # of a data set read through `datasets` (hf:ORG/NAME, Parquet, Arrow)
+    image_column: str | None = None  # its images; default: its Image column
+    label_column: str | None = None  # its labels; default: its ClassLabel column
+    # Processes decoding images as training reads them (0: decode all of them into memory
+    # first). Default: 0, or up to 4 when the decoded images would take more than 1 GiB.
+    workers: int | None = None
 
     def __post_init__(self):
         check_count("num_images", self.num_images, MAX_NUM_IMAGES)
@@ -188,17 +198,48 @@ class ImageClassification(Task):
             self.classes = list(shapes.CLASSES)
             self._files = None
         else:
+            if hf.is_hub(data):
+                self.source = data = hf.pin(data)
             self.data_name = str(data)
-            self.classes, files, labels = image_data.scan_folder(data, flat=self.min_classes < 2)
+            self.classes, files, labels = self._scan(data)
             self._files = (files, labels)
         self._val_files = None
         if val_data is not None:
-            val_classes, files, labels = image_data.scan_folder(val_data, flat=self.min_classes < 2)
+            val_classes, files, labels = self._scan(val_data)
             self._val_files = (files, self._relabel(val_classes, labels, val_data))
+        elif data is not None and hf.is_table(data):  # the data set's own validation split
+            self._val_files = self._table_split(data)
         if len(self.classes) < self.min_classes:
             raise ZooError(
                 f"'{data}' has one class folder only ({self.classes[0]}); classification needs two or more"
             )
+
+    def _scan(self, data: str, split: str | None = None) -> tuple[list[str], Any, list[int]]:
+        """Class names, images (files, or a data set's image column) and class indices."""
+        if not hf.is_table(data):
+            return image_data.scan_folder(data, flat=self.min_classes < 2)
+        o = self.options
+        dataset = hf.open_split(data, split or o.split)
+        image = hf.find_column(dataset, "image", o.image_column, "image_column", data)
+        try:
+            label = hf.find_column(dataset, "label", o.label_column, "label_column", data)
+        except ZooError:
+            if self.min_classes > 1 or o.label_column is not None:
+                raise
+            return ["images"], hf.Column(dataset, image, data), [0] * len(dataset)  # one class
+        names = hf.class_names(dataset, label)
+        found = hf.labels(dataset, label, names, data)
+        classes = names or sorted(set(found))
+        index = {c: i for i, c in enumerate(classes)}
+        return classes, hf.Column(dataset, image, data), [index[c] for c in found]
+
+    def _table_split(self, data: str) -> tuple[Any, list[int]] | None:
+        """A data set's ``validation`` (or ``test``) split as (images, class indices)."""
+        found = hf.validation_split(data)
+        if found is None:
+            return None
+        classes, images, labels = self._scan(data, found[0])
+        return images, self._relabel(classes, labels, f"{data} ({found[0]})")
 
     def _relabel(self, found: list[str], labels: list[int], where: str) -> list[int]:
         unknown = sorted(set(found) - set(self.classes))
@@ -226,10 +267,15 @@ class ImageClassification(Task):
             )
         if not hasattr(self, "_files"):
             return  # a loaded task: inference only
-        train, val = self._read_splits(self.source, self._files, self._val_files)
-        self.train_x, self.train_y = train
-        self.val_x, self.val_y = val
-        pixels = self.train_x.float().div_(255).transpose(0, 1).reshape(self.channels, -1)
+        if self._workers() > 0:  # decoded as they are read, in worker processes
+            self._lazy_splits()
+            sample = self._stats_sample()
+        else:
+            train, val = self._read_splits(self.source, self._files, self._val_files)
+            self.train_x, self.train_y = train
+            self.val_x, self.val_y = val
+            sample = self.train_x
+        pixels = sample.float().div_(255).transpose(0, 1).reshape(self.channels, -1)
         self.mean = pixels.mean(dim=1).tolist()
         self.std = pixels.std(dim=1).clamp_min(1e-3).tolist()
         if getattr(self, "_adopted", None):  # the statistics the weights were trained with
@@ -282,6 +328,65 @@ class ImageClassification(Task):
         val = (val[0][by_class], val[1][by_class])
         return tuple((torch.from_numpy(a), torch.from_numpy(b)) for a, b in (train, val))
 
+    def _workers(self) -> int:
+        """How many processes decode images as they are read (0: all are read first)."""
+        if self.source is None or self.options.workers == 0:
+            return 0
+        if self.options.workers is not None:
+            if self.options.workers < 0:
+                raise ZooError(f"workers must be 0 or more, not {self.options.workers}")
+            return self.options.workers
+        n = len(self._files[1]) + (len(self._val_files[1]) if self._val_files else 0)
+        decoded = n * self.channels * self.image_size**2
+        return min(4, os.cpu_count() or 1) if decoded > LAZY_BYTES else 0
+
+    def _lazy(self, files: Any, rows: np.ndarray) -> image_data.LazyImages:
+        """Images ``files[rows]``, decoded when read."""
+        if isinstance(files, hf.Column):
+            items, name = files.encoded, files.name
+        else:
+            items, name = (lambda part: [str(files[i]) for i in part]), (lambda i: str(files[i]))
+        return image_data.LazyImages(
+            lambda part: items([int(rows[i]) for i in part]),
+            len(rows),
+            self.image_size,
+            self.channels,
+            self._workers(),
+            self.options.bad_images,
+            lambda i: name(int(rows[i])),
+            *self._resizing,
+        )
+
+    def _lazy_splits(self) -> None:
+        """The splits ``_read_splits`` makes, as images decoded when read: the same held-out
+        draw (of all the files, none dropped as unreadable beforehand: an unreadable one is
+        reported when it is read), validation sorted by class."""
+        files, labels = self._files
+        labels = np.asarray(labels, dtype=np.int64)
+        self._check_classes(labels, self.source)
+        if self._val_files is not None:
+            val_files, val_labels = self._val_files
+            val_labels = np.asarray(val_labels, dtype=np.int64)
+            train_rows, val_rows = np.arange(len(labels)), np.arange(len(val_labels))
+        else:
+            val_files, val_labels = files, labels
+            order = np.random.default_rng(self.seed).permutation(len(labels))
+            n_val = min(len(labels) - 1, max(1, round(len(labels) * self.options.val_fraction)))
+            train_rows, val_rows = order[n_val:], order[:n_val]
+        val_rows = val_rows[np.argsort(val_labels[val_rows], kind="stable")]
+        self.train_x, self.train_y = (
+            self._lazy(files, train_rows),
+            torch.from_numpy(labels[train_rows]),
+        )
+        self.val_x = self._lazy(val_files, val_rows)
+        self.val_y = torch.from_numpy(val_labels[val_rows])
+
+    def _stats_sample(self) -> torch.Tensor:
+        """A seeded sample of the training images for the normalisation statistics."""
+        n = len(self.train_y)
+        pick = np.sort(np.random.default_rng(self.seed).permutation(n)[:STATS_IMAGES])
+        return self.train_x[torch.from_numpy(pick)]
+
     def _check_classes(self, labels: np.ndarray, source: str | None) -> None:
         counts = np.bincount(labels, minlength=len(self.classes))
         empty = [self.classes[i] for i in np.nonzero(counts == 0)[0]]
@@ -294,29 +399,31 @@ class ImageClassification(Task):
     def setup_eval(self, data: str | None) -> None:
         if data is None and self.val_source is not None:
             data = trained_on(self.val_source)
-        if data is None:  # the held-out part of what it was trained on
+        val_files = None
+        if data is None and self.source is not None and hf.is_table(self.source):
+            val_files = self._table_split(trained_on(self.source))  # its own validation split
+        if data is None and val_files is None:  # the held-out part of what it was trained on
             files = None
             if self.source is not None:
-                classes, found, labels = image_data.scan_folder(
-                    trained_on(self.source), flat=self.min_classes < 2
-                )
+                classes, found, labels = self._scan(trained_on(self.source))
                 files = (found, self._relabel(classes, labels, self.source))
             _, (self.val_x, self.val_y) = self._read_splits(self.source, files, None)
-        else:
-            classes, found, labels = image_data.scan_folder(data, flat=self.min_classes < 2)
+            return
+        if val_files is None:
+            classes, found, labels = self._scan(data)
             self.val_source = data
-            x, y = image_data.read_images(
-                found,
-                self._relabel(classes, labels, data),
-                self.image_size,
-                self.channels,
-                self.options.bad_images,
-                *self._resizing,
-            )
-            if len(y) == 0:
-                raise ZooError(f"'{data}' has no readable images")
-            order = np.argsort(y, kind="stable")
-            self.val_x, self.val_y = torch.from_numpy(x[order]), torch.from_numpy(y[order])
+            val_files = (found, self._relabel(classes, labels, data))
+        x, y = image_data.read_images(
+            *val_files,
+            self.image_size,
+            self.channels,
+            self.options.bad_images,
+            *self._resizing,
+        )
+        if len(y) == 0:
+            raise ZooError(f"'{data or self.source}' has no readable images")
+        order = np.argsort(y, kind="stable")
+        self.val_x, self.val_y = torch.from_numpy(x[order]), torch.from_numpy(y[order])
 
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 images ``(B, C, h, w)`` as a model of this task reads them: floats
@@ -354,6 +461,12 @@ class ImageClassification(Task):
         if self.options.flip:
             flip = torch.rand(B, generator=generator) < 0.5
             x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+        if isinstance(self.train_x, image_data.LazyImages):
+            # The next batch's images are drawn first from the generator as it is now: draw
+            # them from a copy and start decoding them while this batch trains. The generator
+            # itself is not touched, so a resumed run reads what an uninterrupted one does.
+            ahead = torch.Generator().set_state(generator.get_state())
+            self.train_x.prefetch(torch.randint(len(self.train_y), (batch_size,), generator=ahead))
         return x.contiguous(), self.train_y[idx]
 
     def describe_data(self) -> str:

@@ -18,11 +18,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo_core import protocols
+from zoo_core.data import hf, tokens
 from zoo_core.data import text as text_data
 from zoo_core.errors import ZooError
 from zoo_core.inference import SamplingOptions
 from zoo_core.tasks.base import Task, trained_on
 from zoo_core.tokenizers.base import fit_tokenizer
+
+REMAP_BATCHES = 256  # training batches between fresh mappings of the token map
 
 
 @dataclass
@@ -32,6 +35,9 @@ class LMOptions:
     val_fraction: float = 0.1  # the last part of the text, held out for validation
     vocab_size: int | None = None  # for tokenizers that learn a vocabulary of a chosen size
     train_fraction: float = 1.0  # train on this leading part of the training split only
+    split: str = "train"  # of a data set read through `datasets` (hf:ORG/NAME, Parquet, Arrow)
+    text_column: str | None = None  # its column of text; default: its one string column
+    streaming: bool = False  # stream a Hub data set into the token map, never all on disk
 
 
 def logits_of(model: nn.Module, ids: torch.Tensor, option: str) -> torch.Tensor:
@@ -74,44 +80,104 @@ class LanguageModeling(Task):
 
     # -- data ----------------------------------------------------------------------------------
     def setup(self, data: str | None, val_data: str | None = None, seed: int = 0) -> None:
-        text = text_data.default_text() if data is None else text_data.read_text(data)
-        self.data_name = text_data.DEFAULT_TEXT_NAME if data is None else str(data)
-        self.val_source = None if val_data is None else str(val_data)
-        if val_data is None:
-            train_text, val_text = text_data.split(text, self.options.val_fraction)
-        else:
-            train_text, val_text = text, text_data.read_text(val_data)
-        if self.tokenizer is None:
-            self.tokenizer = fit_tokenizer(
-                self.options.tokenizer, self.options.vocab_size, train_text
-            )
-        self.train_ids = self._encode(train_text)
+        """Tokenize the data into token maps (``zoo_core.data.tokens``), once: later runs, resumed
+        runs and the other ``--nproc`` ranks read the same files."""
         if not 0 < self.options.train_fraction <= 1:
             raise ZooError(f"train_fraction must be in (0, 1], not {self.options.train_fraction}")
+        source, val_split = self._sources(data)
+        self.data_name = source.name
+        self.val_source = None if val_data is None else str(val_data)
+        if val_data is not None:
+            val_split = self._source(val_data)
+        if val_split is None:
+            train, val = self._held_out(source, fit=True)
+        else:
+            if self.tokenizer is None:
+                self.tokenizer = fit_tokenizer(
+                    self.options.tokenizer, self.options.vocab_size, source.pieces()
+                )
+            (train,) = self._maps(source)
+            (val,) = self._maps(val_split)
+        self._train_map, self._batches = train, 0
+        self._keep = len(train.ids)
         if self.options.train_fraction < 1:  # the tokenizer still saw the whole split
-            keep = max(1, round(len(self.train_ids) * self.options.train_fraction))
-            self.train_ids = self.train_ids[:keep]
-        self._set_val(val_text)
+            self._keep = max(1, round(len(train.ids) * self.options.train_fraction))
+        self.train_ids = train.ids[: self._keep]
+        self.val_ids, self.val_chars = val.ids, val.chars
 
     def setup_eval(self, data: str | None) -> None:
-        """``data``; by default the validation text of training (its --val-data or held-out end)."""
+        """``data``; by default the validation text of training (its --val-data, the data set's
+        validation split, or the held-out end)."""
         if data is None and self.val_source:
             data = trained_on(self.val_source)
         if data is not None:
-            self._set_val(text_data.read_text(data))
-            return
-        if self.data_name in ("", text_data.DEFAULT_TEXT_NAME):
-            text = text_data.default_text()
+            (val,) = self._maps(self._source(data))
         else:
-            text = text_data.read_text(trained_on(self.data_name))
-        self._set_val(text_data.split(text, self.options.val_fraction)[1])
+            trained = self.data_name
+            if trained not in ("", text_data.DEFAULT_TEXT_NAME):
+                trained = trained_on(trained)
+            source, val_split = self._sources(trained or None)
+            if val_split is not None:
+                (val,) = self._maps(val_split)
+            else:
+                _, val = self._held_out(source, fit=False)
+        self.val_ids, self.val_chars = val.ids, val.chars
 
-    def _encode(self, text: str) -> torch.Tensor:
-        return torch.tensor(self.tokenizer.encode(text), dtype=torch.long)
+    def _sources(
+        self, data: str | None
+    ) -> tuple[text_data.TextSource, text_data.TextSource | None]:
+        """The training text, and a data set's own validation (or test) split if it has one."""
+        if data is None or data == text_data.DEFAULT_TEXT_NAME:
+            return text_data.text_source(None), None
+        source = self._source(data)
+        if not hf.is_table(data):
+            return source, None
+        found = hf.validation_split(source.name, self.options.streaming)
+        if found is None:
+            return source, None
+        return source, self._table_text(source.name, *found)
 
-    def _set_val(self, text: str) -> None:
-        self.val_ids = self._encode(text)
-        self.val_chars = len(text)
+    def _source(self, data: str | None) -> text_data.TextSource:
+        """A text file or folder, or a data set's text column (``split``); a Hub data set is
+        pinned to a commit first."""
+        if not hf.is_table(data):
+            return text_data.text_source(data)
+        if hf.is_hub(data):
+            data = hf.pin(data)
+        split = self.options.split
+        return self._table_text(data, split, hf.open_split(data, split, self.options.streaming))
+
+    def _table_text(self, data: str, split: str, dataset: Any) -> text_data.TextSource:
+        column = hf.find_column(dataset, "text", self.options.text_column, "text_column", data)
+        return text_data.TextSource(
+            data, hf.key_of(data, split, column), lambda: hf.texts(dataset, column)
+        )
+
+    def _maps(self, source: text_data.TextSource, cut: Any = None) -> list[tokens.TokenMap]:
+        key = tokens.key_of({"text": source.key, "held_out": self.options.val_fraction})
+        if cut is None:
+            key = tokens.key_of({"text": source.key})
+        return tokens.token_maps(key, source.pieces, self.tokenizer, cut, source.name)
+
+    def _held_out(self, source: text_data.TextSource, fit: bool) -> list[tokens.TokenMap]:
+        """The training part and the held-out last ``val_fraction`` (of the characters)."""
+        fraction = self.options.val_fraction
+        if not 0 < fraction < 1:
+            raise ZooError(f"val_fraction must be between 0 and 1, not {fraction}")
+        counted: list[int] = []
+
+        def cut() -> list[int]:  # a pass over the text, made only when it is needed
+            if not counted:
+                counted.append(int(sum(map(len, source.pieces())) * (1 - fraction)))
+            return counted
+
+        if fit and self.tokenizer is None:
+            self.tokenizer = fit_tokenizer(
+                self.options.tokenizer,
+                self.options.vocab_size,
+                text_data.upto(source.pieces(), cut()[0]),
+            )
+        return self._maps(source, cut)
 
     def model_config(self) -> dict[str, Any]:
         return {"vocab_size": self.tokenizer.vocab_size}
@@ -155,10 +221,16 @@ class LanguageModeling(Task):
             )
 
     def train_batch(self, batch_size: int, generator: torch.Generator) -> tuple:
+        self._batches = getattr(self, "_batches", 0) + 1
+        if self._batches % REMAP_BATCHES == 0 and hasattr(self, "_train_map"):
+            # Pages read so far stay mapped (and counted as resident) until the map is made
+            # afresh; the kernel keeps them cached all the same.
+            self.train_ids = self._train_map.reopen()[: self._keep]
         T = self.options.seq_len
         starts = torch.randint(len(self.train_ids) - T, (batch_size,), generator=generator)
-        windows = torch.stack([self.train_ids[s : s + T + 1] for s in starts.tolist()])  # (B, T+1)
-        return windows[:, :-1], windows[:, 1:]
+        # Windows read from the token map (uint16 or uint32), made int64 for the embedding.
+        windows = torch.stack([self.train_ids[s : s + T + 1] for s in starts.tolist()]).long()
+        return windows[:, :-1], windows[:, 1:]  # (B, T), (B, T)
 
     def describe_data(self) -> str:
         return f"{self.data_name} ({len(getattr(self, 'train_ids', ()))} training tokens)"
@@ -169,16 +241,14 @@ class LanguageModeling(Task):
         logits = logits_of(model, x, "seq_len")  # (B, T, V)
         return F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
 
-    def _val_windows(self, seq_len: int) -> torch.Tensor:
+    def _val_windows(self, seq_len: int) -> _Windows:
         n = (len(self.val_ids) - 1) // seq_len
         if n < 1:
             raise ZooError(
                 f"the validation text has {len(self.val_ids)} tokens, fewer than one window of "
                 f"{seq_len + 1}; give more validation text"
             )
-        x = self.val_ids[: n * seq_len].view(n, seq_len)
-        y = self.val_ids[1 : n * seq_len + 1].view(n, seq_len)
-        return torch.stack([x, y], dim=1)  # (N, 2, T)
+        return _Windows(self.val_ids, seq_len, torch.arange(n))  # (N, 2, T), read on demand
 
     @torch.no_grad()
     def evaluate(
@@ -322,6 +392,28 @@ class LanguageModeling(Task):
             if len(safe) > len(emitted):
                 yield safe[len(emitted) :]
                 emitted = safe
+
+
+class _Windows:
+    """Windows ``(N, 2, T)`` of a token map (inputs, and targets one token on), read only when
+    a slice of them is taken, so that a large validation split is never all in memory. Indexed
+    by a tensor of rows, it is a subset of them, still unread."""
+
+    def __init__(self, ids: torch.Tensor, seq_len: int, rows: torch.Tensor):
+        self.ids, self.seq_len, self.rows = ids, seq_len, rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: slice | torch.Tensor) -> Any:
+        if isinstance(index, torch.Tensor):
+            return _Windows(self.ids, self.seq_len, self.rows[index])
+        T = self.seq_len
+        pairs = [
+            torch.stack([self.ids[r * T : r * T + T], self.ids[r * T + 1 : r * T + T + 1]])
+            for r in self.rows[index].tolist()
+        ]
+        return torch.stack(pairs).long()  # (B, 2, T)
 
 
 def _settled(text: str, stop: str | None) -> str:

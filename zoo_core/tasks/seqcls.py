@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo_core import protocols
-from zoo_core.data import brackets
+from zoo_core.data import brackets, hf
 from zoo_core.data.labelled import read_labelled, sort_labels
 from zoo_core.errors import ZooError
 from zoo_core.tasks.base import Task, trained_on
@@ -34,6 +34,9 @@ class SeqClsOptions:
     vocab_size: int | None = None  # for tokenizers that learn a vocabulary of a chosen size
     max_len: int | None = None  # tokens per text (longer are cut); default: context_length
     val_fraction: float = 0.1  # held out for validation when no --val-data is given
+    split: str = "train"  # of a data set read through `datasets` (hf:ORG/NAME, Parquet, Arrow)
+    text_column: str | None = None  # its column of text; default: its one string column
+    label_column: str | None = None  # its labels; default: its ClassLabel column
 
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # ids (B, T), mask (B, T), labels (B,)
@@ -62,23 +65,26 @@ class SequenceClassification(Task):
     # -- data ----------------------------------------------------------------------------------
     def setup(self, data: str | None, val_data: str | None = None, seed: int = 0) -> None:
         self.val_source = None if val_data is None else str(val_data)
+        names = None
         if data is None:
             train, val = brackets.default_splits()
             self.data_name = brackets.NAME
         else:
-            train = read_labelled(data)
+            data = hf.pin(data) if hf.is_hub(data) else data
+            train, val, names = self._read(data)
             self.data_name = str(data)
-            if val_data is None:
+            if val_data is None and val is None:
                 train, val = _split(train, self.options.val_fraction)
         if val_data is not None:
-            val = read_labelled(val_data)
+            val = self._read(val_data, held_out=False)[0]
         labels = {label for _, label in train}
         if len(labels) < 2:
             raise ZooError(
                 f"the training data has {len(labels)} class ({', '.join(labels)}); "
                 "a classifier needs examples of at least two classes"
             )
-        self.classes = sort_labels(labels)
+        # A ClassLabel column names the classes, in its order; otherwise the labels found.
+        self.classes = names or sort_labels(labels)
         if self.tokenizer is None:
             self.tokenizer = fit_tokenizer(
                 self.options.tokenizer,
@@ -88,16 +94,44 @@ class SequenceClassification(Task):
         self.train_set = self._encode(train)
         self.val_set = self._encode(val)
 
+    def _read(
+        self, data: str, held_out: bool = True
+    ) -> tuple[list[tuple[str, str]], list[tuple[str, str]] | None, list[str] | None]:
+        """(training examples, the data set's own validation split or None, class names or
+        None) of a file or folder, or of a data set read through `datasets`."""
+        if not hf.is_table(data):
+            return read_labelled(data), None, None
+        data = hf.pin(data) if hf.is_hub(data) else data
+        train, names = self._table(data, hf.open_split(data, self.options.split))
+        found = hf.validation_split(data) if held_out else None
+        val = None if found is None else self._table(data, found[1])[0]
+        return train, val, names
+
+    def _table(self, data: str, dataset: Any) -> tuple[list[tuple[str, str]], list[str] | None]:
+        o = self.options
+        label = hf.find_column(dataset, "label", o.label_column, "label_column", data)
+        text = hf.find_column(dataset, "text", o.text_column, "text_column", data, exclude=label)
+        names = hf.class_names(dataset, label)
+        texts = []
+        for value in hf.Column(dataset, text):
+            if value is not None and not isinstance(value, str):
+                raise ZooError(f"column '{text}' of '{data}' holds {type(value).__name__} values")
+            texts.append(value or "")
+        return list(zip(texts, hf.labels(dataset, label, names, data), strict=True)), names
+
     def setup_eval(self, data: str | None) -> None:
-        """``data``; by default the validation examples of training (--val-data or held out)."""
+        """``data``; by default the validation examples of training (--val-data, the data set's
+        validation split, or held out)."""
         if data is None and self.val_source:
             data = trained_on(self.val_source)
         if data is not None:
-            val = read_labelled(data)
+            val = self._read(data, held_out=False)[0]
         elif self.data_name in ("", brackets.NAME):
             val = brackets.default_splits()[1]
         else:
-            val = _split(read_labelled(trained_on(self.data_name)), self.options.val_fraction)[1]
+            train, val, _ = self._read(trained_on(self.data_name))
+            if val is None:
+                val = _split(train, self.options.val_fraction)[1]
         self.val_set = self._encode(val)
 
     def _encode(self, examples: list[tuple[str, str]]) -> list[tuple[list[int], int]]:

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 from zoo_core.catalog import resolve_class
 from zoo_core.errors import ZooError, printable
 from zoo_core.plugins import get_catalog
+
+# The most training text (characters) a tokenizer is fitted on when the text comes in pieces
+# (a corpus larger than memory); the char tokenizer reads all of it.
+FIT_CHARS = 1 << 26
 
 
 class Tokenizer:
@@ -35,6 +40,23 @@ class Tokenizer:
 
     def decode(self, ids: list[int]) -> str:
         raise NotImplementedError
+
+    def encode_batch(self, texts: list[str]) -> list[Sequence[int]]:
+        """The ids of each text (a list or a numpy array each), as ``encode`` gives them; a
+        tokenizer that encodes many texts faster at once (in parallel, vectorised) overrides it."""
+        return [self.encode(text) for text in texts]
+
+    @classmethod
+    def fit_pieces(cls, pieces: Iterable[str], **options: Any) -> Tokenizer:
+        """Learn from a text given in pieces (larger than memory): from its first ``FIT_CHARS``
+        characters, unless the tokenizer can learn from all of it as it streams."""
+        head, n = [], 0
+        for piece in pieces:
+            head.append(piece[: FIT_CHARS - n])
+            n += len(head[-1])
+            if n >= FIT_CHARS:
+                break
+        return cls.fit("".join(head), **options)
 
     def to_dict(self) -> dict[str, Any]:
         raise NotImplementedError
@@ -76,9 +98,14 @@ def tokenizer_class(name: str) -> type[Tokenizer]:
     return resolve_class(spec.tokenizer, what, Tokenizer)
 
 
-def fit_tokenizer(name: str, vocab_size: int | None, text: str) -> Tokenizer:
-    """Learn the registered tokenizer ``name`` from ``text`` (``vocab_size`` where it has one)."""
+def fit_tokenizer(name: str, vocab_size: int | None, text: str | Iterable[str]) -> Tokenizer:
+    """Learn the registered tokenizer ``name`` from ``text``, a string or an iterable of its
+    pieces (``vocab_size`` where it has one)."""
     options = {} if vocab_size is None else {"vocab_size": vocab_size}
-    tokenizer = tokenizer_class(name).fit(text, **options)
+    cls = tokenizer_class(name)
+    if isinstance(text, str):
+        tokenizer = cls.fit(text, **options)
+    else:
+        tokenizer = cls.fit_pieces(text, **options)
     tokenizer.name = name  # the name it is registered under (the class's may differ): saved
     return tokenizer

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import Any
+
+import numpy as np
 
 from zoo_core.errors import ZooError
 from zoo_core.tokenizers.base import Tokenizer
@@ -37,9 +40,38 @@ class CharTokenizer(Tokenizer):
         _no_vocab_size(options, "char", "the training text's characters")
         return cls(sorted(set(text)))
 
+    @classmethod
+    def fit_pieces(cls, pieces: Iterable[str], **options: Any) -> CharTokenizer:
+        """The characters of all of the text, however large: one set of them is all it keeps."""
+        _no_vocab_size(options, "char", "the training text's characters")
+        seen: set[str] = set()
+        for piece in pieces:
+            seen.update(piece)
+        return cls(sorted(seen))
+
     def encode(self, text: str) -> list[int]:
         ids = self._ids
         return [ids.get(c, 0) for c in text]
+
+    def encode_batch(self, texts: list[str]) -> list[Sequence[int]]:
+        """Vectorised: each character's code point looked up in the sorted code points of the
+        vocabulary (numpy), tens of times faster than a dict lookup per character."""
+        # A saved vocabulary of other strings, or with a character twice, is looked up as
+        # ``encode`` does.
+        if any(len(c) != 1 for c in self.chars) or len(set(self.chars)) != len(self.chars):
+            return super().encode_batch(texts)
+        points = np.array([ord(c) for c in self.chars], dtype=np.uint32)
+        order = np.argsort(points)
+        keys, values = points[order], (order + 1).astype(np.int32)
+        out = []
+        for text in texts:
+            codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+            if not len(keys):
+                out.append(np.zeros(len(codes), dtype=np.int32))
+                continue
+            at = np.minimum(np.searchsorted(keys, codes), len(keys) - 1)
+            out.append(np.where(keys[at] == codes, values[at], 0))
+        return out
 
     def decode(self, ids: list[int]) -> str:
         chars, unk = self.chars, self.unknown
@@ -69,6 +101,9 @@ class ByteTokenizer(Tokenizer):
 
     def encode(self, text: str) -> list[int]:
         return list(text.encode("utf-8"))
+
+    def encode_batch(self, texts: list[str]) -> list[Sequence[int]]:
+        return [np.frombuffer(text.encode("utf-8"), dtype=np.uint8) for text in texts]
 
     def decode(self, ids: list[int]) -> str:
         return bytes(i for i in ids if 0 <= i < 256).decode("utf-8", errors="replace")

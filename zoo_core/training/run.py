@@ -27,6 +27,7 @@ from zoo_core.catalog import (
     model_class,
     spec_distribution,
 )
+from zoo_core.data import hf
 from zoo_core.data.fingerprint import fingerprint, warn_if_changed
 from zoo_core.errors import ZooError
 from zoo_core.plugins import get_catalog
@@ -239,8 +240,8 @@ def _train_new(
     )
     validate_train_config(train_cfg)
     distributed.init(pick_device(train_cfg.device).type)
-    data = str(Path(data).resolve()) if data is not None else None
-    val_data = str(Path(val_data).resolve()) if val_data is not None else None
+    # A path is recorded absolute; a Hub data set pinned to the commit it resolves to now.
+    data, val_data = _where(data), _where(val_data)
 
     task_obj = task_cls(options, tokenizer=start.task.tokenizer if start else None)
     if start is not None:
@@ -428,7 +429,18 @@ def _check_same_run(run_dir: Path, config: RunConfig, given: dict[str, Any]) -> 
     the same ones is harmless)."""
 
     def path(p: Any) -> str | None:
-        return None if p is None else str(Path(p).resolve())
+        if p is None or hf.is_hub(str(p)):
+            return None if p is None else str(p)
+        return str(Path(p).resolve())
+
+    def same(given: Any, recorded: str | None) -> bool:
+        if recorded and hf.is_hub(str(given)) and hf.is_hub(recorded):
+            # hf:ORG/NAME names the run's data set; a revision, if given, must be its commit.
+            ask, have = hf.parse(str(given)), hf.parse(recorded)
+            return (ask.repo, ask.config) == (have.repo, have.config) and (
+                ask.revision is None or have.revision.startswith(ask.revision)
+            )
+        return path(given) == recorded
 
     differs = []
     if given.get("model") not in (None, config.model):
@@ -440,7 +452,7 @@ def _check_same_run(run_dir: Path, config: RunConfig, given: dict[str, Any]) -> 
         ("val_data", "--val-data", "validates", "the held-out part of its data"),
     ):
         recorded = getattr(config, key)
-        if given.get(key) is not None and path(given[key]) != recorded:
+        if given.get(key) is not None and not same(given[key], recorded):
             differs.append(f"{option} (it {verb} on {recorded or default})")
     if given.get("out") is not None and path(given["out"]) != path(run_dir):
         differs.append("--out (it stays in its folder)")
@@ -450,11 +462,20 @@ def _check_same_run(run_dir: Path, config: RunConfig, given: dict[str, Any]) -> 
             "or start a new run"
         )
     for recorded in (config.data, config.val_data):
-        if recorded and not Path(recorded).exists():
+        if recorded and not hf.is_hub(recorded) and not Path(recorded).exists():
             raise ZooError(
                 f"'{run_dir}' was trained on '{recorded}', which is not here; put it back "
                 "there to resume the run"
             )
+
+
+def _where(data: str | Path | None) -> str | None:
+    """How a run records its data: a path made absolute, or ``hf:ORG/NAME@COMMIT``."""
+    if data is None:
+        return None
+    if hf.is_hub(str(data)):
+        return hf.pin(str(data))
+    return str(Path(data).resolve())
 
 
 def _fingerprints(data: str | None, val_data: str | None) -> dict[str, str]:

@@ -514,8 +514,12 @@ class ImageGeneration(_Adversarial):
 
     def _image_task(self):
         # No crops: the scoring classifier should fit the images as they are, in few steps.
+        # All images in memory (workers=0): the sample metrics compare with all of them at once.
         opts = ImageOptions(
-            val_fraction=self.options.val_fraction, num_images=self.options.num_images, pad=0
+            val_fraction=self.options.val_fraction,
+            num_images=self.options.num_images,
+            pad=0,
+            workers=0,
         )
         images = ImageClassification(opts)
         images.min_classes = 1  # a GAN learns from one folder of images too (unconditionally)
