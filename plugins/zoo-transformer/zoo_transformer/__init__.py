@@ -6,6 +6,7 @@ from zoo_core import ModelSpec, hookimpl
 
 _DECODER = "zoo_transformer.model:TransformerLM"
 _ENCODER = "zoo_transformer.model:TransformerEncoder"
+_SEQ2SEQ = "zoo_transformer.seq2seq:TransformerSeq2Seq"
 # Language modelling, then the synthetic long-range tasks of the core.
 _TASKS = ("lm", "copy", "selective-copy", "associative-recall", "parity", "induction")
 _GPT2 = "Radford et al., Language Models are Unsupervised Multitask Learners (2019)"
@@ -136,5 +137,62 @@ def register_models(register):
                 "pos_encoding": "rope",
             },
             train_defaults={"steps": 1000, "batch_size": 32, "lr": 2e-3, "warmup": 30},
+        )
+    )
+    register(
+        ModelSpec(
+            name="transformer-seq2seq",
+            model=_SEQ2SEQ,
+            tasks=("seq2seq",),
+            family="transformer",
+            summary="Transformer encoder-decoder sized for a CPU; encoder/decoder attention or lstm",
+            paper=_ATTENTION,
+            **_WIDTH,
+            defaults={
+                "encoder_layers": 2,
+                "decoder_layers": 2,
+                "n_embd": 128,
+                "n_head": 4,
+                "ffn": 256,
+                "dropout": 0.1,
+                "norm": "pre",
+            },
+            train_defaults={"steps": 2000, "batch_size": 64, "lr": 1e-3, "warmup": 100},
+        )
+    )
+    register(
+        ModelSpec(
+            name="transformer-seq2seq-base",
+            model=_SEQ2SEQ,
+            tasks=("seq2seq",),
+            family="transformer",
+            summary="the paper's base model: 6+6 layers, 512 wide, 8 heads, FFN 2048 (GPU)",
+            paper=_ATTENTION,
+            **_WIDTH,
+            defaults={
+                "encoder_layers": 6,
+                "decoder_layers": 6,
+                "n_embd": 512,
+                "n_head": 8,
+                "ffn": 2048,
+                "dropout": 0.1,
+                "norm": "post",
+                "share_embeddings": True,
+                # The paper's shared BPE vocabulary; the tokenizer's size replaces it in training.
+                "source_vocab_size": 37000,
+                "target_vocab_size": 37000,
+            },
+            # The paper's Adam (beta2 0.98), label smoothing 0.1 and one shared vocabulary.
+            train_defaults={
+                "steps": 100000,
+                "batch_size": 128,
+                "lr": 7e-4,
+                "warmup": 4000,
+                "beta2": 0.98,
+                "label_smoothing": 0.1,
+                "share_vocab": True,
+                "tokenizer": "bpe",
+                "vocab_size": 37000,
+            },
         )
     )
