@@ -27,6 +27,7 @@ from zoo_core.tasks.seq2seq import (
     greedy,
 )
 from zoo_core.testing import check_model
+from zoo_core.tokenizers.pair import PairTokenizer
 
 # Tiny sizes of each encoder-decoder, the mixed ones among them.
 MODELS = {
@@ -300,7 +301,7 @@ def test_a_shared_vocabulary_with_shared_embeddings_trains_and_loads(tmp_path, s
 
 
 def test_shared_embeddings_need_a_shared_vocabulary(tmp_path, scan_files):
-    with pytest.raises(ZooError, match="set share_vocab=true, or share_embeddings=false"):
+    with pytest.raises(ZooError, match="share_vocab=true") as raised:
         zoo_core.train(
             "transformer-seq2seq",
             data=scan_files[0],
@@ -309,6 +310,7 @@ def test_shared_embeddings_need_a_shared_vocabulary(tmp_path, scan_files):
             progress=False,
             overrides={"share_embeddings": True, "n_embd": 16, "n_head": 2},
         )
+    assert "\n" not in str(raised.value)
     assert not (tmp_path / "run").exists()
 
 
@@ -350,3 +352,21 @@ def test_zoo_data_scan_writes_every_split(tmp_path):
         assert read_pairs(tmp_path / "scan" / name / "test.jsonl") == test
     again = _zoo("data", "scan", "--out", str(tmp_path / "scan"))
     assert again.returncode != 0 and "not empty" in again.stderr and "Traceback" not in again.stderr
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"type": "source-target"},
+        {"type": "source-target", "source": {"type": "word", "words": ["a"]}},
+        {"type": "source-target", "shared": {"type": "no-such-tokenizer"}},
+        {"type": "source-target", "shared": ["word"]},
+        {"type": "source-target", "source": {"type": "word", "words": [1]}, "target": {}},
+    ],
+)
+def test_a_malformed_pair_tokenizer_is_one_line(tmp_path, document):
+    path = tmp_path / "tokenizer.json"
+    path.write_text(json.dumps(document))
+    with pytest.raises(ZooError) as raised:
+        PairTokenizer.load(path)
+    assert "\n" not in str(raised.value)
