@@ -106,7 +106,7 @@ def info(name: str, as_json: bool) -> None:
     click.echo(f"  parameters (default config): {data['parameters']:,}")
     click.echo(
         f"  memory to train: {data['train_state_bytes'] / 2**30:,.1f} GiB of weights, gradients "
-        "and AdamW state (16 bytes a parameter), plus activations (batch x context)"
+        "and AdamW state (16 bytes a parameter), plus activations, which grow with the batch"
     )
     click.echo("  config:")
     table(
