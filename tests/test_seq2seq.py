@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 import sacrebleu
 import torch
+from zoo_transformer.seq2seq import Seq2SeqConfig, TransformerSeq2Seq
 
 import zoo_core
+from zoo_core import protocols, testing
 from zoo_core.data import scan
 from zoo_core.data.pairs import read_pairs
 from zoo_core.errors import ZooError
@@ -370,3 +372,15 @@ def test_a_malformed_pair_tokenizer_is_one_line(tmp_path, document):
     with pytest.raises(ZooError) as raised:
         PairTokenizer.load(path)
     assert "\n" not in str(raised.value)
+
+
+def test_the_decode_step_check_fails_a_model_that_forgets_its_state():
+    class Forgetful(TransformerSeq2Seq):
+        def decode_step(self, target, memory, source_mask, state=None):
+            return super().decode_step(target, memory, source_mask, None)  # starts over
+
+    config = Seq2SeqConfig(source_vocab_size=12, target_vocab_size=10, n_embd=16, n_head=2)
+    task = SequenceToSequence()
+    testing._check_decode_step(TransformerSeq2Seq, config, task, protocols.Seq2SeqModel)
+    with pytest.raises(AssertionError, match="decode_step disagrees with forward"):
+        testing._check_decode_step(Forgetful, config, task, protocols.Seq2SeqModel)
