@@ -51,7 +51,7 @@ def test_list_json_and_wildcards(zoo):
     assert lstm["family"] == "lstm" and lstm["tasks"][0] == "lm" and lstm["plugin"] == "lstm"
     assert "parity" in lstm["tasks"]  # the core's synthetic tasks, which any lm model can do
     only = json.loads(zoo("list", "lstm-*", "--json").stdout)
-    assert [m["name"] for m in only] == ["lstm-large"]
+    assert [m["name"] for m in only] == ["lstm-large", "lstm-seq2seq", "lstm-seq2seq-bahdanau"]
     assert json.loads(zoo("list", "nothing-*", "--json").stdout) == []
     # Piped, the table has one row per model, unwrapped, with no padding after its last column.
     table = zoo("list").stdout.splitlines()

@@ -26,7 +26,13 @@ from zoo_core.catalog import (
 )
 from zoo_core.data.fingerprint import warn_if_changed
 from zoo_core.errors import ZooError
-from zoo_core.inference import EvalOptions, PictureOptions, PredictOptions, SamplingOptions
+from zoo_core.inference import (
+    EvalOptions,
+    PictureOptions,
+    PredictOptions,
+    SamplingOptions,
+    TranslateOptions,
+)
 from zoo_core.plugins import get_catalog
 from zoo_core.registry import ModelSpec
 from zoo_core.runconfig import (
@@ -185,6 +191,21 @@ class Artifact:
         if "on_error" in inspect.signature(self.task.predict).parameters:
             task_options["on_error"] = options.on_error  # a task whose inputs all read has none
         return self.task.predict(self.model, items, **task_options)
+
+    def translate(
+        self, texts: str | Iterable[str], options: TranslateOptions | None = None, **keywords: Any
+    ) -> str | list[str]:
+        """A sequence-to-sequence model's target text for a source text (a list of them for a
+        list): greedy decoding, or beam search with ``beam`` > 1. ``options`` is a
+        :class:`TranslateOptions`, or its fields are given as keywords:
+        ``translate("jump twice", beam=4, length_penalty=0.6)``."""
+        if not hasattr(self.task, "translate"):
+            raise ZooError(f"task '{self.config.task}' does not translate; it is not seq2seq")
+        options = self._options(TranslateOptions, "translate", options, keywords)
+        one = isinstance(texts, str)
+        items = [texts] if one else list(texts)
+        out = self.task.translate(self.model, items, **dataclasses.asdict(options))
+        return out[0] if one else out
 
     def evaluate(
         self, data: str | None = None, options: EvalOptions | None = None, **keywords: Any

@@ -102,12 +102,18 @@ def parameters_of(cls: type, cfg: Any, real_build: bool = True) -> int:
         return count_parameters(cls(cfg))
 
 
+# Bytes a parameter takes to train with AdamW: fp32 weights, gradients and two moments.
+TRAIN_BYTES_PER_PARAMETER = 16
+
+
 def model_info(name: str) -> dict[str, Any]:
-    """Everything `zoo info` shows: the spec, each config field with its default, parameters."""
+    """Everything `zoo info` shows: the spec, each config field with its default, parameters,
+    and the memory its weights, gradients and AdamW state take to train (activations aside)."""
     spec = get_model_spec(name)
     cls = model_class(spec)
     cfg = model_config(spec)
     types_ = _config.field_types(cls.config_class)
+    parameters = parameters_of(cls, cfg)
     return {
         "name": spec.name,
         "family": spec.family,
@@ -115,7 +121,8 @@ def model_info(name: str) -> dict[str, Any]:
         "paper": spec.paper,
         "plugin": spec.plugin,
         "tasks": list(spec.tasks),
-        "parameters": parameters_of(cls, cfg),
+        "parameters": parameters,
+        "train_state_bytes": parameters * TRAIN_BYTES_PER_PARAMETER,
         "config": [
             {"name": k, "type": _config.type_name(types_[k]), "default": v}
             for k, v in _config.to_json(cfg).items()

@@ -13,7 +13,13 @@ from typing import Any
 
 from zoo_core.errors import ZooError
 
-__all__ = ["EvalOptions", "PictureOptions", "PredictOptions", "SamplingOptions"]
+__all__ = [
+    "EvalOptions",
+    "PictureOptions",
+    "PredictOptions",
+    "SamplingOptions",
+    "TranslateOptions",
+]
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,17 @@ class PictureOptions:
     num: int = 64  # samples
     seed: int | None = None
     label: str | None = None  # the class of a class-conditional model's samples; None: each
+
+
+@dataclass(frozen=True)
+class TranslateOptions:
+    """How a sequence-to-sequence model writes a target for each source. The task checks the
+    values when it decodes."""
+
+    beam: int = 1  # 1: greedy decoding; more: beam search with this many hypotheses
+    length_penalty: float = 0.6  # GNMT's alpha: beam scores over ((5 + length) / 6) ** alpha
+    max_length: int | None = None  # target tokens at most; None: the task's max_target_len
+    use_cache: bool = True  # False: recompute the whole target prefix every token
 
 
 @dataclass(frozen=True)

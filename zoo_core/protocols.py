@@ -25,6 +25,7 @@ __all__ = [
     "ImageClassifier",
     "LanguageModel",
     "SequenceClassifier",
+    "Seq2SeqModel",
     "blocks",
     "channels_last",
     "context_length",
@@ -82,12 +83,44 @@ class AdversarialPair(Protocol):
     latent_dim: int
 
 
+@runtime_checkable
+class Seq2SeqModel(Protocol):
+    """A source sequence in, a target sequence out: the task ``seq2seq``.
+
+    Ids are the task's: 0 is padding, 1 starts a target, 2 ends one. ``memory`` and ``state``
+    are the model's own: tensors, or tuples, lists or dicts of them (other values are carried
+    as they are), each with the batch as its first dimension, so that beam search can pick and
+    repeat rows of them.
+    """
+
+    def forward(
+        self, source: torch.Tensor, source_mask: torch.Tensor, target: torch.Tensor
+    ) -> torch.Tensor:
+        """Logits ``(B, T, target_vocab_size)`` of the next target token at every position, for
+        source ids ``(B, S)``, a mask ``(B, S)`` (True on real tokens) and target ids ``(B, T)``
+        that start with the start token (teacher forcing)."""
+        ...
+
+    def encode(self, source: torch.Tensor, source_mask: torch.Tensor) -> Any:
+        """The source read once for decoding: the ``memory`` ``decode_step`` attends to."""
+        ...
+
+    def decode_step(
+        self, target: torch.Tensor, memory: Any, source_mask: torch.Tensor, state: Any
+    ) -> tuple[torch.Tensor, Any]:
+        """Continue after the target tokens ``state`` holds (None to start): logits
+        ``(B, T, target_vocab_size)`` of target ids ``(B, T)``, and the new state (a key/value
+        cache, an LSTM's ``(h, c)``)."""
+        ...
+
+
 # What a model may declare beyond its Protocol, per kind; each name is also the accessor below.
 OPTIONAL: dict[type, tuple[str, ...]] = {
     LanguageModel: ("max_context", "context_length", "forward_step", "blocks"),
     SequenceClassifier: ("max_context", "context_length", "blocks"),
     ImageClassifier: ("in_channels", "channels_last", "blocks"),
     AdversarialPair: ("num_classes", "keep_ema", "generator_ema", "channels_last"),
+    Seq2SeqModel: (),
 }
 
 

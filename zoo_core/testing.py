@@ -335,6 +335,39 @@ def _check_blocks(cls: type, config: Any, task: Any, protocol: type) -> None:
         )
 
 
+def _check_decode_step(cls: type, config: Any, task: Any, protocol: type) -> None:
+    """``decode_step`` after ``encode``, fed a first chunk of the target and then one token at
+    a time with the state it returns, gives the logits ``forward`` gives on the whole target."""
+    import torch  # here, not above: `zoo list` (which imports this module) imports no torch
+
+    torch.manual_seed(0)
+    model = cls(config).eval()
+    source, mask, target = task.example_batch(config)[:3]
+    T = target.size(1)
+    with torch.no_grad():
+        full = model(source, mask, target)  # (B, T, V)
+        memory = model.encode(source, mask)
+        for first in sorted({1, max(1, T // 2)}):
+            state, pieces = None, []
+            for start, end in [(0, first), *((t, t + 1) for t in range(first, T))]:
+                returned = model.decode_step(target[:, start:end], memory, mask, state)
+                assert isinstance(returned, tuple) and len(returned) == 2, (
+                    "decode_step must return (logits, state)"
+                )
+                logits, state = returned
+                pieces.append(logits)
+            stepped = torch.cat(pieces, dim=1)
+            if stepped.shape != full.shape or not torch.allclose(
+                stepped.float(), full.float(), rtol=1e-4, atol=1e-4
+            ):
+                gap = (stepped.float() - full.float()).abs().max().item()
+                raise AssertionError(
+                    f"decode_step disagrees with forward: fed {first} token(s), then one at a "
+                    f"time, its logits differ by up to {gap:.3g}; decode_step(target, memory, "
+                    "source_mask, state) must continue exactly where the state left off"
+                )
+
+
 # What a model may declare and the checks that hold it to it, per kind of model.
 _DECLARED: dict[type, tuple[tuple[str, Any], ...]] = {
     protocols.LanguageModel: (
@@ -347,4 +380,5 @@ _DECLARED: dict[type, tuple[tuple[str, Any], ...]] = {
         ("blocks", _check_blocks),
     ),
     protocols.ImageClassifier: (("blocks", _check_blocks),),
+    protocols.Seq2SeqModel: (("decode_step", _check_decode_step),),
 }

@@ -104,6 +104,10 @@ def info(name: str, as_json: bool) -> None:
             click.echo(f"  {key}: {data[key]}")
     click.echo(f"  tasks: {', '.join(data['tasks'])}")
     click.echo(f"  parameters (default config): {data['parameters']:,}")
+    click.echo(
+        f"  memory to train: {data['train_state_bytes'] / 2**30:,.1f} GiB of weights, gradients "
+        "and AdamW state (16 bytes a parameter), plus activations, which grow with the batch"
+    )
     click.echo("  config:")
     table(
         ["  field", "type", "default"],

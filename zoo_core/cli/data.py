@@ -1,10 +1,10 @@
-"""Embedded data sets written out as files: ``zoo data shapes|text|brackets``."""
+"""Embedded data sets written out as files: ``zoo data shapes|text|brackets|scan``."""
 
 from __future__ import annotations
 
 import click
 
-from zoo_core.data import brackets, text
+from zoo_core.data import brackets, scan, text
 
 
 @click.group()
@@ -45,6 +45,21 @@ def data_brackets(out: str) -> None:
         f"wrote {train:,} training and {val:,} validation examples to {path / 'train.jsonl'} "
         f"and {path / 'val.jsonl'}"
     )
+
+
+@data.command("scan")
+@click.option("--out", required=True, type=click.Path(), help="Folder to write (new or empty).")
+def data_scan(out: str) -> None:
+    """Write SCAN, the default data of seq2seq models, as one folder per split (simple, length,
+    addprim-jump) of train.jsonl and test.jsonl, one {"source", "target"} a line; train on one
+    with `--data OUT/length/train.jsonl --val-data OUT/length/test.jsonl`."""
+    path = scan.write_splits(out)
+    sizes = ", ".join(
+        f"{name} {len(train):,}/{len(test):,}"
+        for name in scan.SPLITS
+        for train, test in [scan.split(name)]
+    )
+    click.echo(f"wrote SCAN's splits (train/test pairs: {sizes}) to {path}")
 
 
 COMMANDS = (data,)

@@ -1,4 +1,5 @@
-"""Inference: ``zoo generate`` (text or a picture of samples), ``zoo predict`` (classes)."""
+"""Inference: ``zoo generate`` (text or a picture of samples), ``zoo predict`` (classes),
+``zoo translate`` (a target text for each source text)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import click
 
 from zoo_core.cli._output import print_json
 from zoo_core.errors import ZooError
-from zoo_core.inference import PictureOptions, PredictOptions, SamplingOptions
+from zoo_core.inference import PictureOptions, PredictOptions, SamplingOptions, TranslateOptions
 
 _MAX_LISTED = 20  # unreadable inputs named one by one, before a count of the rest
 
@@ -173,6 +174,52 @@ def predict(source: str, inputs: tuple[str, ...], top_k: int, device: str, as_js
         )
 
 
+@click.command()
+@click.argument("source")
+@click.argument("texts", nargs=-1, required=True)
+@click.option("--beam", type=int, default=1, show_default=True, help="Beam size (1: greedy).")
+@click.option(
+    "--length-penalty",
+    type=float,
+    default=0.6,
+    show_default=True,
+    help="Beam scores over ((5 + length) / 6) ** this (GNMT's alpha).",
+)
+@click.option("--max-length", type=int, help="Target tokens at most (default: the task's).")
+@click.option("--no-cache", is_flag=True, help="Recompute the whole target prefix every token.")
+@click.option("--device", default="cpu", show_default=True, metavar="cpu|cuda[:N]|mps|auto")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def translate(
+    source: str,
+    texts: tuple[str, ...],
+    beam: int,
+    length_penalty: float,
+    max_length: int | None,
+    no_cache: bool,
+    device: str,
+    as_json: bool,
+) -> None:
+    """Translate TEXTS with a trained sequence-to-sequence model (a run folder or a Hub repo),
+    one target per line (`-` reads one source per line from stdin)."""
+    from zoo_core.artifact import load  # here, not above: keeps torch out of `zoo list`
+
+    artifact = load(source, device=device)
+    items = list(texts)
+    if "-" in items:  # one text per line, in place of the `-`
+        lines = [line.rstrip("\r") for line in _stdin_text().split("\n")]
+        at = items.index("-")
+        items[at : at + 1] = [line for line in lines if line.strip()]
+    options = TranslateOptions(
+        beam=beam, length_penalty=length_penalty, max_length=max_length, use_cache=not no_cache
+    )
+    outputs = artifact.translate(items, options)
+    if as_json:
+        print_json([{"source": s, "target": t} for s, t in zip(items, outputs, strict=True)])
+        return
+    for target in outputs:
+        click.echo(target)
+
+
 def _is_path(item: str) -> bool:
     """Whether ``item`` names an existing file or folder (a long text is no path at all)."""
     try:
@@ -199,4 +246,4 @@ def _shorten(text: str, width: int = 60) -> str:
     return repr(flat if len(flat) <= width else flat[: width - 3] + "...")
 
 
-COMMANDS = (generate, predict)
+COMMANDS = (generate, predict, translate)

@@ -27,6 +27,13 @@ def register_tasks(register):
             "one label per text (default: synthetic balanced-brackets strings)",
         )
     )
+    register(
+        TaskSpec(
+            "seq2seq",
+            "zoo_core.tasks.seq2seq:SequenceToSequence",
+            "source text to target text, e.g. translation (default: SCAN, --set split=...)",
+        )
+    )
     # Synthetic long-range tasks: any `lm` model (ids in, next-token logits out) can do them.
     for name, cls, summary in (
         ("copy", "Copy", "reproduce a random sequence after a delimiter (knob: delay)"),

@@ -30,3 +30,18 @@ def register_tokenizers(register):
             "byte-level BPE learned from the training text (vocab_size; needs `tokenizers`)",
         )
     )
+    register(
+        TokenizerSpec(
+            "word",
+            "zoo_core.tokenizers.word:WordTokenizer",
+            "one token per whitespace-separated word of the training text (vocab_size: the most "
+            "frequent)",
+        )
+    )
+    register(
+        TokenizerSpec(
+            "source-target",
+            "zoo_core.tokenizers.pair:PairTokenizer",
+            "a seq2seq task's source and target tokenizers saved as one (the task makes it)",
+        )
+    )

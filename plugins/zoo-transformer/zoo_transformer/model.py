@@ -14,6 +14,12 @@ The positional encoding is a config choice:
 
 Every encoding but ``learned`` reads sequences longer than those it was trained on.
 
+``attention`` chooses which positions attention may read: ``dense`` (all of them), ``banded``
+(only the ``band`` nearest: in the decoder a token and the ``band - 1`` before it) in every
+layer, or ``alternating-banded``, dense and banded layers in turn (the first dense), as GPT-3
+alternates dense and locally banded sparse attention (Brown et al. 2020, after Child et al.'s
+Sparse Transformer).
+
 ``mixer`` chooses what mixes information across positions inside each block: ``attention``
 (the Transformer), or ``lstm``, a one-layer LSTM in the same place, with the same LayerNorms,
 residuals and MLP around it (Domhan, "How Much Attention Do You Need?", 2018). With the LSTM
@@ -54,6 +60,8 @@ class BlockConfig:
     mixer: Literal["attention", "lstm"] = "attention"  # what mixes positions inside a block
     activation: Literal["gelu", "gelu_tanh"] = "gelu"  # the MLP's; GPT-2 uses tanh-approximated
     layer_norm_eps: float = 1e-5  # every LayerNorm's epsilon
+    attention: Literal["dense", "banded", "alternating-banded"] = "dense"  # which keys it reads
+    band: int = 256  # keys a banded layer reads: the token and band - 1 before it
 
     def __post_init__(self):
         if min(self.n_layer, self.n_head, self.n_embd, self.context_length, self.vocab_size) < 1:
@@ -74,6 +82,14 @@ class BlockConfig:
             raise ValueError(f"unknown activation {self.activation!r}; use gelu or gelu_tanh")
         if not 0 < self.layer_norm_eps < 1:
             raise ValueError(f"layer_norm_eps must be in (0, 1), not {self.layer_norm_eps}")
+        if self.attention not in ("dense", "banded", "alternating-banded"):
+            raise ValueError(
+                f"unknown attention {self.attention!r}; use dense, banded or alternating-banded"
+            )
+        if self.band < 1:
+            raise ValueError(f"band must be at least 1 token, not {self.band}")
+        if self.attention != "dense" and self.mixer != "attention":
+            raise ValueError(f"attention={self.attention} bands attention; mixer lstm has none")
 
     @property
     def max_context(self) -> int | None:
@@ -283,6 +299,29 @@ class _Body(nn.Module):
             return distance >= 0, False  # (T, T_k), the causal mask shifted by the cache
         return (None if pad is None else pad[:, None, None, :]), False  # (B, 1, 1, T_k)
 
+    def _banded(self, i: int) -> bool:
+        """Whether layer ``i`` reads only the ``band`` nearest keys."""
+        kind = self.config.attention
+        return kind == "banded" or (kind == "alternating-banded" and i % 2 == 1)
+
+    def _band_mask(
+        self, T: int, offset: int, pad: torch.Tensor | None, device: torch.device
+    ) -> torch.Tensor:
+        """The banded layers' mask (True: may attend) for T queries at offset.., or their
+        additive bias with ALiBi: the dense mask with the keys outside the band taken away."""
+        q_pos = torch.arange(offset, offset + T, device=device)
+        k_pos = torch.arange(offset + T, device=device)
+        distance = q_pos[:, None] - k_pos[None, :]  # (T, T_k)
+        near = distance.abs() < self.config.band
+        if self.causal:
+            near = near & (distance >= 0)
+        dense, is_causal = self._attention_mask(T, offset, pad, device)
+        if dense is not None and dense.is_floating_point():  # ALiBi's bias: -inf outside
+            return dense.masked_fill(~near, float("-inf"))
+        if pad is not None and not self.causal:
+            return near & pad[:, None, None, :]  # (B, 1, T, T_k)
+        return near  # (T, T_k)
+
     def _run(
         self,
         idx: torch.Tensor,
@@ -315,9 +354,12 @@ class _Body(nn.Module):
             )
         x = self.drop(x)
         mask, is_causal = self._attention_mask(T, offset, pad, idx.device)
+        if self.config.attention != "dense":
+            band = self._band_mask(T, offset, pad, idx.device)
         new_cache: KVCache = []
         for i, block in enumerate(self.blocks):
-            x, kv = block(x, mask, is_causal, rope, None if cache is None else cache[i])
+            layer_mask, layer_causal = (band, False) if self._banded(i) else (mask, is_causal)
+            x, kv = block(x, layer_mask, layer_causal, rope, None if cache is None else cache[i])
             new_cache.append(kv)
         return self.ln_f(x), new_cache
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from zoo_core import ZooError
-from zoo_core.tokenizers import Tokenizer
+from zoo_core.errors import ZooError
+from zoo_core.tokenizers.base import Tokenizer
 
 
 class WordTokenizer(Tokenizer):

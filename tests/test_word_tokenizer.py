@@ -1,18 +1,18 @@
-"""The `word` tokenizer the Transformer plugin registers through register_tokenizers."""
+"""The built-in `word` tokenizer: one token per whitespace-separated word."""
 
 import pytest
-from zoo_transformer.tokenizer import WordTokenizer
 
 import zoo_core
 from zoo_core.errors import ZooError
 from zoo_core.tokenizers.base import tokenizer_class
+from zoo_core.tokenizers.word import WordTokenizer
 
 TEXT = "jump twice and walk left\njump thrice after run\n"
 
 
-def test_it_is_registered_by_the_plugin():
+def test_it_is_built_in():
     (spec,) = [s for s in zoo_core.list_tokenizers() if s.name == "word"]
-    assert spec.plugin == "transformer"
+    assert spec.plugin == "builtin-tokenizers"
     assert tokenizer_class("word") is WordTokenizer
 
 
