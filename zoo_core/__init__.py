@@ -19,7 +19,13 @@ from zoo_core.catalog import (
 )
 from zoo_core.errors import ZooError
 from zoo_core.plugins import hookimpl
-from zoo_core.registry import ModelSpec, PretrainedWeights, TaskSpec, TokenizerSpec
+from zoo_core.registry import (
+    ModelSpec,
+    PretrainedWeights,
+    StudySpec,
+    TaskSpec,
+    TokenizerSpec,
+)
 
 if TYPE_CHECKING:
     from zoo_core.artifact import Artifact, create_model, load, train
@@ -37,6 +43,7 @@ __all__ = [
     "Artifact",
     "ModelSpec",
     "PretrainedWeights",
+    "StudySpec",
     "TaskSpec",
     "TokenizerSpec",
     "ZooError",

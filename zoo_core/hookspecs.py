@@ -15,7 +15,7 @@ import pluggy
 if TYPE_CHECKING:
     import click
 
-    from zoo_core.registry import ModelSpec, TaskSpec, TokenizerSpec
+    from zoo_core.registry import ModelSpec, StudySpec, TaskSpec, TokenizerSpec
 
 hookspec = pluggy.HookspecMarker("zoo")
 
@@ -43,6 +43,16 @@ def register_tasks(register: Callable[[TaskSpec], None]) -> None:
     """Register the tasks (data, loss, metrics, inference) a plugin provides.
 
     Called once, when the catalog is built. Call ``register(TaskSpec(...))`` once per task name.
+    """
+
+
+@hookspec
+def register_studies(register: Callable[[StudySpec], None]) -> None:
+    """Register the studies (``zoo study NAME``) a plugin provides.
+
+    Called once, when the catalog is built. Call ``register(StudySpec(...))`` once per study name;
+    the spec names the study's function as a ``"module:attr"`` string, imported only when the
+    study runs, so ``zoo study --list`` imports no torch.
     """
 
 

@@ -26,12 +26,17 @@ from zoo_core.registry import (
     ModelSpec,
     PluginInfo,
     PretrainedWeights,
+    StudySpec,
     TaskSpec,
     TokenizerSpec,
 )
 
 ENTRY_POINT_GROUP = "zoo"
-BUILTIN_PLUGINS = {"builtin-tasks": "zoo_core.tasks", "builtin-tokenizers": "zoo_core.tokenizers"}
+BUILTIN_PLUGINS = {
+    "builtin-tasks": "zoo_core.tasks",
+    "builtin-tokenizers": "zoo_core.tokenizers",
+    "builtin-studies": "zoo_core.studies",
+}
 
 hookimpl = pluggy.HookimplMarker("zoo")
 
@@ -54,6 +59,7 @@ _REGISTER_HOOKS = (
     ("register_tasks", "task", TaskSpec, "tasks"),
     ("register_tokenizers", "tokenizer", TokenizerSpec, "tokenizers"),
     ("register_models", "model", ModelSpec, "models"),
+    ("register_studies", "study", StudySpec, "studies"),
 )
 
 
@@ -100,13 +106,21 @@ def _check_spec(spec: Any, kind: str) -> None:
             f"{label}: a name is letters, digits, '.', '_' and '-', starting with a letter or "
             f"digit, not {spec.name!r}"
         )
-    code_field = {"model": "model", "task": "task", "tokenizer": "tokenizer"}[kind]
+    code_field = {"model": "model", "task": "task", "tokenizer": "tokenizer", "study": "study"}[
+        kind
+    ]
     code = getattr(spec, code_field)
     if not isinstance(code, str) or ":" not in code:
         raise TypeError(f"{label}: {code_field} must be a 'module:attr' string, not {code!r}")
     for text_field in ("summary", "family", "paper"):
         if not isinstance(getattr(spec, text_field, ""), str):
             raise TypeError(f"{label}: {text_field} must be a string")
+    if kind == "study":
+        minutes = spec.cpu_minutes
+        if isinstance(minutes, bool) or not isinstance(minutes, int | float) or minutes < 0:
+            raise TypeError(f"{label}: cpu_minutes must be a number >= 0, not {minutes!r}")
+        if not isinstance(spec.cuda, str):
+            raise TypeError(f"{label}: cuda must be a string")
     if kind != "model":
         return
     tasks = spec.tasks
@@ -254,7 +268,7 @@ def _build_catalog() -> Catalog:
     for name in _plugin_order():
         plugin = pm.get_plugin(name)
         info = plugin_info(name)
-        info.models, info.tasks, info.tokenizers = [], [], []
+        info.models, info.tasks, info.tokenizers, info.studies = [], [], [], []
         catalog.plugins[name] = info
         staged = None if name in _failed else _collect(name, plugin)
         if staged is None:

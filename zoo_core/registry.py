@@ -81,6 +81,24 @@ class TokenizerSpec:
     plugin: str = ""
 
 
+@dataclass(frozen=True)
+class StudySpec:
+    """A study name: the ``"module:attr"`` of its function and what it costs.
+
+    The function takes a :class:`zoo_core.studies.StudyContext` and trains, measures and records
+    its tables and plots through it (``zoo study NAME``). ``cpu_minutes`` is the expected wall time
+    of the full study on a 2-core CPU; ``cuda`` says what ``--device cuda`` runs instead.
+    """
+
+    name: str
+    study: str
+    summary: str
+    cpu_minutes: float = 0.0
+    cuda: str = ""
+    paper: str = ""
+    plugin: str = ""
+
+
 @dataclass
 class PluginInfo:
     """What one plugin is and what it registered (or why it failed)."""
@@ -92,11 +110,12 @@ class PluginInfo:
     models: list[str] = field(default_factory=list)
     tasks: list[str] = field(default_factory=list)
     tokenizers: list[str] = field(default_factory=list)
+    studies: list[str] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
 
-KINDS = ("model", "task", "tokenizer")
+KINDS = ("model", "task", "tokenizer", "study")
 
 
 @dataclass
@@ -106,12 +125,18 @@ class Catalog:
     models: dict[str, ModelSpec] = field(default_factory=dict)
     tasks: dict[str, TaskSpec] = field(default_factory=dict)
     tokenizers: dict[str, TokenizerSpec] = field(default_factory=dict)
+    studies: dict[str, StudySpec] = field(default_factory=dict)
     plugins: dict[str, PluginInfo] = field(default_factory=dict)
     # (kind, name) -> the plugins that both registered it; such a name cannot be used.
     conflicts: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
 
     def table(self, kind: str) -> dict[str, Any]:
-        return {"model": self.models, "task": self.tasks, "tokenizer": self.tokenizers}[kind]
+        return {
+            "model": self.models,
+            "task": self.tasks,
+            "tokenizer": self.tokenizers,
+            "study": self.studies,
+        }[kind]
 
     def get(self, kind: str, name: str) -> Any:
         """The spec registered under ``name``, or a clear error offering the closest names."""
@@ -126,7 +151,12 @@ class Catalog:
             )
         close = difflib.get_close_matches(name, list(table), n=3, cutoff=0.6)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        listing = {"model": "zoo list", "task": "zoo tasks", "tokenizer": "zoo tokenizers"}[kind]
+        listing = {
+            "model": "zoo list",
+            "task": "zoo tasks",
+            "tokenizer": "zoo tokenizers",
+            "study": "zoo study --list",
+        }[kind]
         raise ZooError(f"unknown {kind} '{name}'.{hint} Run `{listing}` to see them all.")
 
     def list_models(

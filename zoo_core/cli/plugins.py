@@ -42,6 +42,7 @@ def plugins(ctx: click.Context, as_json: bool) -> None:
                 ("models", i.models),
                 ("tasks", i.tasks),
                 ("tokenizers", i.tokenizers),
+                ("studies", i.studies),
                 ("commands", i.commands),
             )
             if names

@@ -4,7 +4,16 @@ from zoo_core import ModelSpec, hookimpl
 
 _MODEL = "zoo_lstm.model:LSTMLanguageModel"
 # Language modelling, then the synthetic long-range tasks of the core.
-_TASKS = ("lm", "copy", "selective-copy", "associative-recall", "parity", "induction")
+_TASKS = (
+    "lm",
+    "copy",
+    "selective-copy",
+    "associative-recall",
+    "parity",
+    "induction",
+    "mqar",
+    "repeated-tokens",
+)
 _PAPER = "Hochreiter & Schmidhuber, Long Short-Term Memory (1997)"
 # The width is the hidden size; an embedding as wide as it stays so (the weights are tied).
 _WIDTH = {"width": "hidden_size", "tied_widths": ("embed_dim",)}

@@ -6,7 +6,16 @@ from zoo_core import ModelSpec, TokenizerSpec, hookimpl
 _DECODER = "zoo_transformer.model:TransformerLM"
 _ENCODER = "zoo_transformer.model:TransformerEncoder"
 # Language modelling, then the synthetic long-range tasks of the core.
-_TASKS = ("lm", "copy", "selective-copy", "associative-recall", "parity", "induction")
+_TASKS = (
+    "lm",
+    "copy",
+    "selective-copy",
+    "associative-recall",
+    "parity",
+    "induction",
+    "mqar",
+    "repeated-tokens",
+)
 _GPT2 = "Radford et al., Language Models are Unsupervised Multitask Learners (2019)"
 _ATTENTION = "Vaswani et al., Attention Is All You Need (2017)"
 # The width is split into n_head heads, and rope rotates pairs of a head's dimensions: whole
