@@ -55,9 +55,9 @@ _STUDIES = (
     (
         "mqar",
         "mqar",
-        "multi-query associative recall, 4 to 64 pairs: transformer and lstm at two widths",
+        "multi-query associative recall, 4 to 32 pairs: transformer and lstm at two widths",
         10,
-        "widths 64 to 512, 4000 steps",
+        "4 to 128 pairs, widths 64 to 512, 4000 steps",
         "Arora et al. 2023 (Zoology), Figure 2",
     ),
     (

@@ -29,7 +29,7 @@ def _seeds(ctx: StudyContext) -> int:
 
 def _synthetic(ctx: StudyContext, **sets: str) -> dict[str, str]:
     """Settings of a synthetic task's comparison: fewer validation examples when quick."""
-    return {**sets, "val_size": ctx.pick("32", "512", "2000")}
+    return {"val_size": ctx.pick("32", "512", "2000"), **sets}
 
 
 def _spread(values: list[float]) -> dict[str, float]:
@@ -210,11 +210,11 @@ def _stopped_early(run_dir: Path) -> bool:
 
 # -- the second round --------------------------------------------------------------------------
 def mqar(ctx: StudyContext) -> None:
-    """Zoology's multi-query associative recall: trained on 4 to 64 key-value pairs (one count
+    """Zoology's multi-query associative recall: trained on 4 to 32 key-value pairs (one count
     per batch), evaluated at each count; the Transformer and the LSTM at two widths (one
     comparison per width: the LSTM ties its embedding to its hidden state, so both follow)."""
-    pairs = [4, 8, 16, 32, 64]
-    widths = ctx.pick([64, 128], [64, 128], [64, 128, 256, 512])
+    pairs = ctx.pick([4, 8, 16, 32], [4, 8, 16, 32], [4, 8, 16, 32, 64, 128])
+    widths = ctx.pick([32, 64], [32, 64], [64, 128, 256, 512])
     parts = []
     for width in widths:
         parts.append(
@@ -224,11 +224,12 @@ def mqar(ctx: StudyContext) -> None:
                 task="mqar",
                 train_length=max(pairs),
                 eval_lengths=pairs,
-                steps=ctx.pick(3, 1000, 4000),
+                steps=ctx.pick(3, 500, 4000),
                 seeds=_seeds(ctx),
                 batch_size=32,
                 sets=_synthetic(
                     ctx,
+                    vocab_size=str(2 * max(pairs)),  # keys, then as many values
                     min_length=str(min(pairs)),
                     n_layer="2",
                     n_embd=str(width),
@@ -274,13 +275,14 @@ def induction(ctx: StudyContext) -> None:
         task="repeated-tokens",
         train_length=train,
         eval_lengths=[train, 2 * train, 4 * train, 8 * train],
-        steps=ctx.pick(3, 600, 3000),
+        steps=ctx.pick(3, 500, 3000),
         seeds=_seeds(ctx),
         batch_size=32,
         match_params=True,
         sets=_synthetic(
             ctx,
             vocab_size=ctx.pick("128", "128", "512"),
+            val_size=ctx.pick("32", "256", "1000"),
             pos_encoding="learned,sinusoidal,rope,alibi,none",
             n_layer="2",
             n_embd="64",
