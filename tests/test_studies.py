@@ -252,22 +252,38 @@ def test_loss_by_position_averages_to_the_validation_loss(tiny_run):
     assert 1 <= found["effective_context"] <= 32
 
 
-def test_eval_per_position_prints_the_curve_and_plots_it(zoo, tiny_run, tmp_path):
+def test_eval_per_position_prints_the_curve_and_plots_it(tiny_run, tmp_path):
+    from click.testing import CliRunner
+
+    from zoo_core.cli import cli
+
+    def zoo(*args):
+        return CliRunner().invoke(cli, [str(a) for a in args])
+
     plot = tmp_path / "curve.png"
     proc = zoo("eval", tiny_run, "--per-position", "--seq-len", "16", "--plot", plot)
-    assert "loss at position 1:" in proc.stdout and "loss at position 16:" in proc.stdout
-    assert re.search(r"effective context: \d+ tokens", proc.stdout)
+    assert proc.exit_code == 0, proc.output
+    assert "loss at position 1:" in proc.output and "loss at position 16:" in proc.output
+    assert re.search(r"effective context: \d+ tokens", proc.output)
     assert plot.read_bytes()[:4] == b"\x89PNG"
-    data = json.loads(zoo("eval", tiny_run, "--per-position", "--json").stdout)
+    data = json.loads(zoo("eval", tiny_run, "--per-position", "--json").output)
     assert len(data["loss_by_position"]) == 32
-    bad = zoo("eval", tiny_run, "--plot", plot, check=False)
-    assert bad.returncode == 1 and "go with --per-position" in bad.stderr
+    bad = zoo("eval", tiny_run, "--plot", plot)
+    assert bad.exit_code == 1 and "go with --per-position" in bad.output
+    assert "Traceback" not in bad.output
 
 
 def test_early_stopping_keeps_the_best_weights_and_stops(tmp_path):
     import zoo_core
 
-    settings = {"hidden_size": 16, "embed_dim": 16, "seq_len": 16, "train_fraction": 0.002}
+    settings = {
+        "hidden_size": 16,
+        "embed_dim": 16,
+        "seq_len": 16,
+        "train_fraction": 0.002,  # 0.2% of the text: it overfits long before 400 steps
+        "val_fraction": 0.01,
+        "eval_batches": 4,
+    }
     common = {"task": "lm", "steps": 400, "batch_size": 8, "progress": False}
     artifact, final = zoo_core.train(
         "lstm",
@@ -278,12 +294,14 @@ def test_early_stopping_keeps_the_best_weights_and_stops(tmp_path):
     records = artifacts.read_metrics(tmp_path / "run")
     (at,) = [i for i, r in enumerate(records) if r.get("early_stop")]
     stop = records[at]
-    assert stop["step"] < 400  # 0.2% of the text: it overfits long before 400 steps
+    assert stop["step"] < 400
     evaluations = [r["val_loss"] for r in records[:at] if "val_loss" in r]
     assert stop["best_val_loss"] == min(evaluations)
     assert evaluations[-1] > stop["best_val_loss"]  # it stopped because the loss rose
-    # the final evaluation (every window) is of the best weights, not the last ones
-    assert final["val_loss"] < evaluations[-1]
+    # the weights kept are the best ones, not the last: scored on the same windows, they give
+    # the best interval evaluation's loss again
+    again = artifact.task.evaluate(artifact.model, 8, limit=4)["val_loss"]
+    assert again == pytest.approx(stop["best_val_loss"], rel=1e-5)
     assert final["step"] == stop["step"]
 
 

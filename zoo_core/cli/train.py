@@ -129,14 +129,14 @@ def eval_cmd(
     as_json: bool,
 ) -> None:
     """Evaluate a trained model (a run folder or a Hub repo)."""
-    from zoo_core.artifact import load  # here, not above: keeps torch out of `zoo list`
-
     if not per_position and (seq_len is not None or plot is not None):
         raise ZooError("--seq-len and --plot go with --per-position")
     if batch_size < 1:
         raise ZooError(f"the batch size must be at least 1, not {batch_size}")
     if seq_len is not None and seq_len < 1:
         raise ZooError(f"--seq-len must be at least 1, not {seq_len}")
+    from zoo_core.artifact import load  # here, not above: keeps torch out of `zoo list`
+
     artifact = load(source, device=device)
     if per_position:
         from zoo_core.studies import context  # here, not above: keeps torch out of `zoo list`
