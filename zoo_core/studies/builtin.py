@@ -341,8 +341,8 @@ def context_usage(ctx: StudyContext) -> None:
             "steps": budgets,
             "n_layer": "2",
             "n_embd": ctx.pick("64", "64", "256"),
-            "hidden_size": ctx.pick("128", "128", "512"),
-            "embed_dim": ctx.pick("128", "128", "512"),
+            "hidden_size": ctx.pick("96", "96", "512"),
+            "embed_dim": ctx.pick("96", "96", "512"),
         },
     )
     marks = [p for p in CONTEXT_MARKS if p < seq_len] + [seq_len]
