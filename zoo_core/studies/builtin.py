@@ -267,7 +267,10 @@ def mqar(ctx: StudyContext) -> None:
 
 def induction(ctx: StudyContext) -> None:
     """Repeated random tokens: a 2-layer transformer per positional encoding and the LSTM,
-    trained at one length, evaluated at 1x to 8x; and when the loss falls (the phase change)."""
+    trained on lengths up to one length, evaluated at 1x to 8x; and when the loss falls (the
+    phase change). The length varies from batch to batch (a quarter of it up to all of it): at
+    one fixed length, "copy the token one period back" solves the task by position alone, which
+    says nothing at another length (a first run here learned exactly that)."""
     train = ctx.pick(16, 16, 64)
     results = ctx.compare(
         "repeat",
@@ -283,6 +286,7 @@ def induction(ctx: StudyContext) -> None:
             ctx,
             vocab_size=ctx.pick("128", "128", "512"),
             val_size=ctx.pick("32", "256", "1000"),
+            min_length=str(train // 4),
             pos_encoding="learned,sinusoidal,rope,alibi,none",
             n_layer="2",
             n_embd="64",
