@@ -72,7 +72,7 @@ _STUDIES = (
         "context-usage",
         "context_usage",
         "lm loss at each window position and effective context: lstm against transformer",
-        9,
+        8,
         "seq_len 512, 2000 and 8000 steps",
         "Dai et al. 2019 (Transformer-XL), section 4.3",
     ),

@@ -315,12 +315,13 @@ def induction(ctx: StudyContext) -> None:
                 row["label"],
                 _cell(firsts, 2),
                 _cell(lasts, 2),
-                _cell(drops, 0) + (f" ({len(drops)} of {runs})" if len(drops) < runs else ""),
+                _cell(drops, 0),
+                f"{len(drops)} of {runs}",
             ]
         )
     ctx.table(
         "phase-change",
-        ["variant", "first loss", "last loss", "step the loss halves"],
+        ["variant", "first loss", "last loss", "step the loss halves", "runs it halved in"],
         rows,
     )
 
@@ -329,10 +330,10 @@ CONTEXT_MARKS = (1, 4, 16, 64, 128)
 
 
 def context_usage(ctx: StudyContext) -> None:
-    """The loss at each position of a 128-token window on the default text, for the LSTM and
+    """The loss at each position of a 64-token window on the default text, for the LSTM and
     the Transformer at the same size, at two budgets; and each one's effective context."""
-    seq_len = ctx.pick(128, 128, 512)
-    budgets = ctx.pick("3,6", "200,600", "2000,8000")
+    seq_len = ctx.pick(64, 64, 512)
+    budgets = ctx.pick("3,6", "150,450", "2000,8000")
     results = ctx.compare(
         "lm",
         MODELS,
