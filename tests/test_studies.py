@@ -163,9 +163,43 @@ def test_every_study_table_in_the_doc_is_the_one_its_command_wrote():
         assert table == written[key], f"docs/studies.md's {key} is not what zoo study wrote"
 
 
-def shape(markdown: str) -> list[str]:
-    """A table with every number replaced by 0: its format, whatever was measured."""
-    return [re.sub(r"\d+", "0", line) for line in markdown.splitlines()]
+def number_format(text: str) -> str:
+    """``text`` with every number's whole part as 0 and its decimals as d: its format."""
+    decimals = re.sub(r"\.(\d+)", lambda m: "." + "d" * len(m[1]), text)
+    return re.sub(r"\d+", "0", decimals)
+
+
+def cells(markdown: str) -> list[list[str]]:
+    """A table's cells in :func:`number_format`: its format, whatever was measured."""
+    return [
+        [number_format(cell.strip()) for cell in line.strip("|").split("|")]
+        for line in markdown.splitlines()
+    ]
+
+
+def same_format(quick: str, committed: str) -> bool:
+    """The same rows and columns, and every cell of the same format, where a quick run that
+    measured nothing ("-": a loss that never halved in three steps) may stand for any value."""
+    a, b = cells(quick), cells(committed)
+    if (
+        len(a) != len(b)
+        or a[:2] != b[:2]
+        or any(len(x) != len(y) for x, y in zip(a, b, strict=True))
+    ):
+        return False
+    return all(
+        x[0] == y[0] and all(p == q or p == "-" for p, q in zip(x, y, strict=True))
+        for x, y in zip(a[2:], b[2:], strict=True)
+    )
+
+
+def test_the_format_check_sees_a_changed_table():
+    table = "| variant | acc @0 |\n|---|---|\n| lstm steps=3 | 0.500 ± 0.100 |\n"
+    assert same_format(table, table.replace("steps=3", "steps=300").replace("0.500", "0.750"))
+    assert same_format(table.replace("0.500 ± 0.100", "-"), table)
+    assert not same_format(table, table.replace("0.500 ± 0.100", "0.50 ± 0.10"))
+    assert not same_format(table, table.replace("lstm", "gru"))
+    assert not same_format(table, table + "| gru | 0.1 |\n")
 
 
 @pytest.mark.slow
@@ -178,7 +212,7 @@ def test_a_quick_study_writes_tables_of_the_committed_format(name, tmp_path):
     quick = base.table_blocks((tmp_path / name / base.TABLES_FILE).read_text())
     assert list(quick) == list(committed)
     for key in committed:
-        assert shape(quick[key]) == shape(committed[key]), f"{key} changed format"
+        assert same_format(quick[key], committed[key]), f"{key} changed format"
     assert record["wall_seconds"] < 300
 
 
