@@ -131,6 +131,15 @@ def test_the_output_folder_is_never_overwritten_without_overwrite(tiny, tmp_path
     assert "| quick |" in (done / base.TABLES_FILE).read_text()
 
 
+def test_a_device_that_is_not_here_is_one_line_and_writes_nothing(tiny, tmp_path):
+    with pytest.raises(ZooError, match="unknown device 'tpu'"):
+        base.run_study("tiny", device="tpu", out=tmp_path / "a")
+    if not torch.cuda.is_available():
+        with pytest.raises(ZooError, match="sees no CUDA GPU"):
+            base.run_study("tiny", device="cuda", out=tmp_path / "b")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_document_takes_the_tables_of_a_study_and_keeps_the_rest(tiny, tmp_path):
     base.run_study("tiny", out=tmp_path / "out")
     doc = tmp_path / "doc.md"

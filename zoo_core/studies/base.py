@@ -29,6 +29,7 @@ from zoo_core.catalog import get_study_spec
 from zoo_core.errors import ZooError
 from zoo_core.registry import resolve
 from zoo_core.training.run import new_run_dir
+from zoo_core.training.trainer import pick_device
 
 STUDY_FILE = "study.json"
 TABLES_FILE = "tables.md"
@@ -171,8 +172,7 @@ def run_study(
     """Run study ``name`` at its recorded size (``quick``: a few steps; on a ``cuda`` device,
     the GPU size); write ``tables.md``, ``study.json`` and plots to ``out``; return the record."""
     spec = get_study_spec(name)
-    if device not in ("cpu", "auto") and not device.startswith(("cuda", "mps")):
-        raise ZooError(f"unknown device '{device}'; use cpu, cuda, cuda:N or mps")
+    pick_device(device)  # an unknown device, or a GPU that is not here: one line, nothing written
     function = resolve(spec.study, f"study '{spec.name}' of plugin '{spec.plugin}'")
     if not callable(function):
         raise ZooError(f"study '{spec.name}' points at '{spec.study}', which is not a function")
