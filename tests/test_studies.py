@@ -157,6 +157,23 @@ def test_a_document_takes_the_tables_of_a_study_and_keeps_the_rest(tiny, tmp_pat
         base.update_document(doc, tmp_path)
 
 
+def test_the_command_runs_a_study_prints_its_tables_and_updates_a_document(tiny, tmp_path):
+    from click.testing import CliRunner
+
+    from zoo_core.cli import cli
+
+    doc = tmp_path / "doc.md"
+    doc.write_text("<!-- study:tiny/counts -->\n<!-- /study -->\n")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["study", "tiny", "--out", str(out), "--doc", str(doc)])
+    assert result.exit_code == 0, result.output
+    assert "tiny/counts" in result.output and "1.000 ± 2.484" in result.output
+    assert "not in" in result.output and "tiny/size" in result.output  # not in the document
+    assert "| runs | 3 |" in doc.read_text()
+    again = CliRunner().invoke(cli, ["study", "tiny", "--out", str(out)])
+    assert again.exit_code == 1 and "--overwrite" in again.output
+
+
 # -- the documents cannot drift from what `zoo study` wrote --------------------------------------
 def committed_outputs():
     return sorted(p.parent.name for p in (ROOT / "docs" / "studies").glob("*/tables.md"))
