@@ -205,7 +205,8 @@ def cells(markdown: str) -> list[list[str]]:
 
 def same_format(quick: str, committed: str) -> bool:
     """The same rows and columns, and every cell of the same format, where a quick run that
-    measured nothing ("-": a loss that never halved in three steps) may stand for any value."""
+    measured nothing ("-", or "- (0 of 2)": a loss that never halved in three steps) may stand
+    for any value."""
     a, b = cells(quick), cells(committed)
     if (
         len(a) != len(b)
@@ -214,7 +215,7 @@ def same_format(quick: str, committed: str) -> bool:
     ):
         return False
     return all(
-        x[0] == y[0] and all(p == q or p == "-" for p, q in zip(x, y, strict=True))
+        x[0] == y[0] and all(p == q or p.startswith("-") for p, q in zip(x, y, strict=True))
         for x, y in zip(a[2:], b[2:], strict=True)
     )
 
@@ -223,6 +224,7 @@ def test_the_format_check_sees_a_changed_table():
     table = "| variant | acc @0 |\n|---|---|\n| lstm steps=3 | 0.500 ± 0.100 |\n"
     assert same_format(table, table.replace("steps=3", "steps=300").replace("0.500", "0.750"))
     assert same_format(table.replace("0.500 ± 0.100", "-"), table)
+    assert same_format(table.replace("0.500 ± 0.100", "- (0 of 2)"), table)
     assert not same_format(table, table.replace("0.500 ± 0.100", "0.50 ± 0.10"))
     assert not same_format(table, table.replace("lstm", "gru"))
     assert not same_format(table, table + "| gru | 0.1 |\n")

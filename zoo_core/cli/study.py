@@ -23,6 +23,11 @@ from zoo_core.errors import ZooError
 @click.option("--out", type=click.Path(), help="Folder for its tables, plots and runs (new).")
 @click.option("--overwrite", is_flag=True, help="Replace an earlier output of this study in --out.")
 @click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue an earlier run of this study in --out: keep its finished runs.",
+)
+@click.option(
     "--doc",
     type=click.Path(),
     help="Then replace this study's tables in a Markdown file (docs/studies.md).",
@@ -35,6 +40,7 @@ def study(
     device: str,
     out: str | None,
     overwrite: bool,
+    resume: bool,
     doc: str | None,
     as_json: bool,
 ) -> None:
@@ -52,6 +58,8 @@ def study(
         )
         click.echo("run one with: zoo study NAME [--quick] [--device cuda] [--out DIR]")
         return
+    if resume and (out is None or overwrite):
+        raise ZooError("--resume continues the study in --out: give --out, and no --overwrite")
     from zoo_core.studies import base  # here, not above: keeps torch out of `zoo study --list`
 
     def on_run(part: str, run: dict, done: int, total: int) -> None:
@@ -59,7 +67,13 @@ def study(
         click.echo(f"[{part} {done}/{total}] {run['variant']} seed {run['seed']}: {what}", err=True)
 
     record = base.run_study(
-        name, quick=quick, device=device, out=out, overwrite=overwrite, on_run=on_run
+        name,
+        quick=quick,
+        device=device,
+        out=out,
+        overwrite=overwrite,
+        resume=resume,
+        on_run=on_run,
     )
     if as_json:
         print_json(record)

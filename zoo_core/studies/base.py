@@ -70,6 +70,7 @@ class StudyContext:
     plots: list[str] = field(default_factory=list)  # paths relative to the folder
     results: dict[str, Any] = field(default_factory=dict)  # anything else worth keeping
     on_run: Callable[[str, dict[str, Any], int, int], None] | None = None
+    resume: bool = False  # continue the comparisons an earlier run of the study left here
 
     def pick(self, quick: T, cpu: T, cuda: T) -> T:
         """The setting of this size."""
@@ -88,9 +89,13 @@ class StudyContext:
             def on_run(run: dict[str, Any], done: int, total: int) -> None:
                 report(part, run, done, total)
 
-        results = comparison.compare(
-            models, out=self.folder / part, sets=sets, on_run=on_run, **options
-        )
+        if self.resume and (self.folder / part / comparison.RESULTS_FILE).is_file():
+            # its own plan, as it was started; finished runs are kept, the rest trained
+            results = comparison.resume(self.folder / part, on_run=on_run)
+        else:
+            results = comparison.compare(
+                models, out=self.folder / part, sets=sets, on_run=on_run, **options
+            )
         self.plots += [f"{part}/{p}" for p in results.get("plots", [])]
         return results
 
@@ -160,6 +165,23 @@ def _clear(folder: Path, name: str, overwrite: bool) -> None:
             child.unlink()
 
 
+def _earlier(folder: Path, name: str, size: str, device: str) -> dict[str, Any]:
+    """The record of the run of study ``name`` that ``--resume`` continues, at the same size."""
+    path = folder / STUDY_FILE
+    earlier = artifacts.read_json(path, "study record") if path.is_file() else None
+    if not isinstance(earlier, dict) or earlier.get("study") != name:
+        raise ZooError(
+            f"--resume continues an earlier `zoo study {name}` in its --out folder, and "
+            f"'{folder}' holds none; run the study without --resume"
+        )
+    if (earlier.get("size"), earlier.get("device")) != (size, device):
+        raise ZooError(
+            f"'{folder}' holds a run of {name} at size {earlier.get('size')} on "
+            f"{earlier.get('device')}; resume it with the same --quick and --device"
+        )
+    return earlier
+
+
 def run_study(
     name: str,
     *,
@@ -167,10 +189,13 @@ def run_study(
     device: str = "cpu",
     out: str | Path | None = None,
     overwrite: bool = False,
+    resume: bool = False,
     on_run: Callable[[str, dict[str, Any], int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Run study ``name`` at its recorded size (``quick``: a few steps; on a ``cuda`` device,
-    the GPU size); write ``tables.md``, ``study.json`` and plots to ``out``; return the record."""
+    the GPU size); write ``tables.md``, ``study.json`` and plots to ``out``; return the record.
+    ``resume`` continues an earlier run of the study in ``out``: its finished runs are kept, its
+    interrupted ones continued, and every table measured again."""
     spec = get_study_spec(name)
     pick_device(device)  # an unknown device, or a GPU that is not here: one line, nothing written
     function = resolve(spec.study, f"study '{spec.name}' of plugin '{spec.plugin}'")
@@ -190,7 +215,10 @@ def run_study(
     # The lock before the check: of two studies started together in one --out, the second
     # writes nothing over the first one's output.
     with artifacts.locked(folder):
-        _clear(folder, spec.name, overwrite)
+        earlier = _earlier(folder, spec.name, size, device) if resume else None
+        if not resume:
+            _clear(folder, spec.name, overwrite)
+        context.resume = resume
         record: dict[str, Any] = {
             "study": spec.name,
             "size": size,
@@ -201,6 +229,8 @@ def run_study(
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "machine": _machine(),
         }
+        if earlier is not None:  # what the earlier run took stays on record
+            record["resumed"] = {k: earlier.get(k) for k in ("started", "wall_seconds", "machine")}
         artifacts.write_json(folder / STUDY_FILE, record)  # marks the folder as this study's
         function(context)
         record["wall_seconds"] = round(time.perf_counter() - started, 1)

@@ -315,13 +315,12 @@ def induction(ctx: StudyContext) -> None:
                 row["label"],
                 _cell(firsts, 2),
                 _cell(lasts, 2),
-                _cell(drops, 0),
-                f"{len(drops)} of {runs}",
+                _cell(drops, 0) + (f" ({len(drops)} of {runs})" if len(drops) < runs else ""),
             ]
         )
     ctx.table(
         "phase-change",
-        ["variant", "first loss", "last loss", "step the loss halves", "runs it halved in"],
+        ["variant", "first loss", "last loss", "step the loss halves"],
         rows,
     )
 

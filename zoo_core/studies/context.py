@@ -3,7 +3,9 @@
 
 The effective context is our own, simpler relative of Transformer-XL's RECL (Dai et al. 2019,
 §4.3): the first position ``p`` after which more context lowers the loss by less than
-``tolerance`` (1%), that is, no later position's loss is below ``(1 - tolerance)`` times ``p``'s.
+``tolerance`` (1%), that is, no later position's loss is below ``(1 - tolerance)`` times ``p``'s,
+on the curve smoothed over positions ``p - p/4`` to ``p + p/4`` (one position's mean loss over a
+validation text varies by more than 1% from its neighbours).
 """
 
 from __future__ import annotations
@@ -17,11 +19,22 @@ from zoo_core.plot import line_chart
 TOLERANCE = 0.01
 
 
+def smooth(losses: list[float]) -> list[float]:
+    """Each position's loss as the mean over positions ``p - p/4 .. p + p/4`` (1-based), cut to
+    the window: exact where the curve is steep (the first positions), averaged where it is flat."""
+    out = []
+    for p in range(1, len(losses) + 1):
+        lo, hi = max(1, p - p // 4), min(len(losses), p + p // 4)
+        out.append(sum(losses[lo - 1 : hi]) / (hi - lo + 1))
+    return out
+
+
 def effective_context(losses: list[float], tolerance: float = TOLERANCE) -> int:
-    """The first position (1-based: tokens read) whose loss no later position improves on by
-    ``tolerance`` or more, relative to it."""
+    """The first position (1-based: tokens read) whose smoothed loss no later position's improves
+    on by ``tolerance`` or more, relative to it."""
     if not losses:
         raise ZooError("no losses: the window is empty")
+    losses = smooth(losses)
     best_after = float("inf")
     lowest_later = [0.0] * len(losses)  # the lowest loss at any later position
     for i in range(len(losses) - 1, -1, -1):

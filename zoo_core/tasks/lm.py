@@ -238,7 +238,18 @@ class LanguageModeling(Task):
             raise ZooError(
                 f"this model reads at most {context} tokens; evaluate with seq_len <= {context}"
             )
-        windows = self._val_windows(seq_len)
+        # Windows start every seq_len // 8 + 1 tokens, each afresh: eight times the samples of
+        # back-to-back windows at each position (one position's mean is noisy), and a stride
+        # that no period of the text (lines of a fixed width) keeps in step with.
+        ids = self.val_ids
+        starts = torch.arange(0, len(ids) - seq_len, seq_len // 8 + 1)  # (N,)
+        if len(starts) < 1:
+            raise ZooError(
+                f"the validation text has {len(ids)} tokens, fewer than one window of "
+                f"{seq_len + 1}; give more validation text"
+            )
+        offsets = starts[:, None] + torch.arange(seq_len + 1)  # (N, T + 1)
+        windows = torch.stack([ids[offsets[:, :-1]], ids[offsets[:, 1:]]], dim=1)  # (N, 2, T)
         device = next(model.parameters()).device
         was_training = model.training
         model.eval()
