@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from zoo_core import hookspecs, protocols
-from zoo_core.registry import ModelSpec, TaskSpec, TokenizerSpec
+from zoo_core.registry import ModelSpec, StudySpec, TaskSpec, TokenizerSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 HOOKS_DOC = ROOT / "docs" / "hooks.md"
@@ -52,7 +52,7 @@ def test_every_hook_and_argument_is_documented(hook):
         assert part in body, f"the section of {hook} lacks {part}"
 
 
-@pytest.mark.parametrize("spec", [ModelSpec, TaskSpec, TokenizerSpec])
+@pytest.mark.parametrize("spec", [ModelSpec, TaskSpec, TokenizerSpec, StudySpec])
 def test_every_spec_field_is_documented(spec):
     text = HOOKS_DOC.read_text()
     for field in dataclasses.fields(spec):

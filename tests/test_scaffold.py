@@ -94,7 +94,7 @@ def written(tmp_path, monkeypatch):
     root = tmp_path / "zoo-my-gru"
     monkeypatch.syspath_prepend(str(root))
     yield root
-    for module in ("zoo_my_gru", "zoo_my_gru.model"):
+    for module in ("zoo_my_gru", "zoo_my_gru.model", "zoo_my_gru.study"):
         sys.modules.pop(module, None)
 
 
@@ -106,6 +106,7 @@ def test_the_plugin_has_its_files(written):
         "tests/test_zoo_my_gru.py",
         "zoo_my_gru/__init__.py",
         "zoo_my_gru/model.py",
+        "zoo_my_gru/study.py",
     ]
     pyproject = (written / "pyproject.toml").read_text()
     assert 'name = "zoo-my-gru"' in pyproject
@@ -153,12 +154,32 @@ def test_the_plugins_models_pass_the_contract_checks(written):
         assert report.distribution == "(registered at run time)"
         assert sorted(report.models) == ["my-gru", "my-gru-large"]
         assert report.ok, report
+        assert plugins.get_catalog().studies["my-gru-vs-lstm"].plugin == "my-gru"
         # The variant's defaults reach the model.
         large = create_model("my-gru-large", vocab_size=10)
         assert (large.config.hidden_size, large.config.num_layers) == (512, 2)
     finally:
         plugins.pm.unregister(name="my-gru")
         plugins.reset_catalog()
+
+
+@pytest.mark.slow
+def test_the_plugins_study_runs(written, tmp_path):
+    from zoo_core.studies.base import run_study
+
+    module = importlib.import_module("zoo_my_gru")
+    plugins.load_plugins()
+    plugins.pm.register(module, name="my-gru")
+    plugins.reset_catalog()
+    try:
+        record = run_study("my-gru-vs-lstm", quick=True, out=tmp_path / "study")
+    finally:
+        plugins.pm.unregister(name="my-gru")
+        plugins.reset_catalog()
+    (table,) = [t for t in record["tables"] if t["key"] == "my-gru-vs-lstm/val-loss"]
+    assert [row[0] for row in table["rows"]] == ["my-gru", "lstm"]
+    assert all(" ± " in row[-1] for row in table["rows"])  # two seeds: mean ± 95% interval
+    assert (tmp_path / "study" / "tables.md").is_file()
 
 
 def test_pip_failures_pass_on_pips_exit_code(tmp_path):

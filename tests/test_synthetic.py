@@ -16,6 +16,8 @@ GENERATORS = {
     "associative-recall": lambda n, g: synthetic.associative_recall(n, 5, 8, g),
     "parity": lambda n, g: synthetic.parity(n, 9, 2, g),
     "induction": lambda n, g: synthetic.induction(n, 12, 4, g),
+    "mqar": lambda n, g: synthetic.mqar(n, 5, 20, g),
+    "repeated-tokens": lambda n, g: synthetic.repeated_tokens(n, 6, 10, g),
 }
 
 

@@ -25,6 +25,7 @@ from zoo_core.registry import (
     ImporterSpec,
     ModelSpec,
     PretrainedWeights,
+    StudySpec,
     TaskSpec,
     TokenizerSpec,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "ImporterSpec",
     "ModelSpec",
     "PretrainedWeights",
+    "StudySpec",
     "TaskSpec",
     "TokenizerSpec",
     "ZooError",

@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Any
 from zoo_core import _config
 from zoo_core.errors import ZooError
 from zoo_core.plugins import get_catalog
-from zoo_core.registry import ModelSpec, PluginInfo, TaskSpec, TokenizerSpec, resolve
+from zoo_core.registry import (
+    ModelSpec,
+    PluginInfo,
+    StudySpec,
+    TaskSpec,
+    TokenizerSpec,
+    resolve,
+)
 
 if TYPE_CHECKING:
     from torch import nn
@@ -40,6 +47,16 @@ def list_tasks() -> list[TaskSpec]:
 def list_tokenizers() -> list[TokenizerSpec]:
     """Registered tokenizers, sorted by name."""
     return sorted(get_catalog().tokenizers.values(), key=lambda s: s.name)
+
+
+def list_studies() -> list[StudySpec]:
+    """Registered studies (``zoo study``), sorted by name."""
+    return sorted(get_catalog().studies.values(), key=lambda s: s.name)
+
+
+def get_study_spec(name: str) -> StudySpec:
+    """The spec of a study name (an error offering the closest names if unknown)."""
+    return get_catalog().get("study", name)
 
 
 def resolve_class(ref: str, what: str, base: type) -> type:

@@ -170,10 +170,27 @@ def _loss_curve(run_dir: Path) -> list[tuple[int, float]]:
     return [(r["step"], r["loss"]) for r in artifacts.read_metrics(run_dir) if "loss" in r]
 
 
+# Student's t, two-sided 95%, by degrees of freedom (1..30); beyond 30 the value of 30, a
+# little wide, is used.
+_T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
+        2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
+        2.060, 2.056, 2.052, 2.048, 2.045, 2.042)  # fmt: skip
+
+
+def interval95(values: list[float]) -> float:
+    """Half the width of the 95% confidence interval of the mean of ``values`` (Student's t);
+    0 for a single value."""
+    n = len(values)
+    if n < 2:
+        return 0.0
+    return _T95[min(n - 1, len(_T95)) - 1] * statistics.stdev(values) / math.sqrt(n)
+
+
 def _spread(values: list[float]) -> dict[str, float]:
     return {
         "mean": statistics.fmean(values),
         "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "ci95": interval95(values),
         "min": min(values),
         "max": max(values),
         "n": len(values),
@@ -566,10 +583,13 @@ def _plots(results: dict[str, Any], folder: Path) -> list[str]:
     return written
 
 
-def format_cell(cell: dict[str, Any], metric: str) -> str:
-    """``mean ± std`` of a summary cell, or why it has none."""
+def format_cell(cell: dict[str, Any], metric: str, spread: str = "std", digits: int = 3) -> str:
+    """``mean ± std`` (or ``spread="ci95"``: ± half the 95% interval) of a summary cell, or why
+    it has none."""
     if metric in cell:
         s = cell[metric]
-        text = f"{s['mean']:.3f}"
-        return text + (f" ± {s['std']:.3f}" if s["n"] > 1 else "")
+        text = f"{s['mean']:.{digits}f}"
+        # results.json of an older zoo has no ci95: computed from the std and the count.
+        half = s.get(spread, _T95[min(s["n"] - 1, 30) - 1] * s["std"] / math.sqrt(s["n"]))
+        return text + (f" ± {half:.{digits}f}" if s["n"] > 1 else "")
     return "refused" if "refused" in cell else "-"

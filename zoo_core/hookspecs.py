@@ -15,7 +15,7 @@ import pluggy
 if TYPE_CHECKING:
     import click
 
-    from zoo_core.registry import ImporterSpec, ModelSpec, TaskSpec, TokenizerSpec
+    from zoo_core.registry import ImporterSpec, ModelSpec, StudySpec, TaskSpec, TokenizerSpec
 
 hookspec = pluggy.HookspecMarker("zoo")
 
@@ -53,6 +53,16 @@ def register_importers(register: Callable[[ImporterSpec], None]) -> None:
     Called once, when the catalog is built. Call ``register(ImporterSpec(...))`` once per model
     type; the spec names its function as a ``"module:function"`` string, imported only when a
     repo of that type is pulled.
+    """
+
+
+@hookspec
+def register_studies(register: Callable[[StudySpec], None]) -> None:
+    """Register the studies (``zoo study NAME``) a plugin provides.
+
+    Called once, when the catalog is built. Call ``register(StudySpec(...))`` once per study name;
+    the spec names the study's function as a ``"module:attr"`` string, imported only when the
+    study runs, so ``zoo study --list`` imports no torch.
     """
 
 

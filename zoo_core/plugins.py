@@ -27,12 +27,17 @@ from zoo_core.registry import (
     ModelSpec,
     PluginInfo,
     PretrainedWeights,
+    StudySpec,
     TaskSpec,
     TokenizerSpec,
 )
 
 ENTRY_POINT_GROUP = "zoo"
-BUILTIN_PLUGINS = {"builtin-tasks": "zoo_core.tasks", "builtin-tokenizers": "zoo_core.tokenizers"}
+BUILTIN_PLUGINS = {
+    "builtin-tasks": "zoo_core.tasks",
+    "builtin-tokenizers": "zoo_core.tokenizers",
+    "builtin-studies": "zoo_core.studies",
+}
 
 hookimpl = pluggy.HookimplMarker("zoo")
 
@@ -56,6 +61,7 @@ _REGISTER_HOOKS = (
     ("register_tokenizers", "tokenizer", TokenizerSpec, "tokenizers"),
     ("register_models", "model", ModelSpec, "models"),
     ("register_importers", "importer", ImporterSpec, "importers"),
+    ("register_studies", "study", StudySpec, "studies"),
 )
 
 
@@ -107,6 +113,7 @@ def _check_spec(spec: Any, kind: str) -> None:
         "task": "task",
         "tokenizer": "tokenizer",
         "importer": "importer",
+        "study": "study",
     }[kind]
     code = getattr(spec, code_field)
     if not isinstance(code, str) or ":" not in code:
@@ -119,6 +126,12 @@ def _check_spec(spec: Any, kind: str) -> None:
             if not isinstance(getattr(spec, text_field), str) or not getattr(spec, text_field):
                 raise TypeError(f"{label}: {text_field} must be a non-empty string")
         return
+    if kind == "study":
+        minutes = spec.cpu_minutes
+        if isinstance(minutes, bool) or not isinstance(minutes, int | float) or minutes < 0:
+            raise TypeError(f"{label}: cpu_minutes must be a number >= 0, not {minutes!r}")
+        if not isinstance(spec.cuda, str):
+            raise TypeError(f"{label}: cuda must be a string")
     if kind != "model":
         return
     tasks = spec.tasks
@@ -266,7 +279,8 @@ def _build_catalog() -> Catalog:
     for name in _plugin_order():
         plugin = pm.get_plugin(name)
         info = plugin_info(name)
-        info.models, info.tasks, info.tokenizers, info.importers = [], [], [], []
+        info.models, info.tasks, info.tokenizers = [], [], []
+        info.importers, info.studies = [], []
         catalog.plugins[name] = info
         staged = None if name in _failed else _collect(name, plugin)
         if staged is None:

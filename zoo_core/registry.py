@@ -131,6 +131,24 @@ class Imported:
     tokenizer_data: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class StudySpec:
+    """A study name: the ``"module:attr"`` of its function and what it costs.
+
+    The function takes a :class:`zoo_core.studies.StudyContext` and trains, measures and records
+    its tables and plots through it (``zoo study NAME``). ``cpu_minutes`` is the expected wall time
+    of the full study on a 2-core CPU; ``cuda`` says what ``--device cuda`` runs instead.
+    """
+
+    name: str
+    study: str
+    summary: str
+    cpu_minutes: float = 0.0
+    cuda: str = ""
+    paper: str = ""
+    plugin: str = ""
+
+
 @dataclass
 class PluginInfo:
     """What one plugin is and what it registered (or why it failed)."""
@@ -143,11 +161,12 @@ class PluginInfo:
     tasks: list[str] = field(default_factory=list)
     tokenizers: list[str] = field(default_factory=list)
     importers: list[str] = field(default_factory=list)
+    studies: list[str] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
 
-KINDS = ("model", "task", "tokenizer")
+KINDS = ("model", "task", "tokenizer", "study")
 
 
 @dataclass
@@ -158,6 +177,7 @@ class Catalog:
     tasks: dict[str, TaskSpec] = field(default_factory=dict)
     tokenizers: dict[str, TokenizerSpec] = field(default_factory=dict)
     importers: dict[str, ImporterSpec] = field(default_factory=dict)
+    studies: dict[str, StudySpec] = field(default_factory=dict)
     plugins: dict[str, PluginInfo] = field(default_factory=dict)
     # (kind, name) -> the plugins that both registered it; such a name cannot be used.
     conflicts: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
@@ -168,6 +188,7 @@ class Catalog:
             "task": self.tasks,
             "tokenizer": self.tokenizers,
             "importer": self.importers,
+            "study": self.studies,
         }[kind]
 
     def get(self, kind: str, name: str) -> Any:
@@ -188,6 +209,7 @@ class Catalog:
             "task": "zoo tasks",
             "tokenizer": "zoo tokenizers",
             "importer": "zoo plugins",
+            "study": "zoo study --list",
         }[kind]
         raise ZooError(f"unknown {kind} '{name}'.{hint} Run `{listing}` to see them all.")
 

@@ -65,6 +65,7 @@ def _files(package: str) -> dict[str, str]:
         "README.md": "README.md.tmpl",
         f"{package}/__init__.py": "__init__.py.tmpl",
         f"{package}/model.py": "model.py.tmpl",
+        f"{package}/study.py": "study.py.tmpl",
         # A file name of its own, so the tests of several plugins can run in one pytest session.
         f"tests/test_{package}.py": "test.py.tmpl",
     }

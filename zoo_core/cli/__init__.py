@@ -12,7 +12,17 @@ from typing import Any
 import click
 
 from zoo_core._version import __version__
-from zoo_core.cli import _output, catalog, compare, data, hub, inference, plugins, train
+from zoo_core.cli import (
+    _output,
+    catalog,
+    compare,
+    data,
+    hub,
+    inference,
+    plugins,
+    study,
+    train,
+)
 from zoo_core.errors import ZooError
 from zoo_core.plugins import add_commands
 
@@ -38,7 +48,7 @@ def cli() -> None:
     """A plugin-based model zoo for PyTorch: list, train, evaluate and sample models."""
 
 
-for _module in (catalog, train, inference, hub, plugins, data, compare):
+for _module in (catalog, train, inference, hub, plugins, data, compare, study):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 

@@ -43,6 +43,7 @@ def plugins(ctx: click.Context, as_json: bool) -> None:
                 ("tasks", i.tasks),
                 ("tokenizers", i.tokenizers),
                 ("importers", i.importers),
+                ("studies", i.studies),
                 ("commands", i.commands),
             )
             if names

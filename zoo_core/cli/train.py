@@ -134,12 +134,56 @@ def train(
 @click.option("--data", type=click.Path(), help="Evaluation data (default: the validation split).")
 @click.option("--batch-size", type=int, default=32, show_default=True)
 @click.option("--device", default="cpu", show_default=True, metavar="cpu|cuda[:N]|mps|auto")
+@click.option(
+    "--per-position",
+    is_flag=True,
+    help="The loss at each position of the window and the effective context (lm).",
+)
+@click.option("--seq-len", type=int, help="With --per-position: the window (default: trained).")
+@click.option("--plot", type=click.Path(), help="With --per-position: write the curve here (PNG).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def eval_cmd(source: str, data: str | None, batch_size: int, device: str, as_json: bool) -> None:
+def eval_cmd(
+    source: str,
+    data: str | None,
+    batch_size: int,
+    device: str,
+    per_position: bool,
+    seq_len: int | None,
+    plot: str | None,
+    as_json: bool,
+) -> None:
     """Evaluate a trained model (a run folder or a Hub repo)."""
+    if not per_position and (seq_len is not None or plot is not None):
+        raise ZooError("--seq-len and --plot go with --per-position")
+    if batch_size < 1:
+        raise ZooError(f"the batch size must be at least 1, not {batch_size}")
+    if seq_len is not None and seq_len < 1:
+        raise ZooError(f"--seq-len must be at least 1, not {seq_len}")
     from zoo_core.artifact import load  # here, not above: keeps torch out of `zoo list`
 
-    results = load(source, device=device).evaluate(data, EvalOptions(batch_size=batch_size))
+    artifact = load(source, device=device)
+    if per_position:
+        from zoo_core.studies import context  # here, not above: keeps torch out of `zoo list`
+
+        artifact.task.setup_eval(data)
+        found = context.per_position(artifact, batch_size, seq_len)
+        if plot is not None:
+            context.plot({source: found["loss_by_position"]}, plot, "validation loss by position")
+        if as_json:
+            print_json(found)
+            return
+        losses = found["loss_by_position"]
+        marks = sorted({p for p in (1, 2, 4, 8, 16, 32, 64, 128, 256, 512) if p <= len(losses)})
+        for p in sorted({*marks, len(losses)}):
+            click.echo(f"loss at position {p}: {format_metric(losses[p - 1])}")
+        click.echo(
+            f"effective context: {found['effective_context']} tokens (later positions improve "
+            f"the loss by less than {found['tolerance']:.0%})"
+        )
+        if plot is not None:
+            click.echo(f"plot: {plot}")
+        return
+    results = artifact.evaluate(data, EvalOptions(batch_size=batch_size))
     if as_json:
         print_json(results)
     else:

@@ -93,3 +93,31 @@ def induction(n: int, length: int, symbols: int, generator: torch.Generator):
     answer = body.gather(1, where + 1)  # (N, 1)
     seq = torch.cat([body, q, answer], dim=1) + FIRST_SYMBOL  # (N, L + 2)
     return seq, _answer_mask(n, seq.size(1), 1)
+
+
+def mqar(n: int, pairs: int, symbols: int, generator: torch.Generator):
+    """Multi-query associative recall (Arora et al. 2023, Zoology): ``k1 v1 .. kP vP SEP`` then
+    every key again, in another order, each followed by its value. Keys (distinct) come from the
+    first half of the symbols, values from the second; every value after a query is an answer."""
+    half = symbols // 2
+    keys = _distinct(n, pairs, half, generator) + FIRST_SYMBOL  # (N, P)
+    values = torch.randint(symbols - half, (n, pairs), generator=generator) + half + FIRST_SYMBOL
+    order = torch.rand(n, pairs, generator=generator).argsort(dim=1)  # (N, P): query order
+    context = torch.stack([keys, values], dim=2).view(n, 2 * pairs)  # (N, 2P)
+    queries = torch.stack([keys.gather(1, order), values.gather(1, order)], dim=2)
+    sep = torch.full((n, 1), SEP, dtype=torch.long)
+    seq = torch.cat([context, sep, queries.view(n, 2 * pairs)], dim=1)  # (N, 4P + 1)
+    mask = torch.zeros_like(seq, dtype=torch.bool)
+    mask[:, 2 * pairs + 2 :: 2] = True  # the value after each query key
+    return seq, mask
+
+
+def repeated_tokens(n: int, length: int, symbols: int, generator: torch.Generator):
+    """``a1..aL a1..aL``: ``length`` distinct random symbols, then the same again (Olsson et al.
+    2022). Every repeated token after the first is an answer: a model that finds the earlier
+    occurrence of the current token and copies what followed it (an induction head) gets all."""
+    data = _distinct(n, length, symbols, generator) + FIRST_SYMBOL  # (N, L)
+    seq = torch.cat([data, data], dim=1)  # (N, 2L)
+    mask = torch.zeros_like(seq, dtype=torch.bool)
+    mask[:, length + 1 :] = True  # a2..aL of the repeat; a1 cannot be foreseen
+    return seq, mask

@@ -41,5 +41,7 @@ def register_tasks(register):
         ("associative-recall", "AssociativeRecall", "key-value pairs, then a key: its value"),
         ("parity", "Parity", "is the number of ones in a bit string odd (knob: length)"),
         ("induction", "Induction", "predict what followed the earlier occurrence of a token"),
+        ("mqar", "MultiQueryRecall", "key-value pairs, then every key: each value (Zoology)"),
+        ("repeated-tokens", "RepeatedTokens", "random tokens repeated: every repeat scored"),
     ):
         register(TaskSpec(name, f"zoo_core.tasks.synthetic:{cls}", summary))

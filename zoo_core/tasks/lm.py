@@ -294,6 +294,46 @@ class LanguageModeling(Task):
             metrics["val_ppl"] = math.exp(min(mean, 50.0))
         return metrics
 
+    @torch.no_grad()
+    def loss_by_position(
+        self, model: nn.Module, batch_size: int, seq_len: int | None = None
+    ) -> list[float]:
+        """The mean validation loss at each position of the window: entry ``i`` is the loss of
+        predicting a token from the ``i + 1`` tokens before it (each window starts afresh)."""
+        if not hasattr(self, "val_ids"):  # a loaded model: the validation text of its training
+            self.setup_eval(None)
+        seq_len = seq_len or self.options.seq_len or 128
+        context = protocols.max_context(model)
+        if context is not None and seq_len > context:
+            raise ZooError(
+                f"this model reads at most {context} tokens; evaluate with seq_len <= {context}"
+            )
+        # Windows start every seq_len // 8 + 1 tokens, each afresh: eight times the samples of
+        # back-to-back windows at each position (one position's mean is noisy), and a stride
+        # that no period of the text (lines of a fixed width) keeps in step with.
+        ids = self.val_ids
+        starts = torch.arange(0, len(ids) - seq_len, seq_len // 8 + 1)  # (N,)
+        if len(starts) < 1:
+            raise ZooError(
+                f"the validation text has {len(ids)} tokens, fewer than one window of "
+                f"{seq_len + 1}; give more validation text"
+            )
+        offsets = starts[:, None] + torch.arange(seq_len + 1)  # (N, T + 1)
+        windows = torch.stack([ids[offsets[:, :-1]], ids[offsets[:, 1:]]], dim=1)  # (N, 2, T)
+        device = next(model.parameters()).device
+        was_training = model.training
+        model.eval()
+        total = torch.zeros(seq_len, dtype=torch.float64)
+        for i in range(0, len(windows), batch_size):
+            chunk = windows[i : i + batch_size].to(device)
+            logits = model(chunk[:, 0])  # (B, T, V)
+            loss = F.cross_entropy(
+                logits.float().transpose(1, 2), chunk[:, 1], reduction="none"
+            )  # (B, T)
+            total += loss.sum(dim=0).double().cpu()
+        model.train(was_training)
+        return (total / len(windows)).tolist()
+
     def example_batch(self, model_config: Any, batch_size: int = 2) -> tuple:
         T = min(16, protocols.context_length(model_config) or 16)
         g = torch.Generator().manual_seed(0)

@@ -84,6 +84,18 @@ class InductionOptions(SyntheticOptions):
     vocab_size: int = 16
 
 
+@dataclass
+class MQAROptions(SyntheticOptions):
+    length: int = 16  # key-value pairs, each queried once (at most vocab_size // 2)
+    vocab_size: int = 128  # keys are the first half, values the second
+
+
+@dataclass
+class RepeatedOptions(SyntheticOptions):
+    length: int = 16  # distinct random symbols, then the same again (at most vocab_size)
+    vocab_size: int = 128
+
+
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # ids (B, T), targets (B, T), mask (B, T)
 
 
@@ -356,3 +368,40 @@ class Induction(SyntheticTask):
 
     def _generate(self, n, length, generator):
         return synthetic.induction(n, length, self.options.vocab_size, generator)
+
+
+class MultiQueryRecall(SyntheticTask):
+    """Zoology's MQAR: every query's value is scored, so each example gives ``length`` answers."""
+
+    name = "mqar"
+    Options = MQAROptions
+    knob = "length"  # the number of key-value pairs
+    min_vocab = 2
+
+    def check_length(self, length: int) -> None:
+        if not 1 <= length <= self.options.vocab_size // 2:
+            raise ZooError(
+                f"mqar: length (key-value pairs) must be between 1 and vocab_size // 2 "
+                f"({self.options.vocab_size // 2}), since keys are distinct; not {length}"
+            )
+
+    def _generate(self, n, length, generator):
+        return synthetic.mqar(n, length, self.options.vocab_size, generator)
+
+
+class RepeatedTokens(SyntheticTask):
+    """Repeated random tokens: every predictable token of the repeat is scored (induction)."""
+
+    name = "repeated-tokens"
+    Options = RepeatedOptions
+    knob = "length"
+
+    def check_length(self, length: int) -> None:
+        if not 2 <= length <= self.options.vocab_size:
+            raise ZooError(
+                f"repeated-tokens: length must be between 2 and vocab_size "
+                f"({self.options.vocab_size}), since the symbols are distinct; not {length}"
+            )
+
+    def _generate(self, n, length, generator):
+        return synthetic.repeated_tokens(n, length, self.options.vocab_size, generator)

@@ -20,6 +20,9 @@ class TrainConfig:
     grad_clip: float = 1.0  # max gradient norm; 0 turns clipping off
     eval_interval: int = 0  # steps between evaluations; 0: about five per run
     eval_batches: int = 20  # batches per interval evaluation (the final one reads everything)
+    # Stop once this many interval evaluations in a row found no lower val_loss, and keep the
+    # weights of the best one (0: train every step). The best is kept in memory, not checkpointed.
+    early_stopping: int = 0
     log_interval: int = 20  # steps between progress updates and metrics.jsonl lines
     checkpoint_interval: int = 0  # steps between checkpoints; 0: at each evaluation
     keep_checkpoints: int = 2

@@ -136,6 +136,10 @@ def validate_train_config(cfg: TrainConfig) -> None:
         ),
         (cfg.eval_batches >= 1, f"eval_batches must be at least 1, not {cfg.eval_batches}"),
         (
+            cfg.early_stopping >= 0,
+            f"early_stopping must be 0 (off) or a number of evaluations, not {cfg.early_stopping}",
+        ),
+        (
             cfg.checkpoint_interval >= 0,
             f"checkpoint_interval must be 0 (at each evaluation) or more, not {cfg.checkpoint_interval}",
         ),

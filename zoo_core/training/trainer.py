@@ -205,11 +205,18 @@ class Trainer:
         self.sharded = config.parallel == "fsdp"
         if self.sharded:
             checkpoint.check_sharded_support()
+            if config.early_stopping and self.world > 1:
+                raise ZooError(
+                    "early_stopping keeps the best weights whole in one process, and "
+                    "parallel=fsdp shards them; use parallel=ddp, or train without early_stopping"
+                )
         self.show_progress = progress and self.is_main
         self._stop_requested = False
         self._stop_signal = signal.SIGINT
         self.checkpoint_step: int | None = None  # the step of the newest checkpoint written or read
         self.history: list[dict[str, Any]] = []
+        self._best: tuple[float, dict[str, torch.Tensor]] | None = None  # early stopping's best
+        self._since_best = 0  # evaluations since the best
         if self.device.type == "cuda":
             torch.set_float32_matmul_precision("high")
             torch.backends.cuda.matmul.allow_tf32 = True
@@ -316,13 +323,38 @@ class Trainer:
                         progress.note(self._evaluate(run.step, cfg.eval_batches))
                     if save:
                         self._checkpoint(run)
+                    if evaluate and cfg.early_stopping and self._no_longer_improving(run):
+                        break
             if not (self.is_main or self.sharded):
                 return {}
+            if self._best is not None:  # stopped early (or ended past the best): the best weights
+                self.model.load_state_dict(self._best[1])
             final = self._evaluate(run.step, None)
             self._checkpoint(run)
             if not self.is_main:
                 return {}
             return {"step": run.step, "elapsed": run.elapsed(), **final}
+
+    def _no_longer_improving(self, run: _Run) -> bool:
+        """Early stopping: remember the weights of the lowest val_loss so far; True once
+        ``early_stopping`` evaluations in a row found none lower (every rank answers alike)."""
+        loss = self.history[-1].get("val_loss") if self.is_main and self.history else None
+        if loss is None and self.is_main:
+            raise ZooError(
+                f"early_stopping watches val_loss, which task '{self.task.name}' does not report; "
+                "train without --set early_stopping"
+            )
+        if loss is not None and (self._best is None or loss < self._best[0]):
+            state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            self._best, self._since_best = (loss, state), 0
+        else:
+            self._since_best += 1
+        stop = self._since_best >= self.config.early_stopping
+        if self.world > 1:
+            stop = distributed.any_rank(stop, self.device)
+        if stop and self.is_main:
+            self._log({"step": run.step, "early_stop": True, "best_val_loss": self._best[0]})
+        return stop
 
     def _start(self, resume: bool) -> _Run:
         """Seed, build the optimizers and, resuming, restore the newest checkpoint's state."""

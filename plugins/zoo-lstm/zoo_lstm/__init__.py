@@ -5,7 +5,16 @@ from zoo_core import ModelSpec, hookimpl
 
 _MODEL = "zoo_lstm.model:LSTMLanguageModel"
 # Language modelling, then the synthetic long-range tasks of the core.
-_TASKS = ("lm", "copy", "selective-copy", "associative-recall", "parity", "induction")
+_TASKS = (
+    "lm",
+    "copy",
+    "selective-copy",
+    "associative-recall",
+    "parity",
+    "induction",
+    "mqar",
+    "repeated-tokens",
+)
 _PAPER = "Hochreiter & Schmidhuber, Long Short-Term Memory (1997)"
 _SEQ2SEQ = "zoo_lstm.seq2seq:LSTMSeq2Seq"
 _LUONG = "Luong et al., Effective Approaches to Attention-based Neural Machine Translation (2015)"

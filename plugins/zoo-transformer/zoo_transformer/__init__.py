@@ -8,7 +8,16 @@ _DECODER = "zoo_transformer.model:TransformerLM"
 _ENCODER = "zoo_transformer.model:TransformerEncoder"
 _SEQ2SEQ = "zoo_transformer.seq2seq:TransformerSeq2Seq"
 # Language modelling, then the synthetic long-range tasks of the core.
-_TASKS = ("lm", "copy", "selective-copy", "associative-recall", "parity", "induction")
+_TASKS = (
+    "lm",
+    "copy",
+    "selective-copy",
+    "associative-recall",
+    "parity",
+    "induction",
+    "mqar",
+    "repeated-tokens",
+)
 _GPT2 = "Radford et al., Language Models are Unsupervised Multitask Learners (2019)"
 _ATTENTION = "Vaswani et al., Attention Is All You Need (2017)"
 _GPT3 = "Brown et al., Language Models are Few-Shot Learners (2020), Table 2.1"
