@@ -333,7 +333,7 @@ def test_loss_by_position_is_the_mean_loss_at_each_position_of_windows_read_afre
     starts = range(0, len(ids) - 8, 8 // 8 + 1)  # a window every 2 tokens, each read afresh
     with torch.no_grad():
         for start in starts:
-            window = ids[start : start + 9]
+            window = ids[start : start + 9].long()  # a token map holds uint16
             logits = artifact.model(window[None, :-1])[0]  # (T, V)
             by_hand += F.cross_entropy(logits, window[1:], reduction="none").double()
     assert losses == pytest.approx((by_hand / len(starts)).tolist(), rel=1e-4)

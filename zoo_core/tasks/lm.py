@@ -311,28 +311,27 @@ class LanguageModeling(Task):
         # Windows start every seq_len // 8 + 1 tokens, each afresh: eight times the samples of
         # back-to-back windows at each position (one position's mean is noisy), and a stride
         # that no period of the text (lines of a fixed width) keeps in step with.
-        ids = self.val_ids
-        starts = torch.arange(0, len(ids) - seq_len, seq_len // 8 + 1)  # (N,)
+        ids = self.val_ids  # a token map: read window by window, never all at once
+        starts = range(0, len(ids) - seq_len, seq_len // 8 + 1)
         if len(starts) < 1:
             raise ZooError(
                 f"the validation text has {len(ids)} tokens, fewer than one window of "
                 f"{seq_len + 1}; give more validation text"
             )
-        offsets = starts[:, None] + torch.arange(seq_len + 1)  # (N, T + 1)
-        windows = torch.stack([ids[offsets[:, :-1]], ids[offsets[:, 1:]]], dim=1)  # (N, 2, T)
         device = next(model.parameters()).device
         was_training = model.training
         model.eval()
         total = torch.zeros(seq_len, dtype=torch.float64)
-        for i in range(0, len(windows), batch_size):
-            chunk = windows[i : i + batch_size].to(device)
-            logits = model(chunk[:, 0])  # (B, T, V)
+        for i in range(0, len(starts), batch_size):
+            rows = [ids[s : s + seq_len + 1] for s in starts[i : i + batch_size]]
+            chunk = torch.stack(rows).long().to(device)  # (B, T + 1)
+            logits = model(chunk[:, :-1])  # (B, T, V)
             loss = F.cross_entropy(
-                logits.float().transpose(1, 2), chunk[:, 1], reduction="none"
+                logits.float().transpose(1, 2), chunk[:, 1:], reduction="none"
             )  # (B, T)
             total += loss.sum(dim=0).double().cpu()
         model.train(was_training)
-        return (total / len(windows)).tolist()
+        return (total / len(starts)).tolist()
 
     def example_batch(self, model_config: Any, batch_size: int = 2) -> tuple:
         T = min(16, protocols.context_length(model_config) or 16)
