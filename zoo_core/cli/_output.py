@@ -37,8 +37,9 @@ def table(columns: list[str], rows: list[list[Any]]) -> None:
     if console.is_terminal:
         console.print(grid)
         return
-    # Pipes and logs: wide rows, no wrapping at 80 columns, no padding after the last column.
-    console = Console(width=200, record=True, file=io.StringIO())
+    # Pipes and logs: one line a row however long (no wrapping at 80 or any other width), no
+    # padding after the last column; the table is only as wide as its widest cells.
+    console = Console(width=1_000_000, record=True, file=io.StringIO())
     console.print(grid)
     for line in console.export_text().splitlines():
         click.echo(line.rstrip())

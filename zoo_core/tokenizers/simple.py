@@ -82,7 +82,10 @@ class CharTokenizer(Tokenizer):
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CharTokenizer:
-        return cls(data["chars"])
+        chars = data["chars"]
+        if not isinstance(chars, list) or not all(isinstance(c, str) for c in chars):
+            raise TypeError("'chars' is not a list of strings")
+        return cls(chars)
 
 
 class ByteTokenizer(Tokenizer):
