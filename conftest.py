@@ -6,6 +6,12 @@ import tempfile
 
 import pytest
 
+# One OpenMP thread a process: the suite runs a worker per core (pytest-xdist), and the zoo
+# commands and torchrun ranks it starts inherit this. With PyTorch's default of a thread per
+# core, the workers' threads spin against each other and tests of small models ran tens of
+# times slower under load. Set before anything imports torch, which reads it once.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 # `datasets` reads where its cache is when it is imported, which collecting the tests may do.
 _DATASETS_CACHE = tempfile.mkdtemp(prefix="zoo-test-datasets-")
 os.environ.setdefault("HF_DATASETS_CACHE", _DATASETS_CACHE)
