@@ -7,7 +7,9 @@ and a target.
 
 Data: a JSONL file of ``{"source": ..., "target": ...}`` lines, a TSV file of source<TAB>target
 lines or a CSV file with the columns ``source`` and ``target``. The embedded default is SCAN
-(Lake & Baroni 2018), regenerated from its grammar, with its splits (``--set split=``).
+(Lake & Baroni 2018), regenerated from its grammar, with its splits (``--set split=``);
+``--set corpus=svo-sov`` takes a synthetic translation with long-range reordering instead
+(:mod:`zoo_core.data.reorder`).
 
 Metrics: teacher-forced loss and token accuracy, and, of greedy decoding, exact match and
 corpus BLEU and chrF through sacrebleu.
@@ -26,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo_core import protocols
-from zoo_core.data import scan
+from zoo_core.data import reorder, scan
 from zoo_core.data.pairs import read_pairs
 from zoo_core.errors import ZooError
 from zoo_core.tasks.base import Task, trained_on
@@ -42,7 +44,8 @@ Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
 @dataclass
 class Seq2SeqOptions:
-    split: str = "simple"  # SCAN's split when no --data is given: simple, length, addprim-jump
+    corpus: str = "scan"  # the embedded data when no --data is given: scan, or svo-sov
+    split: str = "simple"  # its split: simple, length or addprim-jump (SCAN); simple (svo-sov)
     tokenizer: str = "word"  # the source's tokenizer (`zoo tokenizers`), and the target's
     target_tokenizer: str | None = None  # the target's own kind; default: tokenizer
     share_vocab: bool = False  # one tokenizer fitted on sources and targets together
@@ -72,18 +75,24 @@ class SequenceToSequence(Task):
 
     # -- data ----------------------------------------------------------------------------------
     def _default(self) -> tuple[Pairs, Pairs]:
-        if self.options.split not in scan.SPLITS:
+        corpus = _CORPORA.get(self.options.corpus)
+        if corpus is None:
             raise ZooError(
-                f"unknown SCAN split '{self.options.split}'; set split to one of "
-                f"{', '.join(scan.SPLITS)}"
+                f"unknown corpus '{self.options.corpus}'; set corpus to one of "
+                f"{', '.join(_CORPORA)} (or give --data)"
             )
-        return scan.split(self.options.split)
+        if self.options.split not in corpus.SPLITS:
+            raise ZooError(
+                f"unknown {self.options.corpus} split '{self.options.split}'; set split to one "
+                f"of {', '.join(corpus.SPLITS)}"
+            )
+        return corpus.split(self.options.split)
 
     def setup(self, data: str | None, val_data: str | None = None, seed: int = 0) -> None:
         self.val_source = None if val_data is None else str(val_data)
         if data is None:
             train, val = self._default()
-            self.data_name = f"scan-{self.options.split}"
+            self.data_name = f"{self.options.corpus}-{self.options.split}"
         else:
             train = read_pairs(data)
             self.data_name = str(data)
@@ -112,8 +121,9 @@ class SequenceToSequence(Task):
             data = trained_on(self.val_source)
         if data is not None:
             val = read_pairs(data)
-        elif self.data_name in ("", *(f"scan-{s}" for s in scan.SPLITS)):
-            self.options.split = self.data_name.removeprefix("scan-") or self.options.split
+        elif self.data_name == "" or _embedded(self.data_name):
+            if self.data_name:
+                self.options.corpus, self.options.split = _embedded(self.data_name)
             val = self._default()[1]
         else:
             val = _split(read_pairs(trained_on(self.data_name)), self.options.val_fraction)[1]
@@ -306,6 +316,18 @@ class SequenceToSequence(Task):
                 decoded = beam_search(model, source, mask, beam, limit, length_penalty, use_cache)
             out += [self.decode_target(ids) for ids in decoded]
         return out
+
+
+_CORPORA = {"scan": scan, "svo-sov": reorder}  # name -> module with SPLITS and split()
+
+
+def _embedded(data_name: str) -> tuple[str, str] | None:
+    """(corpus, split) of an embedded data set's name (``scan-length``), else None."""
+    for corpus, module in _CORPORA.items():
+        for split in module.SPLITS:
+            if data_name == f"{corpus}-{split}":
+                return corpus, split
+    return None
 
 
 # -- decoding ----------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from zoo_transformer.seq2seq import Seq2SeqConfig, TransformerSeq2Seq
 
 import zoo_core
 from zoo_core.catalog import model_info
+from zoo_core.testing import check_model
 
 TINY = {"source_vocab_size": 13, "target_vocab_size": 11, "n_embd": 16, "n_head": 2, "ffn": 32}
 
@@ -53,6 +54,61 @@ def test_padding_of_the_source_changes_nothing():
         assert torch.allclose(alone, with_pad, atol=1e-5), encoder
 
 
+ENCODINGS = ["sinusoidal", "learned", "rope", "alibi", "none"]
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_every_position_encoding_passes_the_contract_checks(encoding):
+    # decode_step against forward (the key/value cache), padding, save and load...
+    check_model("transformer-seq2seq", {"pos_encoding": encoding})
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_padding_changes_nothing_and_decoding_matches_with_each_encoding(encoding):
+    torch.manual_seed(0)
+    model = TransformerSeq2Seq(Seq2SeqConfig(**TINY, pos_encoding=encoding)).eval()
+    source = torch.randint(3, 13, (1, 5))
+    target = torch.randint(3, 11, (1, 6))
+    padded = torch.cat([source, torch.zeros(1, 3, dtype=torch.long)], dim=1)
+    with torch.no_grad():
+        alone = model(source, source != 0, target)
+        with_pad = model(padded, padded != 0, target)
+        memory = model.encode(source, source != 0)
+        state, steps = None, []
+        for t in range(target.size(1)):  # one token at a time through the cache
+            logits, state = model.decode_step(target[:, t : t + 1], memory, source != 0, state)
+            steps.append(logits)
+    assert torch.allclose(alone, with_pad, atol=1e-5)
+    assert torch.allclose(alone, torch.cat(steps, dim=1), atol=1e-5)
+
+
+@pytest.mark.parametrize("encoding", ["rope", "alibi"])
+def test_relative_encodings_see_distances_not_positions(encoding):
+    """With rope or alibi the encoder's self-attention depends on how far apart two tokens are,
+    not where they are: a source read after padding on the left (masked) keeps its output."""
+    torch.manual_seed(0)
+    model = TransformerSeq2Seq(Seq2SeqConfig(**TINY, pos_encoding=encoding)).eval()
+    source = torch.randint(3, 13, (1, 5))
+    shifted = torch.cat([torch.zeros(1, 4, dtype=torch.long), source], dim=1)
+    with torch.no_grad():
+        plain = model.encode(source, source != 0)
+        moved = model.encode(shifted, shifted != 0)[:, 4:]
+    assert torch.allclose(plain, moved, atol=1e-5)
+    # Absolute positions do not have that property: the check can fail.
+    absolute = TransformerSeq2Seq(Seq2SeqConfig(**TINY, pos_encoding="sinusoidal")).eval()
+    with torch.no_grad():
+        a = absolute.encode(source, source != 0)
+        b = absolute.encode(shifted, shifted != 0)[:, 4:]
+    assert not torch.allclose(a, b, atol=1e-3)
+
+
+def test_learned_positions_refuse_a_longer_sequence():
+    model = TransformerSeq2Seq(Seq2SeqConfig(**TINY, pos_encoding="learned", max_positions=4))
+    source = torch.randint(3, 13, (1, 5))
+    with pytest.raises(ValueError, match="longer than the 4 learned positions"):
+        model.encode(source, source != 0)
+
+
 def test_mixed_stacks_swap_only_the_self_attention():
     model = TransformerSeq2Seq(Seq2SeqConfig(**TINY, encoder="lstm", decoder="attention"))
     assert isinstance(model.encoder[0].mix, torch.nn.LSTM) and model.encoder[0].mix.bidirectional
@@ -66,6 +122,10 @@ def test_mixed_stacks_swap_only_the_self_attention():
 def test_bad_configs_are_one_line():
     with pytest.raises(ValueError, match="use attention or lstm"):
         Seq2SeqConfig(encoder="gru")
+    with pytest.raises(ValueError, match="unknown pos_encoding 'xpos'"):
+        Seq2SeqConfig(pos_encoding="xpos")
+    with pytest.raises(ValueError, match="even head size"):
+        Seq2SeqConfig(n_embd=6, n_head=2, pos_encoding="rope")
     with pytest.raises(ValueError, match="share_vocab=true"):
         Seq2SeqConfig(source_vocab_size=10, target_vocab_size=12, share_embeddings=True)
 

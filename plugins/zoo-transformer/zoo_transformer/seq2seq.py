@@ -11,7 +11,9 @@ rest of the block, as Domhan ("How Much Attention Do You Need?", 2018) swaps sel
 recurrence in the encoder and in the decoder separately; the decoder always keeps its attention
 over the source.
 
-Embeddings are scaled by sqrt(n_embd) and added to the paper's sinusoidal positions. The output
+Embeddings are scaled by sqrt(n_embd) and added to the paper's sinusoidal positions (or learned
+ones); ``pos_encoding`` rope or alibi puts relative positions inside self-attention instead, and
+none leaves them out, for SCAN's length split (Csordás et al. 2021). The output
 layer shares the target embedding (``tie_output``), and with ``share_embeddings`` the source
 embedding too (one vocabulary for both, as the paper's 37k shared BPE vocabulary).
 
@@ -31,9 +33,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from zoo_transformer.model import sinusoidal_table
+from zoo_transformer.model import alibi_slopes, apply_rope, rope_angles, sinusoidal_table
 
 Mixer = Literal["attention", "lstm"]
+PosEncoding = Literal["sinusoidal", "learned", "rope", "alibi", "none"]
+Rope = tuple[torch.Tensor, torch.Tensor] | None  # cos and sin of the positions, (T, hd/2) each
+POS_ENCODINGS = ("sinusoidal", "learned", "rope", "alibi", "none")
 
 
 @dataclass
@@ -51,6 +56,13 @@ class Seq2SeqConfig:
     decoder: Mixer = "attention"  # what mixes the target: causal self-attention or an LSTM
     share_embeddings: bool = False  # source, target and output share one matrix (one vocabulary)
     tie_output: bool = True  # the output layer shares the target embedding
+    # Positions: added to the embeddings (sinusoidal, the paper's; learned, up to max_positions)
+    # or relative, inside self-attention (rope rotates queries and keys; alibi adds a per-head
+    # penalty on distance); none: no positions but what an LSTM mixer or causality gives.
+    # Attention over the source never adds positions of its own.
+    pos_encoding: PosEncoding = "sinusoidal"
+    max_positions: int = 512  # the longest source or target with learned positions
+    rope_base: float = 10000.0
 
     def __post_init__(self):
         sizes = (self.encoder_layers, self.decoder_layers, self.n_embd, self.n_head, self.ffn)
@@ -67,6 +79,14 @@ class Seq2SeqConfig:
         for key in ("encoder", "decoder"):
             if getattr(self, key) not in ("attention", "lstm"):
                 raise ValueError(f"unknown {key} {getattr(self, key)!r}; use attention or lstm")
+        if self.pos_encoding not in POS_ENCODINGS:
+            raise ValueError(
+                f"unknown pos_encoding {self.pos_encoding!r}; use one of {', '.join(POS_ENCODINGS)}"
+            )
+        if self.pos_encoding == "rope" and (self.n_embd // self.n_head) % 2:
+            raise ValueError("pos_encoding rope needs an even head size (n_embd / n_head)")
+        if self.max_positions < 1:
+            raise ValueError("max_positions must be positive")
         if self.norm not in ("post", "pre"):
             raise ValueError(f"unknown norm {self.norm!r}; use post or pre")
         if not 0 <= self.dropout < 1:
@@ -94,9 +114,10 @@ class Attention(nn.Module):
         B, T, C = x.shape
         return x.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, H, T, hd)
 
-    def keys_values(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def keys_values(self, x: torch.Tensor, rope: Rope = None) -> tuple[torch.Tensor, torch.Tensor]:
         k, v = self.kv(x).chunk(2, dim=-1)  # (B, T, C) each
-        return self.heads(k), self.heads(v)  # (B, H, T, hd) each
+        k = self.heads(k)  # (B, H, T, hd)
+        return (k if rope is None else apply_rope(k, *rope)), self.heads(v)
 
     def forward(
         self,
@@ -104,10 +125,14 @@ class Attention(nn.Module):
         kv: tuple[torch.Tensor, torch.Tensor],
         mask: torch.Tensor | None = None,
         is_causal: bool = False,
+        rope: Rope = None,
     ) -> torch.Tensor:
         B, T, C = x.shape
+        q = self.heads(self.q(x))  # (B, H, T, hd)
+        if mask is not None and mask.is_floating_point():
+            mask = mask.to(q.dtype)
         y = F.scaled_dot_product_attention(
-            self.heads(self.q(x)),
+            q if rope is None else apply_rope(q, *rope),
             *kv,
             attn_mask=mask,
             is_causal=is_causal,
@@ -156,18 +181,23 @@ class EncoderBlock(nn.Module):
         self.res_mix = _Residual(config)
         self.res_ffn = _Residual(config)
 
-    def _mix(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, None]:
+    def _mix(
+        self, x: torch.Tensor, mask: torch.Tensor, keys: torch.Tensor, rope: Rope
+    ) -> tuple[torch.Tensor, None]:
         if self.lstm:  # packed, so that the backward direction starts at the last real token
             lengths = mask.sum(dim=1).cpu()
             packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
             y, _ = self.mix(packed)
             y, _ = pad_packed_sequence(y, batch_first=True, total_length=x.size(1))
             return y, None  # (B, S, C)
-        keys = mask[:, None, None, :]  # (B, 1, 1, S): padding is never attended to
-        return self.mix(x, self.mix.keys_values(x), keys), None
+        return self.mix(x, self.mix.keys_values(x, rope), keys, rope=rope), None
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        x, _ = self.res_mix(x, lambda h: self._mix(h, mask))
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor, keys: torch.Tensor, rope: Rope = None
+    ) -> torch.Tensor:
+        """``keys``: what each source token may attend to, (B, 1, 1, S) booleans, or an additive
+        bias (B, H, S, S) with ALiBi."""
+        x, _ = self.res_mix(x, lambda h: self._mix(h, mask, keys, rope))
         x, _ = self.res_ffn(x, lambda h: (self.ffn(h), None))
         return x  # (B, S, C)
 
@@ -187,21 +217,25 @@ class DecoderBlock(nn.Module):
         self.res_cross = _Residual(config)
         self.res_ffn = _Residual(config)
 
-    def _mix(self, x: torch.Tensor, cache: Any, offset: int) -> tuple[torch.Tensor, Any]:
+    def _mix(
+        self, x: torch.Tensor, cache: Any, offset: int, bias: torch.Tensor | None, rope: Rope
+    ) -> tuple[torch.Tensor, Any]:
         if self.lstm:  # the state batch first: (h, c) each (B, 1, C)
             state = None if cache is None else tuple(s.transpose(0, 1).contiguous() for s in cache)
             y, (h, c) = self.mix(x, state)
             return y, (h.transpose(0, 1), c.transpose(0, 1))
-        k, v = self.mix.keys_values(x)  # (B, H, T, hd)
+        k, v = self.mix.keys_values(x, rope)  # (B, H, T, hd); keys rotated by their positions
         if cache is not None:
             k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
         T = x.size(1)
+        if bias is not None:  # ALiBi: the causal mask is in the bias
+            return self.mix(x, (k, v), bias, rope=rope), (k, v)
         if offset == 0:
-            return self.mix(x, (k, v), is_causal=T > 1), (k, v)
+            return self.mix(x, (k, v), is_causal=T > 1, rope=rope), (k, v)
         # T new tokens after `offset` cached ones: each sees the cache and itself and before.
         q_pos = torch.arange(offset, offset + T, device=x.device)
         mask = None if T == 1 else q_pos[:, None] >= torch.arange(offset + T, device=x.device)
-        return self.mix(x, (k, v), mask), (k, v)
+        return self.mix(x, (k, v), mask, rope=rope), (k, v)
 
     def forward(
         self,
@@ -210,8 +244,12 @@ class DecoderBlock(nn.Module):
         source_mask: torch.Tensor,
         cache: Any = None,
         offset: int = 0,
+        bias: torch.Tensor | None = None,
+        rope: Rope = None,
     ) -> tuple[torch.Tensor, Any]:
-        x, cache = self.res_mix(x, lambda h: self._mix(h, cache, offset))
+        """``bias``: ALiBi's (1, H, T, offset + T), causal mask included; ``rope``: the new
+        tokens' angles."""
+        x, cache = self.res_mix(x, lambda h: self._mix(h, cache, offset, bias, rope))
         keys = source_mask[:, None, None, :]  # (B, 1, 1, S)
         x, _ = self.res_cross(x, lambda h: (self.cross(h, memory_kv, keys), None))
         x, _ = self.res_ffn(x, lambda h: (self.ffn(h), None))
@@ -241,6 +279,11 @@ class TransformerSeq2Seq(nn.Module):
         else:
             self.source_embed = nn.Embedding(config.source_vocab_size, C, padding_idx=0)
         self.drop = nn.Dropout(config.dropout)
+        if config.pos_encoding == "learned":  # one table for the source and the target
+            self.positions = nn.Embedding(config.max_positions, C)
+            nn.init.normal_(self.positions.weight, mean=0.0, std=0.02)
+        if config.pos_encoding == "alibi":
+            self.register_buffer("slopes", alibi_slopes(config.n_head), persistent=False)
         self.encoder = nn.ModuleList(EncoderBlock(config) for _ in range(config.encoder_layers))
         self.decoder = nn.ModuleList(DecoderBlock(config) for _ in range(config.decoder_layers))
         pre = config.norm == "pre"  # a pre-LayerNorm stack ends with a LayerNorm of its own
@@ -255,16 +298,53 @@ class TransformerSeq2Seq(nn.Module):
                 embed.weight[0].zero_()
 
     def _embed(self, embed: nn.Embedding, ids: torch.Tensor, offset: int = 0) -> torch.Tensor:
-        positions = torch.arange(offset, offset + ids.size(1), device=ids.device)
         x = embed(ids) * math.sqrt(self.config.n_embd)  # (B, T, C)
-        return self.drop(x + sinusoidal_table(positions, self.config.n_embd).to(x.dtype))
+        encoding = self.config.pos_encoding
+        if encoding in ("sinusoidal", "learned"):
+            positions = torch.arange(offset, offset + ids.size(1), device=ids.device)
+            if encoding == "sinusoidal":
+                x = x + sinusoidal_table(positions, self.config.n_embd).to(x.dtype)
+            else:
+                if offset + ids.size(1) > self.config.max_positions:
+                    raise ValueError(
+                        f"a sequence of {offset + ids.size(1)} tokens is longer than the "
+                        f"{self.config.max_positions} learned positions; use pos_encoding "
+                        "sinusoidal, rope, alibi or none to read longer ones"
+                    )
+                x = x + self.positions(positions)
+        return self.drop(x)
+
+    def _rope(self, start: int, length: int, device: torch.device) -> Rope:
+        if self.config.pos_encoding != "rope":
+            return None
+        positions = torch.arange(start, start + length, device=device)
+        return rope_angles(
+            positions, self.config.n_embd // self.config.n_head, self.config.rope_base
+        )
 
     def encode(self, source: torch.Tensor, source_mask: torch.Tensor) -> torch.Tensor:
         """The encoder's output (B, S, C) for source ids (B, S), padding masked out."""
         x = self._embed(self.source_embed, source)
+        S = source.size(1)
+        keys = source_mask[:, None, None, :]  # (B, 1, 1, S): padding is never attended to
+        if self.config.pos_encoding == "alibi":  # both ways: a penalty on |distance|
+            positions = torch.arange(S, device=source.device)
+            distance = (positions[:, None] - positions[None, :]).abs()  # (S, S)
+            bias = -self.slopes[:, None, None] * distance  # (H, S, S)
+            keys = bias[None].masked_fill(~keys, float("-inf"))  # (B, H, S, S)
+        rope = self._rope(0, S, source.device)
         for block in self.encoder:
-            x = block(x, source_mask)
+            x = block(x, source_mask, keys, rope)
         return self.encoder_ln(x)  # (B, S, C)
+
+    def _alibi(self, offset: int, T: int, device: torch.device) -> torch.Tensor | None:
+        """ALiBi's causal bias of T new target tokens after ``offset``: (1, H, T, offset + T)."""
+        if self.config.pos_encoding != "alibi":
+            return None
+        q_pos = torch.arange(offset, offset + T, device=device)
+        distance = q_pos[:, None] - torch.arange(offset + T, device=device)[None, :]  # (T, T_k)
+        bias = -self.slopes[:, None, None] * distance.clamp(min=0)  # (H, T, T_k)
+        return bias.masked_fill(distance < 0, float("-inf"))[None]
 
     def decode_step(
         self,
@@ -278,10 +358,12 @@ class TransformerSeq2Seq(nn.Module):
         if state is None:  # the source's keys and values, once per layer
             cross = [block.cross.keys_values(memory) for block in self.decoder]
             state = {"seen": 0, "cross": cross, "self": [None] * len(self.decoder)}
-        x = self._embed(self.target_embed, target, state["seen"])
+        seen, T = state["seen"], target.size(1)
+        x = self._embed(self.target_embed, target, seen)
+        bias, rope = self._alibi(seen, T, x.device), self._rope(seen, T, x.device)
         caches = []
         for block, kv, cache in zip(self.decoder, state["cross"], state["self"], strict=True):
-            x, cache = block(x, kv, source_mask, cache, state["seen"])
+            x, cache = block(x, kv, source_mask, cache, seen, bias, rope)
             caches.append(cache)
         logits = self.head(self.decoder_ln(x))  # (B, T, V)
         return logits, {
