@@ -124,3 +124,17 @@ def test_an_unknown_corpus_or_split_is_one_line(tmp_path):
             )
         assert "\n" not in str(raised.value)
         assert not (tmp_path / "bad").exists()
+
+
+def test_val_size_scores_pairs_spread_evenly_over_the_test_set():
+    full = reorder.split("simple")[1]
+    task = SequenceToSequence(Seq2SeqOptions(corpus="svo-sov", val_size=100))
+    task.setup(None)
+    assert task.val_pairs == full[::40] and len(task.val_set) == 100
+    again = SequenceToSequence(Seq2SeqOptions(val_size=100))
+    again.tokenizer = task.tokenizer
+    again.load_state(task.state())
+    again.setup_eval(None)
+    assert again.val_pairs == task.val_pairs
+    with pytest.raises(ZooError, match="val_size must be at least 1"):
+        SequenceToSequence(Seq2SeqOptions(corpus="svo-sov", val_size=0)).setup(None)

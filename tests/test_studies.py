@@ -24,12 +24,16 @@ DOC = ROOT / "docs" / "studies.md"
 BUILT_IN = [
     "context-usage",
     "data-size",
+    "domhan-scan",
+    "domhan-svo-sov",
     "induction",
     "long-range",
     "mixer-lm",
     "mixer-parity",
     "mqar",
     "positions",
+    "scan-addprim",
+    "scan-length",
 ]
 
 

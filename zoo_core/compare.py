@@ -482,9 +482,12 @@ def _summarise(results: dict[str, Any]) -> list[dict[str, Any]]:
             cell: dict[str, Any] = {}
             if values:
                 cell[metric] = _spread(values)
-                tokens = [e["val_token_accuracy"] for e in evals if "val_token_accuracy" in e]
-                if tokens:
-                    cell["val_token_accuracy"] = _spread(tokens)
+                # and every other validation metric the runs report (token accuracy, BLEU...)
+                others = {m for e in evals for m in e if m.startswith("val_") and m != metric}
+                for name in sorted(others):
+                    found = [e[name] for e in evals if isinstance(e.get(name), int | float)]
+                    if found:
+                        cell[name] = _spread(found)
             refused = [e["refused"] for e in evals if "refused" in e]
             if refused:
                 cell["refused"] = refused[0]

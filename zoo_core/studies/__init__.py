@@ -76,6 +76,38 @@ _STUDIES = (
         "seq_len 512, 2000 and 8000 steps",
         "Dai et al. 2019 (Transformer-XL), section 4.3",
     ),
+    (
+        "domhan-scan",
+        "domhan_scan",
+        "SCAN simple: attention or lstm in the encoder x in the decoder of a Transformer",
+        8,
+        "width 256, 4000 steps, every test command",
+        "Domhan 2018",
+    ),
+    (
+        "domhan-svo-sov",
+        "domhan_svo_sov",
+        "svo-sov translation (long-range reordering): attention or lstm, encoder x decoder",
+        8,
+        "width 256, 4000 steps, every test sentence",
+        "Domhan 2018",
+    ),
+    (
+        "scan-length",
+        "scan_length",
+        "SCAN length split: each positional encoding of the Transformer, and the lstm",
+        10,
+        "width 256, 4000 steps",
+        "Lake & Baroni 2018; Csordás et al. 2021",
+    ),
+    (
+        "scan-addprim",
+        "scan_addprim",
+        "SCAN addprim-jump split: each positional encoding of the Transformer, and the lstm",
+        10,
+        "width 256, 4000 steps",
+        "Lake & Baroni 2018",
+    ),
 )
 
 

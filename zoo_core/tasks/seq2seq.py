@@ -46,6 +46,7 @@ Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 class Seq2SeqOptions:
     corpus: str = "scan"  # the embedded data when no --data is given: scan, or svo-sov
     split: str = "simple"  # its split: simple, length or addprim-jump (SCAN); simple (svo-sov)
+    val_size: int | None = None  # validation pairs scored, evenly spread over them (None: all)
     tokenizer: str = "word"  # the source's tokenizer (`zoo tokenizers`), and the target's
     target_tokenizer: str | None = None  # the target's own kind; default: tokenizer
     share_vocab: bool = False  # one tokenizer fitted on sources and targets together
@@ -111,8 +112,19 @@ class SequenceToSequence(Task):
                 options.share_vocab,
             )
         self.train_set = self._encode(train)
-        self.val_pairs = val
+        self.val_pairs = val = self._spread(val)
         self.val_set = self._encode(val)
+
+    def _spread(self, pairs: Pairs) -> Pairs:
+        """``val_size`` of the pairs, evenly spread over them (all when it is None or more)."""
+        n = self.options.val_size
+        if n is None:
+            return pairs
+        if isinstance(n, bool) or n < 1:
+            raise ZooError(f"val_size must be at least 1 pair, or unset for all; not {n}")
+        if n >= len(pairs):
+            return pairs
+        return [pairs[i * len(pairs) // n] for i in range(n)]
 
     def setup_eval(self, data: str | None) -> None:
         """``data``; by default the validation pairs of training (--val-data, held out or the
@@ -127,7 +139,7 @@ class SequenceToSequence(Task):
             val = self._default()[1]
         else:
             val = _split(read_pairs(trained_on(self.data_name)), self.options.val_fraction)[1]
-        self.val_pairs = val
+        self.val_pairs = val = self._spread(val)
         self.val_set = self._encode(val)
 
     @property
