@@ -138,3 +138,10 @@ def test_val_size_scores_pairs_spread_evenly_over_the_test_set():
     assert again.val_pairs == task.val_pairs
     with pytest.raises(ZooError, match="val_size must be at least 1"):
         SequenceToSequence(Seq2SeqOptions(corpus="svo-sov", val_size=0)).setup(None)
+
+
+def test_a_corpus_beside_data_is_one_line(tmp_path):
+    data = tmp_path / "pairs.tsv"
+    data.write_text("jump\tJUMP\nwalk\tWALK\nrun\tRUN\n", encoding="utf-8")
+    with pytest.raises(ZooError, match="drop --set corpus or --data"):
+        SequenceToSequence(Seq2SeqOptions(corpus="svo-sov")).setup(str(data))

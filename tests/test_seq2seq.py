@@ -344,6 +344,44 @@ def test_zoo_translate_errors_are_one_line(runs, tmp_path):
     assert bad.stderr.strip().count("\n") == 0 and "at least 1" in bad.stderr
 
 
+def test_zoo_generate_with_source_translates_as_zoo_translate(runs):
+    run = str(runs["lstm-seq2seq"])
+    artifact = zoo_core.load(run)
+    sources = ["jump twice", "walk left", "look around right thrice after turn left"]
+    given = [flag for text in sources for flag in ("--source", text)]
+    done = _zoo("generate", run, *given, "--beam", "3")
+    assert done.returncode == 0, done.stderr
+    expected = artifact.translate(sources, beam=3)
+    assert done.stdout.splitlines() == expected and any(expected)
+    # Greedy by default; --length bounds the targets as zoo translate's --max-length does.
+    short = _zoo("generate", run, *given, "--length", "2")
+    assert short.returncode == 0, short.stderr
+    assert short.stdout.splitlines() == artifact.translate(sources, max_length=2)
+    assert all(len(t.split()) <= 2 for t in short.stdout.splitlines())
+
+
+def _one_error_line(done: subprocess.CompletedProcess) -> str:
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip().count("\n") == 0, done.stderr
+    return done.stderr.strip()
+
+
+def test_zoo_generate_source_errors_are_one_line(runs, tiny_run):
+    run = str(runs["lstm-seq2seq"])
+    line = _one_error_line(_zoo("generate", run, "--prompt", "jump"))
+    assert line == (
+        "Error: this model translates (task seq2seq): give the text with --source TEXT, or use "
+        f"zoo translate {run} TEXT"
+    )
+    line = _one_error_line(_zoo("generate", str(tiny_run), "--source", "jump", "--beam", "2"))
+    assert line == (
+        "Error: --source and --beam are for sequence-to-sequence models; this model's task is "
+        "'lm', not seq2seq"
+    )
+    line = _one_error_line(_zoo("generate", run, "--source", "jump", "--temperature", "0.5"))
+    assert "--temperature is not for a sequence-to-sequence model" in line
+
+
 def test_zoo_data_scan_writes_every_split(tmp_path):
     done = _zoo("data", "scan", "--out", str(tmp_path / "scan"))
     assert done.returncode == 0, done.stderr

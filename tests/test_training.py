@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 from zoo_testutil import TINY, run_zoo
 
 import zoo_core
+from zoo_core.data import scan
 
 STEPS = "600"
 FAST = [*TINY, "--set", "checkpoint_interval=25", "--set", "log_interval=5", "--quiet"]
@@ -40,23 +41,12 @@ def uninterrupted(tmp_path_factory):
     return out
 
 
-def _start(out, *extra):
-    """`zoo train` in the background, in a process group of its own (as a terminal starts it)."""
+def _start(out, *extra, train=("lstm", "--steps", STEPS, *FAST)):
+    """`zoo train` in the background, in a process group of its own (as a terminal starts it);
+    ``train``: what it trains (the tiny LSTM of these tests unless given)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "zoo_core",
-            "train",
-            "lstm",
-            "--steps",
-            STEPS,
-            "--out",
-            str(out),
-            *FAST,
-            *extra,
-        ],
+        [sys.executable, "-m", "zoo_core", "train", *map(str, train), "--out", str(out), *extra],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -180,6 +170,47 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path, uninterrupted):
     run_zoo("train", "--resume", out, "--quiet")
     assert _same(_weights(out), _weights(uninterrupted))
     assert _steps(out) == _steps(uninterrupted)
+
+
+SEQ2SEQ = {  # tiny sizes, dropout on: its random state must be restored too
+    "transformer-seq2seq": ["--set", "n_embd=16", "--set", "n_head=2", "--set", "ffn=32"],
+    "lstm-seq2seq": ["--set", "embed_dim=16", "--set", "hidden_size=16", "--set", "dropout=0.2"],
+}
+
+
+@pytest.mark.parametrize(
+    "model", ["transformer-seq2seq", pytest.param("lstm-seq2seq", marks=pytest.mark.slow)]
+)
+def test_a_seq2seq_run_killed_then_resumed_is_bit_identical(tmp_path, model):
+    train, test = scan.split("simple")
+    for name, pairs in (("train", train[:400]), ("val", test[:40])):
+        lines = [json.dumps({"source": s, "target": t}) for s, t in pairs]
+        (tmp_path / f"{name}.jsonl").write_text("\n".join(lines) + "\n")
+    # Evaluated (greedy decoding) between checkpoints, so resuming replays steps around it.
+    args = [model, "--data", tmp_path / "train.jsonl", "--val-data", tmp_path / "val.jsonl",
+            "--steps", "80", "--batch-size", "8", *SEQ2SEQ[model], "--set",
+            "checkpoint_interval=10", "--set", "eval_interval=20", "--set", "eval_batches=1",
+            "--set", "log_interval=5", "--quiet"]  # fmt: skip
+    full, out = tmp_path / "full", tmp_path / "run"
+    run_zoo("train", *args, "--out", full)
+    proc = _start(out, train=args)
+    _wait_for_checkpoints(out, 1)
+    proc.kill()  # somewhere after step 10, before its next checkpoint or while writing it
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    assert _steps(out)[-1] < 80  # it stopped on the way
+    run_zoo("train", "--resume", out, "--quiet")
+    assert _same(_weights(out), _weights(full))
+    assert _steps(out) == _steps(full)
+    evaluations = [
+        [
+            (r["step"], r["val_loss"], r["val_bleu"])
+            for r in map(json.loads, f.open())
+            if "val_loss" in r
+        ]
+        for f in (full / "metrics.jsonl", out / "metrics.jsonl")
+    ]
+    assert evaluations[0] == evaluations[1] and len(evaluations[0]) >= 4
 
 
 def test_a_run_that_used_its_time_resumes_only_with_more(tmp_path):

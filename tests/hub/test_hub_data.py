@@ -54,6 +54,20 @@ def _pictures():
     return datasets.Dataset.from_dict({"image": images, "label": labels}, features=features)
 
 
+def _phrases(n: int, offset: int = 0):
+    """English-German pairs in a Translation column, as WMT and OPUS sets on the Hub have."""
+    words = [("one", "eins"), ("two", "zwei"), ("three", "drei"), ("four", "vier")]
+    rows = [
+        {
+            "en": f"{words[i % 4][0]} {words[i // 4 % 4][0]}",
+            "de": f"{words[i % 4][1]} {words[i // 4 % 4][1]}",
+        }
+        for i in range(offset, offset + n)
+    ]
+    features = datasets.Features({"translation": datasets.Translation(languages=["de", "en"])})
+    return datasets.Dataset.from_dict({"translation": rows}, features=features)
+
+
 @pytest.fixture(scope="module")
 def data_mirror(tmp_path_factory, repo_kit):
     """Data set repos laid out as olah wants them: {path}/datasets/{org}/{name}."""
@@ -81,6 +95,14 @@ def data_mirror(tmp_path_factory, repo_kit):
     )
     commits["pictures"] = git_commit(
         repos / "pictures", {"data/train-00000-of-00001.parquet": _parquet(_pictures())}, "images"
+    )
+    commits["phrases"] = git_commit(
+        repos / "phrases",
+        {
+            "data/train-00000-of-00001.parquet": _parquet(_phrases(48)),
+            "data/validation-00000-of-00001.parquet": _parquet(_phrases(8, offset=3)),
+        },
+        "phrases",
     )
     two = datasets.Dataset.from_dict({"title": ["a", "b"] * 20, "body": ["x y z"] * 40})
     commits["two"] = git_commit(
@@ -195,3 +217,39 @@ def test_classifiers_and_the_gan_train_on_hub_data_sets(client, data_mirror, tmp
     hub.zoo("train", "gan", "--data", "hf:acme/pictures", "--steps", "2", "--batch-size", "4",
             "--set", "classifier_steps=0", "--quiet", "--out", gan, **cache)  # fmt: skip
     assert _config(gan)["task_state"]["classes"] == ["red", "green", "blue"]
+
+
+@pytest.mark.slow
+def test_seq2seq_on_a_hub_translation_data_set(client, data_mirror, tmp_path):
+    hub, server = client
+    cache = {"ZOO_CACHE": str(tmp_path / "zoo-cache")}
+    tiny = ["--set", "n_embd=16", "--set", "n_head=2", "--set", "ffn=32"]
+    line = hub.error("train", "transformer-seq2seq", "--data", "hf:acme/phrases", *STEPS, **cache)
+    assert "translation column 'translation' of 'hf:acme/phrases@" in line
+    assert (
+        "has the languages de, en" in line and "--set source_lang=de --set target_lang=en" in line
+    )
+    run = tmp_path / "run"
+    hub.zoo("train", "transformer-seq2seq", "--data", "hf:acme/phrases", "--set",
+            "source_lang=en", *tiny, *STEPS, "--out", run, **cache)  # fmt: skip
+    config = _config(run)
+    assert config["data"] == f"hf:acme/phrases@{data_mirror.commits['phrases']}"
+    assert config["task_config"]["data_split"] == "train"
+    assert (config["task_config"]["source_lang"], config["task_config"]["target_lang"]) == (
+        "en",
+        None,  # the other of the two: de
+    )
+    saved = json.loads((run / "tokenizer.json").read_text())
+    assert {"one", "four"} <= set(saved["source"]["words"])
+    assert {"eins", "vier"} <= set(saved["target"]["words"])
+    assert "datasets:\n- acme/phrases\n" in (run / "README.md").read_text()
+    # Its validation split is the repo's own; evaluating offline rereads that commit's from the
+    # cache, with no request to the server.
+    before = server.requests()
+    offline = {**cache, "HF_HUB_OFFLINE": "1"}
+    metrics = json.loads(hub.zoo("eval", run, "--json", **offline).stdout)
+    assert metrics["val_loss"] > 0 and 0 <= metrics["val_exact_match"] <= 1
+    assert server.requests() == before
+    line = hub.error("train", "transformer-seq2seq", "--data", "hf:acme/phrases", "--set",
+                     "source_lang=en", "--set", "data_split=nope", *STEPS, **cache)  # fmt: skip
+    assert "has no split 'nope'; it has train, validation (--set data_split=NAME)" in line

@@ -37,6 +37,15 @@ _MAX_LISTED = 20  # unreadable inputs named one by one, before a count of the re
     "--label",
     help="Class of the samples (class-conditional image models; default: each class in turn).",
 )
+@click.option(
+    "--source",
+    "sources",
+    multiple=True,
+    help="Text to translate (sequence-to-sequence models; repeat it for more), as zoo translate.",
+)
+@click.option(
+    "--beam", type=int, default=1, show_default=True, help="Beam size of --source (1: greedy)."
+)
 @click.pass_context
 def generate(
     ctx,
@@ -53,9 +62,12 @@ def generate(
     num,
     out,
     label,
+    sources,
+    beam,
 ) -> None:
     """Sample text from a trained language model, or a picture of samples (images in a grid,
-    2-D points in a scatter plot) from a generative model, into --out."""
+    2-D points in a scatter plot) from a generative model, into --out; or translate --source
+    with a sequence-to-sequence model (greedy, or --beam N), one target per line."""
     from zoo_core.artifact import load  # here, not above: keeps torch out of `zoo list`
 
     def given(*names: str) -> list[str]:
@@ -68,6 +80,18 @@ def generate(
         ]
 
     artifact = load(source, device=device)
+    if hasattr(artifact.task, "translate"):  # a sequence-to-sequence model: `zoo translate`
+        _translate_sources(source, artifact, sources, beam, length, no_cache, given)
+        return
+    seq2seq_only = [
+        flag for name, flag in (("sources", "--source"), ("beam", "--beam")) if given(name)
+    ]
+    if seq2seq_only:
+        raise ZooError(
+            f"{' and '.join(seq2seq_only)} {'is' if len(seq2seq_only) == 1 else 'are'} for "
+            f"sequence-to-sequence models; this model's task is '{artifact.config.task}', not "
+            "seq2seq"
+        )
     if artifact.generate_options is PictureOptions:
         text_only = given("prompt", "length", "temperature", "top_k", "top_p", "stop", "no_cache")
         if text_only:
@@ -112,6 +136,29 @@ def generate(
     if not shown:  # nothing was sampled before the stop text: the prompt alone
         click.echo(prompt, nl=False)
     click.echo()
+
+
+def _translate_sources(
+    run: str, artifact, sources: tuple[str, ...], beam: int, length: int, no_cache: bool, given
+) -> None:
+    """``zoo generate --source TEXT`` of a sequence-to-sequence model: ``zoo translate``'s
+    targets, one a line (``--length``, when given, bounds them as ``--max-length`` does)."""
+    if not sources:
+        raise ZooError(
+            "this model translates (task seq2seq): give the text with --source TEXT, or use "
+            f"zoo translate {run} TEXT"
+        )
+    others = given("prompt", "temperature", "top_k", "top_p", "stop", "seed", "num", "out", "label")
+    if others:
+        raise ZooError(
+            f"{', '.join(others)} {'is' if len(others) == 1 else 'are'} not for a "
+            "sequence-to-sequence model (its options: --source, --beam, --length, --no-cache)"
+        )
+    options = TranslateOptions(
+        beam=beam, max_length=length if given("length") else None, use_cache=not no_cache
+    )
+    for target in artifact.translate(list(sources), options):
+        click.echo(target)
 
 
 @click.command()

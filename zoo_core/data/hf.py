@@ -229,8 +229,9 @@ def splits(data: str) -> list[str]:
     return ["train"]
 
 
-def open_split(data: str, split: str, streaming: bool = False) -> Any:
-    """Like ``load_split``, with one line naming the splits there are when ``split`` is not."""
+def open_split(data: str, split: str, streaming: bool = False, option: str = "split") -> Any:
+    """Like ``load_split``, with one line naming the splits there are when ``split`` is not
+    (chosen with ``--set OPTION=NAME``)."""
     try:
         return load_split(data, split, streaming)
     except KeyError:
@@ -238,7 +239,7 @@ def open_split(data: str, split: str, streaming: bool = False) -> Any:
         have = f"it has {', '.join(there)}" if there else "see its page for the splits it has"
         raise ZooError(
             f"data set '{printable(data)}' has no split '{printable(split)}'; {have} "
-            "(--set split=NAME)"
+            f"(--set {option}=NAME)"
         ) from None
 
 
@@ -309,6 +310,10 @@ def _type_name(feature: Any) -> str:
         return "ClassLabel"
     if kind == "image":
         return "Image"
+    if isinstance(feature, _datasets().Translation):
+        return f"Translation {'/'.join(map(str, feature.languages))}"
+    if isinstance(feature, dict):
+        return f"struct {'/'.join(map(str, feature))}"
     if hasattr(feature, "dtype"):
         return str(feature.dtype)
     return type(feature).__name__
@@ -399,6 +404,139 @@ def labels(dataset: Any, column: str, names: list[str] | None, where: str) -> li
                 f"column '{column}' of '{printable(where)}' holds {printable(repr(value), 40)}, "
                 "not a label (a class name or a whole number)"
             )
+    return out
+
+
+@dataclass(frozen=True)
+class PairColumns:
+    """Where a data set keeps source and target texts: two text columns, or the languages
+    ``source_lang`` and ``target_lang`` of one translation column (``source``)."""
+
+    source: str
+    target: str | None = None
+    source_lang: str | None = None
+    target_lang: str | None = None
+
+
+def translation_languages(feature: Any) -> list[str] | None:
+    """The languages of a translation column: a ``Translation`` feature's, or the keys of a
+    struct of strings ({"de": ..., "en": ...}); None for any other column."""
+    if isinstance(feature, _datasets().Translation):
+        return [str(language) for language in feature.languages]
+    if isinstance(feature, dict) and feature and all(_kind(f) == "text" for f in feature.values()):
+        return [str(language) for language in feature]
+    return None
+
+
+def find_pair_columns(
+    dataset: Any,
+    where: str,
+    source_column: str | None = None,
+    target_column: str | None = None,
+    source_lang: str | None = None,
+    target_lang: str | None = None,
+) -> PairColumns:
+    """The source and target of a sequence-to-sequence data set: the columns chosen, else the
+    text columns ``source`` and ``target``, else a translation column (``translation``, or the
+    one there is) and the languages chosen; one line listing the columns and types otherwise."""
+    features = dataset.features
+    if features is None:
+        raise ZooError(f"data set '{printable(where)}' declares no features; cannot find columns")
+    listing = f"Its columns: {printable(_describe(features), 500)}"
+    by_lang = source_lang is not None or target_lang is not None
+    if source_column is not None or target_column is not None:
+        if by_lang:
+            raise ZooError(
+                "choose the source and target by column (source_column, target_column) or by "
+                "language of a translation column (source_lang, target_lang), not both"
+            )
+        source = find_column(dataset, "text", source_column or "source", "source_column", where)
+        target = find_column(dataset, "text", target_column or "target", "target_column", where)
+        if source == target:
+            raise ZooError(f"the source and the target are both column '{printable(source)}'")
+        return PairColumns(source, target)
+    if not by_lang and "source" in features and "target" in features:
+        return PairColumns(
+            find_column(dataset, "text", "source", "source_column", where),
+            find_column(dataset, "text", "target", "target_column", where),
+        )
+    named = "translation" in features and translation_languages(features["translation"])
+    found = (
+        ["translation"]
+        if named
+        else [name for name, f in features.items() if translation_languages(f) is not None]
+    )
+    if len(found) != 1:
+        what = "no" if not found else f"{len(found)} ({', '.join(found)})"
+        raise ZooError(
+            f"data set '{printable(where)}' has no text columns 'source' and 'target' and "
+            f"{printable(what)} translation columns; choose the columns with --set "
+            f"source_column=NAME --set target_column=NAME. {listing}"
+        )
+    column = found[0]
+    languages = translation_languages(features[column]) or []
+    shown = printable(", ".join(languages), 300)
+    if not by_lang:
+        pick = " ".join(
+            f"--set {k}={printable(v, 40)}"
+            for k, v in zip(("source_lang", "target_lang"), languages, strict=False)
+        )
+        raise ZooError(
+            f"the translation column '{printable(column)}' of '{printable(where)}' has the "
+            f"languages {shown}; choose the source and the target, e.g. {pick}"
+        )
+    if len(languages) == 2:  # one language named: the target is the other one, or the source
+        source_lang = source_lang or next(x for x in languages if x != target_lang)
+        target_lang = target_lang or next(x for x in languages if x != source_lang)
+    for option, language in (("source_lang", source_lang), ("target_lang", target_lang)):
+        if language is None:
+            raise ZooError(
+                f"the translation column '{printable(column)}' of '{printable(where)}' has the "
+                f"languages {shown}; set {option} too"
+            )
+        if language not in languages:
+            raise ZooError(
+                f"the translation column '{printable(column)}' of '{printable(where)}' has no "
+                f"language '{printable(language, 40)}' ({option}); its languages: {shown}"
+            )
+    if source_lang == target_lang:
+        raise ZooError(f"the source and the target are both language '{printable(source_lang)}'")
+    return PairColumns(column, None, source_lang, target_lang)
+
+
+def pairs(dataset: Any, columns: PairColumns, where: str) -> list[tuple[str, str]]:
+    """The (source, target) texts of a data set's rows, stripped; a row with an empty or
+    missing side is left out, and a value that is not text is one line naming its row."""
+    names = [columns.source] if columns.target is None else [columns.source, columns.target]
+    out = []
+    for n, row in enumerate(rows(dataset, names)):
+        if columns.target is None:
+            value = row[columns.source]
+            if value is not None and not isinstance(value, dict):
+                raise ZooError(
+                    f"row {n} of '{printable(where)}': column '{printable(columns.source)}' "
+                    f"holds {type(value).__name__}, not a translation"
+                )
+            value = value or {}
+            sides = {
+                f"{columns.source}.{columns.source_lang}": value.get(columns.source_lang),
+                f"{columns.source}.{columns.target_lang}": value.get(columns.target_lang),
+            }
+        else:
+            sides = {name: row[name] for name in names}
+        for name, text in sides.items():
+            if text is not None and not isinstance(text, str):
+                raise ZooError(
+                    f"row {n} of '{printable(where)}': '{printable(name)}' holds "
+                    f"{type(text).__name__}, not text"
+                )
+        source, target = ((text or "").strip() for text in sides.values())
+        if source and target:
+            out.append((source, target))
+    if not out:
+        raise ZooError(
+            f"data set '{printable(where)}' holds no rows with both a source and a target text"
+        )
     return out
 
 

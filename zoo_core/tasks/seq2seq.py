@@ -6,9 +6,11 @@ decoding. Ids are the tokenizers' shifted by three: 0 pads, 1 starts a target, 2
 and a target.
 
 Data: a JSONL file of ``{"source": ..., "target": ...}`` lines, a TSV file of source<TAB>target
-lines or a CSV file with the columns ``source`` and ``target``. The embedded default is SCAN
-(Lake & Baroni 2018), regenerated from its grammar, with its splits (``--set split=``);
-``--set corpus=svo-sov`` takes a synthetic translation with long-range reordering instead
+lines or a CSV file with the columns ``source`` and ``target``; or a data set read through
+``datasets`` (``hf:ORG/NAME``, Parquet, Arrow) with the columns ``source`` and ``target`` or a
+translation column and two of its languages. The embedded default is SCAN (Lake & Baroni
+2018), regenerated from its grammar, with its splits (``--set split=``); ``--set
+corpus=svo-sov`` takes a synthetic translation with long-range reordering instead
 (:mod:`zoo_core.data.reorder`).
 
 Metrics: teacher-forced loss and token accuracy, and, of greedy decoding, exact match and
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import sacrebleu
@@ -28,9 +30,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo_core import protocols
-from zoo_core.data import reorder, scan
+from zoo_core.data import hf, reorder, scan
 from zoo_core.data.pairs import read_pairs
-from zoo_core.errors import ZooError
+from zoo_core.errors import ZooError, printable
 from zoo_core.tasks.base import Task, trained_on
 from zoo_core.tokenizers.pair import PairTokenizer
 
@@ -55,6 +57,11 @@ class Seq2SeqOptions:
     max_target_len: int = 256  # tokens of a target trained on, and the longest decoded
     val_fraction: float = 0.1  # held out for validation when no --val-data is given
     label_smoothing: float = 0.0  # of the training loss (the Transformer paper's: 0.1)
+    data_split: str = "train"  # of a data set read through `datasets` (hf:ORG/NAME, Parquet, Arrow)
+    source_column: str | None = None  # its source texts; default: its column 'source'
+    target_column: str | None = None  # its target texts; default: its column 'target'
+    source_lang: str | None = None  # or the source's language in its translation column
+    target_lang: str | None = None  # and the target's (de, en, ...)
 
 
 class SequenceToSequence(Task):
@@ -95,12 +102,18 @@ class SequenceToSequence(Task):
             train, val = self._default()
             self.data_name = f"{self.options.corpus}-{self.options.split}"
         else:
-            train = read_pairs(data)
+            if self.options.corpus != _default_of("corpus"):
+                raise ZooError(
+                    "corpus chooses the embedded data, for training without --data; drop "
+                    "--set corpus or --data"
+                )
+            data = hf.pin(data) if hf.is_hub(data) else data
+            train, val = self._read(data)
             self.data_name = str(data)
-            if val_data is None:
+            if val_data is None and val is None:
                 train, val = _split(train, self.options.val_fraction)
         if val_data is not None:
-            val = read_pairs(val_data)
+            val = self._read(val_data, held_out=False)[0]
         if self.tokenizer is None:
             options = self.options
             self.tokenizer = PairTokenizer.fit_pair(
@@ -132,15 +145,39 @@ class SequenceToSequence(Task):
         if data is None and self.val_source:
             data = trained_on(self.val_source)
         if data is not None:
-            val = read_pairs(data)
+            val = self._read(data, held_out=False)[0]
         elif self.data_name == "" or _embedded(self.data_name):
             if self.data_name:
                 self.options.corpus, self.options.split = _embedded(self.data_name)
             val = self._default()[1]
         else:
-            val = _split(read_pairs(trained_on(self.data_name)), self.options.val_fraction)[1]
+            train, found = self._read(trained_on(self.data_name))
+            val = found if found is not None else _split(train, self.options.val_fraction)[1]
         self.val_pairs = val = self._spread(val)
         self.val_set = self._encode(val)
+
+    def _read(self, data: str, held_out: bool = True) -> tuple[Pairs, Pairs | None]:
+        """(the pairs of a file, or of split ``data_split`` of a data set read through
+        `datasets`; that data set's own validation split, or None)."""
+        if not hf.is_table(data):
+            return read_pairs(data), None
+        o = self.options
+        if o.split != _default_of("split"):
+            raise ZooError(
+                f"split chooses SCAN's split, for training without --data; choose the split of "
+                f"'{printable(data)}' with --set data_split=NAME"
+            )
+        data = hf.pin(data) if hf.is_hub(data) else data
+        train = self._table(data, hf.open_split(data, o.data_split, option="data_split"))
+        found = hf.validation_split(data) if held_out else None
+        return train, None if found is None else self._table(data, found[1])
+
+    def _table(self, data: str, dataset: Any) -> Pairs:
+        o = self.options
+        columns = hf.find_pair_columns(
+            dataset, data, o.source_column, o.target_column, o.source_lang, o.target_lang
+        )
+        return hf.pairs(dataset, columns, data)
 
     @property
     def _pair(self) -> PairTokenizer:
@@ -328,6 +365,10 @@ class SequenceToSequence(Task):
                 decoded = beam_search(model, source, mask, beam, limit, length_penalty, use_cache)
             out += [self.decode_target(ids) for ids in decoded]
         return out
+
+
+def _default_of(option: str) -> Any:
+    return next(f.default for f in fields(Seq2SeqOptions) if f.name == option)
 
 
 _CORPORA = {"scan": scan, "svo-sov": reorder}  # name -> module with SPLITS and split()
