@@ -47,9 +47,14 @@ def _noun_phrase(words: list[str], at: int, depth: int = 0) -> tuple[list[str], 
     at += 1
     target = adjective + [noun] + (["tachi"] if plural else [])
     if at < len(words) and words[at] in PREPOSITIONS:
-        assert depth < 2, "nested deeper than two"
+        assert depth < 3, "nested deeper than three"
         inner, _, at_next = _noun_phrase(words, at + 1, depth + 1)
         target = inner + [PREPOSITIONS[words[at]]] + target
+        at = at_next
+    elif at < len(words) and words[at] == "that":  # that V NP: NP o V, before the noun
+        assert depth < 3, "nested deeper than three"
+        inner, _, at_next = _noun_phrase(words, at + 2, depth + 1)
+        target = inner + ["o", VERBS[words[at + 1]]] + target
         at = at_next
     return target, plural, at
 
@@ -71,6 +76,10 @@ def test_hand_checked_examples():
     assert translate("some dogs near the cat behind a fox heard the bird") == (
         "kitsune ushiro neko chikaku inu tachi ga tori o kiita pl"
     )
+    # a relative clause is verb-final too, and comes before its noun
+    assert translate("the fox that chased some birds saw a dog") == (
+        "tori tachi o oikaketa kitsune ga inu o mita sg"
+    )
 
 
 def test_every_pair_follows_the_grammar():
@@ -79,11 +88,13 @@ def test_every_pair_follows_the_grammar():
     assert len({s for s, _ in pairs}) == 20_000  # distinct sources
     for source, target in pairs:
         assert target == translate(source), source
-    # The draw covers what the study needs: plural and singular subjects, nesting two deep.
+    # The draw covers what the study needs: plural and singular subjects, phrases and clauses
+    # nested three deep in the subject and in the object, sentences of over 30 words.
     assert {t.split()[-1] for _, t in pairs} == {"sg", "pl"}
-    depths = {sum(w in PREPOSITIONS for w in s.split()) for s, _ in pairs}
-    assert max(depths) == 4  # two phrases in the subject and two in the object
-    assert max(len(t.split()) for _, t in pairs) > 20
+    nested = {sum(w in PREPOSITIONS or w == "that" for w in s.split()) for s, _ in pairs}
+    assert max(nested) == 6
+    assert any(s.split().count("that") >= 3 for s, _ in pairs)
+    assert max(len(t.split()) for _, t in pairs) > 30
 
 
 def test_the_split_is_80_20_and_fixed():

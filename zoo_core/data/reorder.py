@@ -5,19 +5,22 @@ its subject.
 Source (subject, verb, object; modifiers follow their noun, prepositions precede theirs)::
 
     S  -> NP V NP
-    NP -> the [A] N [P NP]        (a prepositional phrase nests up to two deep)
+    NP -> the [A] N [P NP | that V NP]    (phrases and clauses nest up to three deep)
 
 Target (subject, object, verb; everything that modifies a noun comes before it, a postposition
-after its noun, the subject marked ``ga``, the object ``o``; the verb last, then ``sg`` or
-``pl`` as the subject's number)::
+after its noun, a relative clause verb-final before its noun, the subject marked ``ga``, an
+object ``o``; the verb last, then ``sg`` or ``pl`` as the subject's number)::
 
     the big dog near the cats saw a fox   ->  neko tachi chikaku ookii inu ga kitsune o mita sg
+    the fox that chased some birds saw a dog  ->  tori tachi o oikaketa kitsune ga inu o mita sg
 
-Three things a model has to do that SCAN does not ask: move the verb past the whole object,
-reverse a chain of prepositional phrases (``the dog near the cat behind the fox`` becomes
-``kitsune ushiro neko chikaku inu``), and carry the subject's number over the object to the end
-of the sentence, where the source marks it on no verb (the verbs are past tense, which English
-does not inflect for number). The translation is a function: every source has one target.
+Three things a model has to do that SCAN does not ask: move each verb past its whole object,
+reverse a chain of phrases and clauses (``the dog near the cat behind the fox`` becomes
+``kitsune ushiro neko chikaku inu``), and carry the subject's number over everything after it
+to the end of the sentence, where the source marks it on no verb (the verbs are past tense,
+which English does not inflect for number). Sentences run to 35 words. Every noun phrase has
+at most one modifier after its noun, so a source parses one way only: the translation is a
+function.
 
 Sentences are drawn at random with a fixed seed, 20,000 distinct ones, and split 80/20 at random
 (``simple``): 16,000 to train on, 4,000 to test.
@@ -33,9 +36,10 @@ from zoo_core.errors import ZooError
 SPLITS = ("simple",)
 SIZE = 20_000
 _TRAIN_FRACTION = 0.8
-_MAX_DEPTH = 2  # prepositional phrases inside a noun phrase, nested
+_MAX_DEPTH = 3  # phrases and clauses inside a noun phrase, nested
 _P_ADJECTIVE = 0.5
-_P_PHRASE = 0.45
+_P_PHRASE = 0.4  # of a prepositional phrase after a noun (above the deepest level)
+_P_CLAUSE = 0.25  # of a relative clause after it instead
 
 # source word (singular, plural) -> target word
 _NOUNS = {
@@ -86,11 +90,17 @@ def _noun_phrase(rng: random.Random, depth: int) -> tuple[list[str], list[str], 
     source.append(plural if many else singular)
     target = [_ADJECTIVES[adjective]] if adjective else []
     target += [noun] + ([_PLURAL] if many else [])
-    if depth < _MAX_DEPTH and rng.random() < _P_PHRASE:
+    attach = rng.random() if depth < _MAX_DEPTH else 1.0
+    if attach < _P_PHRASE:  # a prepositional phrase: its noun phrase, then the postposition
         preposition = rng.choice(list(_PREPOSITIONS))
         inner_source, inner_target, _ = _noun_phrase(rng, depth + 1)
         source += [preposition, *inner_source]
         target = [*inner_target, _PREPOSITIONS[preposition], *target]  # head-final
+    elif attach < _P_PHRASE + _P_CLAUSE:  # a relative clause: its object, o, its verb
+        verb = rng.choice(list(_VERBS))
+        inner_source, inner_target, _ = _noun_phrase(rng, depth + 1)
+        source += ["that", verb, *inner_source]
+        target = [*inner_target, "o", _VERBS[verb], *target]
     return source, target, many
 
 
