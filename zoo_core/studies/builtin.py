@@ -407,14 +407,14 @@ def _translation_table(ctx: StudyContext, key: str, results: dict[str, Any]) -> 
     )
 
 
-def _domhan(ctx: StudyContext, corpus: str) -> None:
+def _domhan(ctx: StudyContext, corpus: str, steps: int) -> None:
     """Domhan (2018)'s grid: self-attention or an LSTM in the encoder, and in the decoder, inside
     the same Transformer blocks (the decoder keeps its attention over the source)."""
     results = ctx.compare(
         corpus,
         ["transformer-seq2seq"],
         task="seq2seq",
-        steps=ctx.pick(3, 600, 4000),
+        steps=ctx.pick(3, steps, 4000),
         seeds=_seeds(ctx),
         batch_size=64,
         lr=ctx.pick(3e-3, 3e-3, 1e-3),
@@ -424,7 +424,7 @@ def _domhan(ctx: StudyContext, corpus: str) -> None:
             "decoder": "attention,lstm",
             "warmup": "100",
             "eval_interval": "1000000",  # the final evaluation alone
-            "val_size": ctx.pick("32", "2000", "4000"),
+            "val_size": ctx.pick("32", "1000", "4000"),
             **ctx.pick(_TRANSLATOR, _TRANSLATOR, _TRANSLATOR_CUDA),
         },
     )
@@ -433,13 +433,13 @@ def _domhan(ctx: StudyContext, corpus: str) -> None:
 
 def domhan_scan(ctx: StudyContext) -> None:
     """Domhan's grid on SCAN's simple split."""
-    _domhan(ctx, "scan")
+    _domhan(ctx, "scan", 400)
 
 
 def domhan_svo_sov(ctx: StudyContext) -> None:
     """Domhan's grid on the svo-sov translation: the verb moved past the object, phrase chains
     reversed, and the verb's agreement with a subject the object stands between."""
-    _domhan(ctx, "svo-sov")
+    _domhan(ctx, "svo-sov", 300)
 
 
 def _scan_split(ctx: StudyContext, split: str) -> None:
@@ -449,7 +449,7 @@ def _scan_split(ctx: StudyContext, split: str) -> None:
         split,
         ["transformer-seq2seq", "lstm-seq2seq"],
         task="seq2seq",
-        steps=ctx.pick(3, 600, 4000),
+        steps=ctx.pick(3, 300, 4000),
         seeds=_seeds(ctx),
         batch_size=64,
         lr=ctx.pick(3e-3, 3e-3, 1e-3),
@@ -459,7 +459,7 @@ def _scan_split(ctx: StudyContext, split: str) -> None:
             "pos_encoding": "sinusoidal,learned,rope,alibi,none",
             "warmup": "100",
             "eval_interval": "1000000",  # the final evaluation alone
-            "val_size": ctx.pick("32", "2000", "4000"),
+            "val_size": ctx.pick("32", "500", "4000"),
             **ctx.pick(_TRANSLATOR, _TRANSLATOR, _TRANSLATOR_CUDA),
             "embed_dim": ctx.pick("64", "64", "256"),
             "hidden_size": ctx.pick("64", "64", "256"),
