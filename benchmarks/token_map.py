@@ -5,7 +5,8 @@ process of its own so that its peak resident memory is its own:
 
 1. ``zoo train lstm --data FILE --steps 50``, with an empty token-map cache: tokenising the file
    into the token map and training. Peak resident memory against the file's size (goal: at most
-   0.5x).
+   0.5x): the process's own high-water mark, and the sum over it and any processes it starts,
+   sampled every 20 ms.
 2. Tokenisation throughput in MB/s into the token map: the ``char`` tokenizer on the whole file,
    and a ``bpe`` tokenizer (fitted on the text) on its first ``--bpe-mb`` megabytes beside the
    ``tokenizers`` library's own batch encoder run alone on the same text, in chunks of the same
@@ -37,14 +38,44 @@ WORDS = (
     "house tree river time day night story little girl boy friend happy sad saw went home"
 ).split()
 
-# Each measurement runs in a child; the child's own peak resident set is printed by a wrapper.
+# Each measurement runs in a child; the child's own peak resident set (VmHWM, from the kernel:
+# that of its largest process) is printed by a wrapper, which also samples the resident sets of
+# all the processes it started (any workers included) every 20 ms and prints their largest sum.
 PEAK = """
-import resource, subprocess, sys, time
+import os, resource, subprocess, sys, threading, time
+
+def tree_kib(root):
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    parents.setdefault(int(f.read().rsplit(")", 1)[1].split()[1]), []).append(entry)
+            except OSError:
+                pass
+    total, todo = 0, [str(root)]
+    while todo:
+        pid = todo.pop()
+        todo += parents.get(int(pid), [])
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                total += next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
+        except (OSError, StopIteration):
+            pass
+    return total
+
 start = time.perf_counter()
-code = subprocess.run(sys.argv[1:]).returncode
+proc = subprocess.Popen(sys.argv[1:])
+tree = [0]
+def sample():
+    while proc.poll() is None:
+        tree[0] = max(tree[0], tree_kib(proc.pid))
+        time.sleep(0.02)
+threading.Thread(target=sample, daemon=True).start()
+code = proc.wait()
 seconds = time.perf_counter() - start
 peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB on Linux
-print(f"RESULT {code} {seconds:.3f} {peak}")
+print(f"RESULT {code} {seconds:.3f} {peak} {tree[0]}")
 """
 
 ZOO_TOKENIZE = """
@@ -108,15 +139,16 @@ def generate(path: Path, size: int, seed: int = 0) -> None:
 
 
 def measured(argv: list[str], env: dict[str, str]) -> tuple[int, float, int, str]:
-    """(exit code, seconds, peak resident KiB, output) of ``argv`` in a process of its own."""
+    """(exit code, seconds, peak resident KiB, output) of ``argv`` in a process of its own; the
+    output ends with a line ``TREE KiB``, the largest sampled sum over it and its children."""
     proc = subprocess.run(
         [sys.executable, "-c", PEAK, *argv], env=env, capture_output=True, text=True
     )
     result = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if not result:
         raise SystemExit(f"measurement failed:\n{proc.stdout}\n{proc.stderr}")
-    _, code, seconds, peak = result[-1].split()
-    return int(code), float(seconds), int(peak), proc.stdout + proc.stderr
+    _, code, seconds, peak, tree = result[-1].split()
+    return int(code), float(seconds), int(peak), f"{proc.stdout}{proc.stderr}\nTREE {tree}\n"
 
 
 def field(output: str, name: str) -> float:
@@ -165,10 +197,12 @@ def main() -> None:
         )  # fmt: skip
         if code:
             raise SystemExit(f"zoo train failed:\n{out}")
-        peak_bytes = peak * 1024
+        peak_bytes, tree_bytes = peak * 1024, field(out, "TREE") * 1024
         print(
             f"zoo train lstm, {args.steps} steps (tokenising included): {seconds:,.1f} s, peak "
-            f"resident {peak_bytes / 2**20:,.0f} MiB = {peak_bytes / size:.2f} x the file"
+            f"resident {peak_bytes / 2**20:,.0f} MiB = {peak_bytes / size:.2f} x the file "
+            f"(its processes together, sampled: {tree_bytes / 2**20:,.0f} MiB = "
+            f"{tree_bytes / size:.2f} x)"
         )
         bins = sum(p.stat().st_size for p in (work / "cache").rglob("*.bin"))
         print(f"token map on disk: {bins / 2**20:,.0f} MiB ({bins / size:.2f} x the file)")

@@ -73,3 +73,28 @@ def test_an_unreadable_image_is_named_when_it_is_read(folder):
         task.bind(Config())
     with pytest.raises(ZooError, match="workers must be 0 or more"):
         _task(folder, -1)
+
+
+def test_eval_of_a_run_reads_its_validation_images_lazily_with_the_same_results(folder, tmp_path):
+    """`zoo eval RUN` on a run whose images were decoded as read: its validation images are
+    too, and the metrics are those of the images all in memory."""
+    import zoo_core
+    from zoo_core.data.images import LazyImages
+
+    overrides = {"width": 4, "image_size": 12, "workers": 1, "log_interval": 2}
+    run = zoo_core.train(
+        "resnet", data=folder, out=tmp_path / "run", overrides=overrides, steps=2, batch_size=4,
+        progress=False, seed=3,
+    )[0]  # fmt: skip
+    for data in (None, str(folder)):  # its held-out images; another folder (here: all of them)
+        lazy = zoo_core.load(run.path)
+        lazy_metrics = lazy.evaluate(data)
+        assert isinstance(lazy.task.val_x, LazyImages)
+        eager = zoo_core.load(run.path)
+        eager.task.options.workers = 0  # what eval did before: every image decoded first
+        eager_metrics = eager.evaluate(data)
+        assert isinstance(eager.task.val_x, torch.Tensor)
+        assert lazy_metrics == eager_metrics
+        assert torch.equal(lazy.task.val_x[:], eager.task.val_x)
+        assert torch.equal(lazy.task.val_y, eager.task.val_y)
+        lazy.task.val_x.close()

@@ -14,7 +14,6 @@ from zoo_testutil import TINY, run_zoo
 from zoo_core.data import text as text_data
 from zoo_core.data import tokens
 from zoo_core.errors import ZooError
-from zoo_core.tasks import lm
 from zoo_core.tasks.lm import LanguageModeling, LMOptions
 from zoo_core.tokenizers.base import Tokenizer, fit_tokenizer
 
@@ -59,7 +58,6 @@ def test_batches_are_those_of_the_in_memory_path(cache, corpus, monkeypatch, tok
     # Small chunks, so that the text is encoded in hundreds of pieces.
     monkeypatch.setattr(tokens, "CHUNK_CHARS", 300)
     monkeypatch.setattr(tokens, "BATCH_CHUNKS", 3)
-    monkeypatch.setattr(lm, "REMAP_BATCHES", 2)  # the map made afresh between batches
     task = LanguageModeling(LMOptions(tokenizer=tokenizer, seq_len=32, vocab_size=None))
     task.setup(str(corpus))
     fitted = fit_tokenizer(tokenizer, None, text_data.split(TEXT, 0.1)[0])
@@ -73,6 +71,22 @@ def test_batches_are_those_of_the_in_memory_path(cache, corpus, monkeypatch, tok
         got_x, got_y = task.train_batch(4, generator)
         assert got_x.dtype == torch.long
         assert torch.equal(got_x, x) and torch.equal(got_y, y)
+
+
+def test_windows_are_read_from_the_file_as_the_mapping_holds_them(cache, corpus):
+    task = LanguageModeling(LMOptions(seq_len=16))
+    task.setup(str(corpus))
+    for part in (task._train_map, task._val_map):
+        assert part.path is not None and part.path.is_file()  # read from the file, not mapped
+        starts = [0, 7, len(part.ids) - 17, 3]
+        expected = torch.stack([part.ids[s : s + 17] for s in starts])
+        got = part.rows(starts, 17)
+        assert got.dtype == part.ids.dtype and torch.equal(got, expected)
+        assert part.rows([], 17).shape == (0, 17)
+    # The validation windows of evaluate: inputs and targets one token on, from the file.
+    pairs, ids = task._val_windows(16)[0:2], task.val_ids.long()
+    assert torch.equal(pairs[:, 0], torch.stack([ids[0:16], ids[16:32]]))
+    assert torch.equal(pairs[:, 1], torch.stack([ids[1:17], ids[17:33]]))
 
 
 def test_the_map_is_a_file_of_uint16_ids(cache, corpus):

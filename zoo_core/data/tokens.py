@@ -21,7 +21,7 @@ import json
 import mmap
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,17 +65,37 @@ def dtype_for(vocab_size: int) -> np.dtype:
 @dataclass
 class TokenMap:
     """Token ids (a view of the mapped file, as a tensor) and the characters they encode (for
-    bits per character). ``reopen`` maps the file afresh: the pages read so far are no longer
-    counted in the process's resident memory (nanoGPT re-creates its memmap for this)."""
+    bits per character). Training and evaluation read their windows with ``rows``, from the
+    file rather than through the mapping: a page touched through a mapping stays counted in the
+    process's resident memory (the kernel maps up to 64 KiB around each one read, so a batch
+    of random windows brings in megabytes), while a page read from the file stays in the
+    kernel's page cache, shared and reclaimable, and the process holds only the ids it asked
+    for."""
 
     ids: torch.Tensor
     chars: int
     path: Path | None = None
 
-    def reopen(self) -> torch.Tensor:
-        if self.path is not None:
-            self.ids = _map(self.path, self.ids.numpy().dtype)
-        return self.ids
+    def rows(self, starts: Sequence[int], length: int) -> torch.Tensor:
+        """The ids ``ids[s : s + length]`` of each start ``s``, stacked: ``(len(starts),
+        length)`` in the map's dtype. Every window must lie within the ids."""
+        if self.path is None or not hasattr(os, "pread"):  # in memory (or no pread: Windows)
+            if not starts:
+                return self.ids.new_zeros((0, length))
+            return torch.stack([self.ids[s : s + length] for s in starts])
+        dtype = self.ids.numpy().dtype
+        size = length * dtype.itemsize
+        out = np.empty((len(starts), length), dtype=dtype)
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            for row, start in zip(out, starts, strict=True):
+                data = os.pread(fd, size, int(start) * dtype.itemsize)
+                if len(data) != size:
+                    raise ZooError(f"the token map '{self.path}' is shorter than it was")
+                row[:] = np.frombuffer(data, dtype=dtype)
+        finally:
+            os.close(fd)
+        return torch.from_numpy(out)
 
 
 def _map(path: Path, dtype: np.dtype) -> torch.Tensor:

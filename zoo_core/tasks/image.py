@@ -60,6 +60,26 @@ class ImageOptions:
         check_count("num_images", self.num_images, MAX_NUM_IMAGES)
 
 
+def prefetch_next(images: Any, batch_size: int, generator: torch.Generator) -> None:
+    """Start decoding the rows of lazily decoded ``images`` that the next batch of
+    ``batch_size`` will draw, when the next draw from ``generator`` picks them (nothing for
+    images in memory). They are drawn from a copy: the generator itself is not touched, so a
+    resumed run (which restores it and starts with nothing prefetched) reads what an
+    uninterrupted one does."""
+    if isinstance(images, image_data.LazyImages):
+        ahead = torch.Generator().set_state(generator.get_state())
+        images.prefetch(torch.randint(len(images), (batch_size,), generator=ahead))
+
+
+def spread(images: Any, labels: torch.Tensor, limit: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """At most ``limit`` of ``images`` (and their labels) in memory: all of them when there are
+    no more, else an evenly spread subset (of images sorted by class: every class is in it)."""
+    if len(labels) <= limit:
+        return images[:], labels
+    pick = torch.linspace(0, len(labels) - 1, limit).long()
+    return images[pick], labels[pick]
+
+
 def data_state(task: Task) -> dict[str, Any]:
     """What an image task learned of its data, as JSON: where it came from, classes, size."""
     return {
@@ -267,8 +287,13 @@ class ImageClassification(Task):
             )
         if not hasattr(self, "_files"):
             return  # a loaded task: inference only
-        if self._workers() > 0:  # decoded as they are read, in worker processes
-            self._lazy_splits()
+        count = sum(len(found[1]) for found in (self._files, self._val_files) if found)
+        workers = self._workers(count)  # 0 for the generated default data
+        if workers > 0:  # decoded as they are read, in worker processes
+            train, (self.val_x, self.val_y) = self._lazy_splits(
+                self._files, self._val_files, workers
+            )
+            self.train_x, self.train_y = train
             sample = self._stats_sample()
         else:
             train, val = self._read_splits(self.source, self._files, self._val_files)
@@ -328,19 +353,19 @@ class ImageClassification(Task):
         val = (val[0][by_class], val[1][by_class])
         return tuple((torch.from_numpy(a), torch.from_numpy(b)) for a, b in (train, val))
 
-    def _workers(self) -> int:
-        """How many processes decode images as they are read (0: all are read first)."""
+    def _workers(self, count: int) -> int:
+        """How many processes decode ``count`` images as they are read (0: all are read
+        first): ``workers`` if set, else up to 4 when they would take over ``LAZY_BYTES``."""
         if self.source is None or self.options.workers == 0:
             return 0
         if self.options.workers is not None:
             if self.options.workers < 0:
                 raise ZooError(f"workers must be 0 or more, not {self.options.workers}")
             return self.options.workers
-        n = len(self._files[1]) + (len(self._val_files[1]) if self._val_files else 0)
-        decoded = n * self.channels * self.image_size**2
+        decoded = count * self.channels * self.image_size**2
         return min(4, os.cpu_count() or 1) if decoded > LAZY_BYTES else 0
 
-    def _lazy(self, files: Any, rows: np.ndarray) -> image_data.LazyImages:
+    def _lazy(self, files: Any, rows: np.ndarray, workers: int) -> image_data.LazyImages:
         """Images ``files[rows]``, decoded when read."""
         if isinstance(files, hf.Column):
             items, name = files.encoded, files.name
@@ -351,21 +376,22 @@ class ImageClassification(Task):
             len(rows),
             self.image_size,
             self.channels,
-            self._workers(),
+            workers,
             self.options.bad_images,
             lambda i: name(int(rows[i])),
             *self._resizing,
         )
 
-    def _lazy_splits(self) -> None:
-        """The splits ``_read_splits`` makes, as images decoded when read: the same held-out
-        draw (of all the files, none dropped as unreadable beforehand: an unreadable one is
-        reported when it is read), validation sorted by class."""
-        files, labels = self._files
+    def _lazy_splits(self, found: Any, given_val: Any, workers: int) -> tuple:
+        """The splits ``_read_splits`` makes of ``found`` (files, labels) and ``given_val``
+        (or None), as images decoded when read: the same held-out draw (of all the files, none
+        dropped as unreadable beforehand: an unreadable one is reported when it is read),
+        validation sorted by class. ((train images, labels), (val images, labels))."""
+        files, labels = found
         labels = np.asarray(labels, dtype=np.int64)
         self._check_classes(labels, self.source)
-        if self._val_files is not None:
-            val_files, val_labels = self._val_files
+        if given_val is not None:
+            val_files, val_labels = given_val
             val_labels = np.asarray(val_labels, dtype=np.int64)
             train_rows, val_rows = np.arange(len(labels)), np.arange(len(val_labels))
         else:
@@ -374,12 +400,9 @@ class ImageClassification(Task):
             n_val = min(len(labels) - 1, max(1, round(len(labels) * self.options.val_fraction)))
             train_rows, val_rows = order[n_val:], order[:n_val]
         val_rows = val_rows[np.argsort(val_labels[val_rows], kind="stable")]
-        self.train_x, self.train_y = (
-            self._lazy(files, train_rows),
-            torch.from_numpy(labels[train_rows]),
-        )
-        self.val_x = self._lazy(val_files, val_rows)
-        self.val_y = torch.from_numpy(val_labels[val_rows])
+        train = self._lazy(files, train_rows, workers), torch.from_numpy(labels[train_rows])
+        val = self._lazy(val_files, val_rows, workers), torch.from_numpy(val_labels[val_rows])
+        return train, val
 
     def _stats_sample(self) -> torch.Tensor:
         """A seeded sample of the training images for the normalisation statistics."""
@@ -397,6 +420,8 @@ class ImageClassification(Task):
             )
 
     def setup_eval(self, data: str | None) -> None:
+        """The validation images, decoded when read (as training reads them) where they would
+        take more than ``LAZY_BYTES`` or ``workers`` says so."""
         if data is None and self.val_source is not None:
             data = trained_on(self.val_source)
         val_files = None
@@ -407,12 +432,23 @@ class ImageClassification(Task):
             if self.source is not None:
                 classes, found, labels = self._scan(trained_on(self.source))
                 files = (found, self._relabel(classes, labels, self.source))
+                workers = self._workers(len(labels))  # as training decided, of all the files
+                if workers > 0:
+                    _, (self.val_x, self.val_y) = self._lazy_splits(files, None, workers)
+                    return
             _, (self.val_x, self.val_y) = self._read_splits(self.source, files, None)
             return
         if val_files is None:
             classes, found, labels = self._scan(data)
             self.val_source = data
             val_files = (found, self._relabel(classes, labels, data))
+        workers = self._workers(len(val_files[1]))
+        if workers > 0:  # sorted by class, as below; an unreadable image is told when read
+            labels = np.asarray(val_files[1], dtype=np.int64)
+            rows = np.argsort(labels, kind="stable")
+            self.val_x = self._lazy(val_files[0], rows, workers)
+            self.val_y = torch.from_numpy(labels[rows])
+            return
         x, y = image_data.read_images(
             *val_files,
             self.image_size,
@@ -461,12 +497,9 @@ class ImageClassification(Task):
         if self.options.flip:
             flip = torch.rand(B, generator=generator) < 0.5
             x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-        if isinstance(self.train_x, image_data.LazyImages):
-            # The next batch's images are drawn first from the generator as it is now: draw
-            # them from a copy and start decoding them while this batch trains. The generator
-            # itself is not touched, so a resumed run reads what an uninterrupted one does.
-            ahead = torch.Generator().set_state(generator.get_state())
-            self.train_x.prefetch(torch.randint(len(self.train_y), (batch_size,), generator=ahead))
+        # The next batch's images are drawn first from the generator as it is now: start
+        # decoding them (when decoded as read) while this batch trains.
+        prefetch_next(self.train_x, batch_size, generator)
         return x.contiguous(), self.train_y[idx]
 
     def describe_data(self) -> str:

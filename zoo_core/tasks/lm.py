@@ -25,8 +25,6 @@ from zoo_core.inference import SamplingOptions
 from zoo_core.tasks.base import Task, trained_on
 from zoo_core.tokenizers.base import fit_tokenizer
 
-REMAP_BATCHES = 256  # training batches between fresh mappings of the token map
-
 
 @dataclass
 class LMOptions:
@@ -98,11 +96,12 @@ class LanguageModeling(Task):
                 )
             (train,) = self._maps(source)
             (val,) = self._maps(val_split)
-        self._train_map, self._batches = train, 0
+        self._train_map = train
         self._keep = len(train.ids)
         if self.options.train_fraction < 1:  # the tokenizer still saw the whole split
             self._keep = max(1, round(len(train.ids) * self.options.train_fraction))
         self.train_ids = train.ids[: self._keep]
+        self._val_map = val
         self.val_ids, self.val_chars = val.ids, val.chars
 
     def setup_eval(self, data: str | None) -> None:
@@ -121,6 +120,7 @@ class LanguageModeling(Task):
                 (val,) = self._maps(val_split)
             else:
                 _, val = self._held_out(source, fit=False)
+        self._val_map = val
         self.val_ids, self.val_chars = val.ids, val.chars
 
     def _sources(
@@ -221,15 +221,12 @@ class LanguageModeling(Task):
             )
 
     def train_batch(self, batch_size: int, generator: torch.Generator) -> tuple:
-        self._batches = getattr(self, "_batches", 0) + 1
-        if self._batches % REMAP_BATCHES == 0 and hasattr(self, "_train_map"):
-            # Pages read so far stay mapped (and counted as resident) until the map is made
-            # afresh; the kernel keeps them cached all the same.
-            self.train_ids = self._train_map.reopen()[: self._keep]
         T = self.options.seq_len
         starts = torch.randint(len(self.train_ids) - T, (batch_size,), generator=generator)
-        # Windows read from the token map (uint16 or uint32), made int64 for the embedding.
-        windows = torch.stack([self.train_ids[s : s + T + 1] for s in starts.tolist()]).long()
+        # Windows read from the token map's file (uint16 or uint32), made int64 for the
+        # embedding; the map's pages are never touched through its mapping.
+        part = getattr(self, "_train_map", None) or tokens.TokenMap(self.train_ids, 0)
+        windows = part.rows(starts.tolist(), T + 1).long()
         return windows[:, :-1], windows[:, 1:]  # (B, T), (B, T)
 
     def describe_data(self) -> str:
@@ -248,7 +245,11 @@ class LanguageModeling(Task):
                 f"the validation text has {len(self.val_ids)} tokens, fewer than one window of "
                 f"{seq_len + 1}; give more validation text"
             )
-        return _Windows(self.val_ids, seq_len, torch.arange(n))  # (N, 2, T), read on demand
+        return _Windows(self._val_part(), seq_len, torch.arange(n))  # (N, 2, T), on demand
+
+    def _val_part(self) -> tokens.TokenMap:
+        """The validation ids as a token map, whose ``rows`` read windows from its file."""
+        return getattr(self, "_val_map", None) or tokens.TokenMap(self.val_ids, self.val_chars)
 
     @torch.no_grad()
     def evaluate(
@@ -312,6 +313,7 @@ class LanguageModeling(Task):
         # back-to-back windows at each position (one position's mean is noisy), and a stride
         # that no period of the text (lines of a fixed width) keeps in step with.
         ids = self.val_ids  # a token map: read window by window, never all at once
+        part = self._val_part()
         starts = range(0, len(ids) - seq_len, seq_len // 8 + 1)
         if len(starts) < 1:
             raise ZooError(
@@ -323,8 +325,9 @@ class LanguageModeling(Task):
         model.eval()
         total = torch.zeros(seq_len, dtype=torch.float64)
         for i in range(0, len(starts), batch_size):
-            rows = [ids[s : s + seq_len + 1] for s in starts[i : i + batch_size]]
-            chunk = torch.stack(rows).long().to(device)  # (B, T + 1)
+            chunk = (
+                part.rows(starts[i : i + batch_size], seq_len + 1).long().to(device)
+            )  # (B, T + 1)
             logits = model(chunk[:, :-1])  # (B, T, V)
             loss = F.cross_entropy(
                 logits.float().transpose(1, 2), chunk[:, 1:], reduction="none"
@@ -438,21 +441,19 @@ class _Windows:
     a slice of them is taken, so that a large validation split is never all in memory. Indexed
     by a tensor of rows, it is a subset of them, still unread."""
 
-    def __init__(self, ids: torch.Tensor, seq_len: int, rows: torch.Tensor):
-        self.ids, self.seq_len, self.rows = ids, seq_len, rows
+    def __init__(self, part: tokens.TokenMap, seq_len: int, rows: torch.Tensor):
+        self.part, self.seq_len, self.rows = part, seq_len, rows
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def __getitem__(self, index: slice | torch.Tensor) -> Any:
         if isinstance(index, torch.Tensor):
-            return _Windows(self.ids, self.seq_len, self.rows[index])
+            return _Windows(self.part, self.seq_len, self.rows[index])
         T = self.seq_len
-        pairs = [
-            torch.stack([self.ids[r * T : r * T + T], self.ids[r * T + 1 : r * T + T + 1]])
-            for r in self.rows[index].tolist()
-        ]
-        return torch.stack(pairs).long()  # (B, 2, T)
+        starts = [r * T for r in self.rows[index].tolist()]
+        windows = self.part.rows(starts, T + 1).long()  # (B, T + 1)
+        return torch.stack([windows[:, :-1], windows[:, 1:]], dim=1)  # (B, 2, T)
 
 
 def _settled(text: str, stop: str | None) -> str:

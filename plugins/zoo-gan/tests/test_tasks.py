@@ -347,6 +347,95 @@ def test_a_gan_learns_from_a_single_folder_of_images_unconditionally(tmp_path):
         ImageClassification().setup(str(folder))
 
 
+def _generation(folder, workers):
+    options = ImageGenerationOptions(
+        classifier_steps=20, classifier_size=8, eval_samples=16, grid=4, workers=workers
+    )
+    task = ImageGeneration(options)
+    task.setup(str(folder), seed=2)
+    task.bind(create_model("gan", image_size=16, width=4, latent_dim=8).config)
+    return task
+
+
+def test_image_generation_decodes_images_as_read_with_the_batches_and_metrics_of_memory(
+    tmp_path,
+):
+    """With workers (as a data set over 1 GiB decoded gets by default), the images are decoded
+    as batches are drawn: the batches, the scoring classifier and the metrics are those of the
+    images in memory, and a run restarted from the generator's state reads the same batches."""
+    from zoo_core.data.images import LazyImages
+    from zoo_core.data.shapes import write_folder
+
+    folder = write_folder(tmp_path / "imgs", num=48, size=16)
+    eager, lazy = _generation(folder, 0), _generation(folder, 2)
+    assert isinstance(eager.train_x, torch.Tensor) and isinstance(lazy.train_x, LazyImages)
+    assert isinstance(lazy._images.val_x, LazyImages)
+    a, b = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    for _ in range(3):
+        torch.manual_seed(0)  # the latents come from torch's global generator
+        xa, ya, za = eager.train_batch(6, a)
+        torch.manual_seed(0)
+        xb, yb, zb = lazy.train_batch(6, b)
+        assert torch.equal(xa, xb) and torch.equal(ya, yb) and torch.equal(za, zb)
+    # Resumed: the generator's state restored, nothing prefetched yet; the same batches follow.
+    saved = b.get_state()
+    expected = [lazy.train_batch(6, b)[:2] for _ in range(2)]
+    again = _generation(folder, 2)
+    restored = torch.Generator().set_state(saved)
+    for x, y in expected:
+        rx, ry, _ = again.train_batch(6, restored)
+        assert torch.equal(rx, x) and torch.equal(ry, y)
+    torch.manual_seed(1)
+    model = create_model("gan", image_size=16, width=4, latent_dim=8, num_classes=8)
+    assert eager.classifier_accuracy == lazy.classifier_accuracy
+    assert eager.evaluate(model, 8) == lazy.evaluate(model, 8)
+    for task in (lazy, again):
+        task.train_x.close()
+        task._images.val_x.close()
+
+
+@pytest.mark.slow
+def test_a_gan_on_images_decoded_as_read_resumes_bit_identically_after_sigkill(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from safetensors.torch import load_file
+
+    from zoo_core.data.shapes import write_folder
+
+    folder = write_folder(tmp_path / "imgs", num=64, size=16)
+    args = [
+        "train", "gan", "--data", folder, "--steps", "120", "--batch-size", "8", "--quiet",
+        "--set", "image_size=16", "--set", "width=4", "--set", "d_width=4", "--set",
+        "latent_dim=8", "--set", "classifier_steps=0", "--set", "eval_samples=16", "--set",
+        "grid=4", "--set", "workers=1", "--set", "checkpoint_interval=10",
+    ]  # fmt: skip
+    run_zoo(*args, "--out", tmp_path / "straight")
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "zoo_core", *map(str, args), "--out", str(killed)],
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # its decoding workers are in its process group
+    )
+    deadline = time.time() + 300
+    while not (killed / "checkpoints" / "step-00000010").is_dir():
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    saved = sorted(p.name for p in (killed / "checkpoints").glob("step-*"))
+    assert saved[-1] < "step-00000120", saved  # stopped before it finished
+    run_zoo("train", "--resume", killed, "--quiet")
+    a = load_file(str(tmp_path / "straight" / "model.safetensors"))
+    b = load_file(str(killed / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 class _Images(torch.nn.Module):
     def __init__(self, images):
         super().__init__()

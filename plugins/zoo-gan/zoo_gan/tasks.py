@@ -60,11 +60,14 @@ from zoo_core.tasks.base import Task, trained_on
 from zoo_core.tasks.image import (
     MAX_IMAGE_SIZE,
     MAX_NUM_IMAGES,
+    STATS_IMAGES,
     ImageClassification,
     ImageOptions,
     bind_image_size,
     data_state,
     load_data_state,
+    prefetch_next,
+    spread,
 )
 from zoo_core.training.config import TrainConfig
 from zoo_core.training.optim import adamw
@@ -453,6 +456,10 @@ class ImageGenerationOptions:
     confidence: float = 0.9  # a sample is "confident" when its likeliest class gets this much
     eval_samples: int = 512  # samples scored at each evaluation (from fixed latents)
     grid: int = 64  # samples in each progress picture under samples/
+    # Processes decoding images as training reads them (0: decode all of them into memory
+    # first), as image-classification's option. Default: 0, or up to 4 when the decoded images
+    # would take more than 1 GiB.
+    workers: int | None = None
 
     def __post_init__(self):
         _check_limits(
@@ -514,12 +521,13 @@ class ImageGeneration(_Adversarial):
 
     def _image_task(self):
         # No crops: the scoring classifier should fit the images as they are, in few steps.
-        # All images in memory (workers=0): the sample metrics compare with all of them at once.
+        # Images read as image-classification reads them: all in memory, or decoded as they
+        # are read (in `workers` processes) when they would take too much memory.
         opts = ImageOptions(
             val_fraction=self.options.val_fraction,
             num_images=self.options.num_images,
             pad=0,
-            workers=0,
+            workers=self.options.workers,
         )
         images = ImageClassification(opts)
         images.min_classes = 1  # a GAN learns from one folder of images too (unconditionally)
@@ -563,6 +571,7 @@ class ImageGeneration(_Adversarial):
         # The classifier sees the images downscaled (the classification task resizes per batch).
         self._images.image_size = min(self.image_size, self.options.classifier_size)
         self.real_diversity = None  # of these images, measured at the first evaluation
+        self._real: tuple[torch.Tensor, torch.Tensor] | None = None  # read at the first too
         self.classifier = self._fit_classifier()
 
     def setup_eval(self, data: str | None) -> None:
@@ -636,7 +645,18 @@ class ImageGeneration(_Adversarial):
         """Real images ``(B, C, S, S)`` in [-1, 1], their class labels ``(B,)`` and latents."""
         idx = torch.randint(len(self.train_x), (batch_size,), generator=generator)
         images = self.train_x[idx].float() / 127.5 - 1
+        # The latents come from torch's global generator: the next draw from `generator` is
+        # the next batch's images, decoded (when decoded as read) while this batch trains.
+        prefetch_next(self.train_x, batch_size, generator)
         return images, self.train_y[idx], self._latents(batch_size, generator)
+
+    def _real_images(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The held-out images the samples are compared with, and their classes, in memory:
+        all of them, or of more than ``STATS_IMAGES``, that many spread evenly over them (so
+        that memory stays flat however many there are). Read once."""
+        if getattr(self, "_real", None) is None:
+            self._real = spread(self._images.val_x, self._images.val_y, STATS_IMAGES)
+        return self._real
 
     def describe_data(self) -> str:
         n = len(getattr(self, "train_x", ()))
@@ -665,10 +685,10 @@ class ImageGeneration(_Adversarial):
         samples = self.sample(model, max(n, self.options.grid), _EVAL_SEED)  # (N, C, S, S)
         self._save_progress(samples[: self.options.grid])
         fake = self._to_uint8(samples[:n])
-        real = self._images.val_x
+        real, real_labels = self._real_images()
         wanted = self._sample_labels(model, n, None)  # the classes the samples were drawn for
         if self.real_diversity is None:
-            real_groups = self._images.val_y if wanted is not None else None
+            real_groups = real_labels if wanted is not None else None
             self.real_diversity = diversity(real, real_groups)
         metrics = {
             "val_colour_gap": colour_gap(fake, real),
