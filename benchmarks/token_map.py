@@ -6,7 +6,8 @@ process of its own so that its peak resident memory is its own:
 1. ``zoo train lstm --data FILE --steps 50``, with an empty token-map cache: tokenising the file
    into the token map and training. Peak resident memory against the file's size (goal: at most
    0.5x): the process's own high-water mark, and the sum over it and any processes it starts,
-   sampled every 20 ms.
+   sampled every 20 ms. Beside it, the baseline: a plain PyTorch loop of the same model for the
+   same steps on random ids, with no data at all.
 2. Tokenisation throughput in MB/s into the token map: the ``char`` tokenizer on the whole file,
    and a ``bpe`` tokenizer (fitted on the text) on its first ``--bpe-mb`` megabytes beside the
    ``tokenizers`` library's own batch encoder run alone on the same text, in chunks of the same
@@ -111,6 +112,27 @@ count += sum(len(e.ids) for e in tok.encode_batch(batch, add_special_tokens=Fals
 print(f"SECONDS {time.perf_counter() - start:.3f} TOKENS {count}")
 """
 
+# The baseline: the same model (the zoo's lstm at its defaults) trained for the same steps with
+# batches of the same shape, by a plain PyTorch loop on random ids: no data, no zoo.
+PLAIN_TRAIN = """
+import sys, torch
+import torch.nn.functional as F
+from zoo_core.catalog import get_model_spec, model_class
+spec = get_model_spec("lstm")
+cls = model_class(spec)
+model = cls(cls.config_class(**spec.defaults))
+train = spec.train_defaults
+optimizer = torch.optim.AdamW(model.parameters(), lr=train["lr"])
+ids = torch.randint(0, model.config.vocab_size, (train["batch_size"], train["seq_len"] + 1))
+for _ in range(int(sys.argv[1])):
+    out = model(ids[:, :-1])
+    logits = out[0] if isinstance(out, tuple) else out
+    loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), ids[:, 1:].reshape(-1))
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad()
+"""
+
 OLD_PATH = """
 import sys, torch
 from zoo_core.data.text import read_text, split
@@ -203,6 +225,16 @@ def main() -> None:
             f"resident {peak_bytes / 2**20:,.0f} MiB = {peak_bytes / size:.2f} x the file "
             f"(its processes together, sampled: {tree_bytes / 2**20:,.0f} MiB = "
             f"{tree_bytes / size:.2f} x)"
+        )
+        _, plain_seconds, plain_peak, _ = measured(
+            [sys.executable, "-c", PLAIN_TRAIN, str(args.steps)], env
+        )
+        plain_bytes = plain_peak * 1024
+        print(
+            f"plain PyTorch loop of the same model, {args.steps} steps on random ids, no data: "
+            f"{plain_seconds:,.1f} s, peak resident {plain_bytes / 2**20:,.0f} MiB = "
+            f"{plain_bytes / size:.2f} x the file; the zoo with the data adds "
+            f"{(peak_bytes - plain_bytes) / 2**20:+,.0f} MiB"
         )
         bins = sum(p.stat().st_size for p in (work / "cache").rglob("*.bin"))
         print(f"token map on disk: {bins / 2**20:,.0f} MiB ({bins / size:.2f} x the file)")
