@@ -48,7 +48,7 @@ _STUDIES = (
         "data-size",
         "data_size",
         "lm on 1%, 10% and 100% of the text, each trained to its best validation loss",
-        10,
+        16,  # measured at load 1.3: over the 10 minutes a study should take
         "width 256, up to 10000 steps",
         "",
     ),
