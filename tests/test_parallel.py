@@ -31,7 +31,7 @@ TINY = {
             "--set", "grid=4"],
 }  # fmt: skip
 BATCH_NORM = {"resnet", "gan"}
-STEPS = 200  # enough for a kill to land before the end on any machine
+STEPS = 120  # enough for a kill (after the checkpoint of step 20) to land before the end
 COMMON = ["--batch-size", "8", "--set", "checkpoint_interval=20", "--set", "log_interval=20"]
 
 
