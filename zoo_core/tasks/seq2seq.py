@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import sacrebleu
@@ -102,7 +102,7 @@ class SequenceToSequence(Task):
             train, val = self._default()
             self.data_name = f"{self.options.corpus}-{self.options.split}"
         else:
-            if self.options.corpus != _default_of("corpus"):
+            if self.options.corpus != Seq2SeqOptions.corpus:
                 raise ZooError(
                     "corpus chooses the embedded data, for training without --data; drop "
                     "--set corpus or --data"
@@ -162,7 +162,7 @@ class SequenceToSequence(Task):
         if not hf.is_table(data):
             return read_pairs(data), None
         o = self.options
-        if o.split != _default_of("split"):
+        if o.split != Seq2SeqOptions.split:
             raise ZooError(
                 f"split chooses SCAN's split, for training without --data; choose the split of "
                 f"'{printable(data)}' with --set data_split=NAME"
@@ -365,10 +365,6 @@ class SequenceToSequence(Task):
                 decoded = beam_search(model, source, mask, beam, limit, length_penalty, use_cache)
             out += [self.decode_target(ids) for ids in decoded]
         return out
-
-
-def _default_of(option: str) -> Any:
-    return next(f.default for f in fields(Seq2SeqOptions) if f.name == option)
 
 
 _CORPORA = {"scan": scan, "svo-sov": reorder}  # name -> module with SPLITS and split()
