@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
+import signal
 import statistics
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -212,10 +217,12 @@ def compare(
     lr: float | None = None,
     out: str | Path | None = None,
     on_run: Callable[[dict[str, Any], int, int], None] | None = None,
+    jobs: int = 1,
 ) -> dict[str, Any]:
     """Train every variant ``seeds`` times, evaluate at every length; write results and plots.
 
-    ``on_run(run, done, total)`` is called after each run (for progress lines).
+    ``on_run(run, done, total)`` is called after each run (for progress lines). ``jobs`` > 1
+    trains that many runs at a time, each in a process of its own (the results are the same).
     """
     if not models:
         raise ZooError("name at least one model to compare (see `zoo list`)")
@@ -224,6 +231,7 @@ def compare(
     for option, value, ok in (
         ("--steps", steps, steps is None or steps >= 1),
         ("--batch-size", batch_size, batch_size is None or batch_size >= 1),
+        ("--jobs", jobs, jobs >= 1),
     ):
         if not ok:
             raise ZooError(f"{option} must be at least 1, not {value}")
@@ -331,14 +339,19 @@ def compare(
                 f"that comparison with --resume {folder}"
             )
         artifacts.write_json(folder / RESULTS_FILE, results)  # the plan, before any run
-        return _run_plan(folder, results, on_run)
+        return _run_plan(folder, results, on_run, jobs)
 
 
 def resume(
-    folder: str | Path, on_run: Callable[[dict[str, Any], int, int], None] | None = None
+    folder: str | Path,
+    on_run: Callable[[dict[str, Any], int, int], None] | None = None,
+    jobs: int = 1,
 ) -> dict[str, Any]:
     """Continue an interrupted comparison in ``folder`` with the settings it was started with:
-    finished runs are kept, an interrupted run continues from its checkpoint, the rest start."""
+    finished runs are kept, an interrupted run continues from its checkpoint, the rest start.
+    ``jobs`` is :func:`compare`'s, and need not be the one the comparison was started with."""
+    if jobs < 1:
+        raise ZooError(f"--jobs must be at least 1, not {jobs}")
     folder = Path(folder)
     path = folder / RESULTS_FILE
     if not path.is_file():
@@ -355,71 +368,108 @@ def resume(
         )
     results.pop("summary", None)
     results.pop("plots", None)
-    return _run_all(folder, results, on_run)
+    return _run_all(folder, results, on_run, jobs)
 
 
 def _run_all(
     folder: Path,
     results: dict[str, Any],
     on_run: Callable[[dict[str, Any], int, int], None] | None,
+    jobs: int = 1,
 ) -> dict[str, Any]:
     with artifacts.locked(folder):  # one process runs a comparison at a time
-        return _run_plan(folder, results, on_run)
+        return _run_plan(folder, results, on_run, jobs)
+
+
+def _plan(results: dict[str, Any]) -> list[tuple[Variant, int]]:
+    """The runs of ``results``' plan, in order: every variant, seed by seed."""
+    return [
+        (Variant(v["model"], v["settings"], v["overrides"], v["params"]), seed)
+        for v in results["variants"]
+        for seed in range(results["seeds"])
+    ]
 
 
 def _run_plan(
     folder: Path,
     results: dict[str, Any],
     on_run: Callable[[dict[str, Any], int, int], None] | None,
+    jobs: int = 1,
 ) -> dict[str, Any]:
     """Train and evaluate every run of ``results``' plan that it has no record of, in order,
     writing results.json after each; then the summary and plots. Ctrl-C stops the comparison
-    (an interrupted run keeps its checkpoint) and says how to continue it."""
+    (an interrupted run keeps its checkpoint) and says how to continue it. ``jobs`` > 1 runs
+    that many at a time, each in a child process (:func:`_run_in_processes`)."""
+    plan = _plan(results)
+    if jobs > 1:
+        _run_in_processes(folder, results, plan, on_run, jobs)
+        return _finish(folder, results)
     recorded = {run["folder"]: run for run in results["runs"]}
-    plan = [
-        (Variant(v["model"], v["settings"], v["overrides"], v["params"]), seed)
-        for v in results["variants"]
-        for seed in range(results["seeds"])
-    ]
     for done, (v, seed) in enumerate(plan, 1):
         run_dir = folder / f"{v.slug}-seed{seed}"
         if run_dir.name in recorded:
             if on_run is not None:
                 on_run(recorded[run_dir.name], done, len(plan))
             continue
-        run: dict[str, Any] = {
-            "variant": v.label,
-            "seed": seed,
-            "folder": run_dir.name,
-            "params": v.params,
-        }
-        started = time.perf_counter()
         try:
-            artifact, final = _train_run(run_dir, v, seed, results)
-            run["train_seconds"] = final.get("elapsed")
-            eval_batch = artifact.config.train_config["batch_size"]
-            key = results["length_option"]
-            run["eval"] = (
-                {str(n): _evaluate(artifact, n, key, eval_batch) for n in results["eval_lengths"]}
-                if key
-                else {"-": {k: val for k, val in final.items() if k.startswith("val_")}}
-            )
+            run = _run_one(folder, v, seed, results)
         except (TrainingInterrupted, KeyboardInterrupt) as exc:
-            finished = sum("error" not in r for r in results["runs"])
-            raise TrainingInterrupted(
-                f"interrupted at {v.label} seed {seed} (run {done} of {len(plan)}); "
-                f"{finished} finished run{'' if finished == 1 else 's'} kept in "
-                f"{folder / RESULTS_FILE}. Continue with: zoo compare --resume {folder}",
-                exit_code=getattr(exc, "exit_code", 130),
+            raise _interrupted(
+                folder,
+                results,
+                f"at {v.label} seed {seed} (run {done} of {len(plan)})",
+                getattr(exc, "exit_code", 130),
             ) from None
-        except ZooError as exc:
-            run["error"] = str(exc)
-        run["seconds"] = time.perf_counter() - started
-        run["loss_curve"] = _loss_curve(run_dir)
         results["runs"].append(run)
         artifacts.write_json(folder / RESULTS_FILE, results)
         if on_run is not None:
             on_run(run, done, len(plan))
+    return _finish(folder, results)
+
+
+def _run_one(folder: Path, v: Variant, seed: int, results: dict[str, Any]) -> dict[str, Any]:
+    """Train and evaluate one run of the plan; its record for results.json. A ZooError is the
+    run's ``error``; an interruption (TrainingInterrupted, KeyboardInterrupt) is raised."""
+    run_dir = folder / f"{v.slug}-seed{seed}"
+    run = _new_run(v, seed, run_dir)
+    started = time.perf_counter()
+    try:
+        artifact, final = _train_run(run_dir, v, seed, results)
+        run["train_seconds"] = final.get("elapsed")
+        eval_batch = artifact.config.train_config["batch_size"]
+        key = results["length_option"]
+        run["eval"] = (
+            {str(n): _evaluate(artifact, n, key, eval_batch) for n in results["eval_lengths"]}
+            if key
+            else {"-": {k: val for k, val in final.items() if k.startswith("val_")}}
+        )
+    except TrainingInterrupted:
+        raise
+    except ZooError as exc:
+        run["error"] = str(exc)
+    run["seconds"] = time.perf_counter() - started
+    run["loss_curve"] = _loss_curve(run_dir)
+    return run
+
+
+def _new_run(v: Variant, seed: int, run_dir: Path) -> dict[str, Any]:
+    return {"variant": v.label, "seed": seed, "folder": run_dir.name, "params": v.params}
+
+
+def _interrupted(
+    folder: Path, results: dict[str, Any], where: str, exit_code: int
+) -> TrainingInterrupted:
+    """The error a stopped comparison ends with: where it stopped, what it kept, how to go on."""
+    finished = sum("error" not in r for r in results["runs"])
+    return TrainingInterrupted(
+        f"interrupted {where}; {finished} finished run{'' if finished == 1 else 's'} kept in "
+        f"{folder / RESULTS_FILE}. Continue with: zoo compare --resume {folder}",
+        exit_code=exit_code,
+    )
+
+
+def _finish(folder: Path, results: dict[str, Any]) -> dict[str, Any]:
+    """Every run is recorded: write the summary and plots (or fail if no run succeeded)."""
     results["summary"] = _summarise(results)
     results["plots"] = _plots(results, folder)
     artifacts.write_json(folder / RESULTS_FILE, results)
@@ -431,6 +481,164 @@ def _run_plan(
             f"{first['seed']}: {first['error']} (the errors are in {folder / RESULTS_FILE})"
         )
     return results
+
+
+# -- jobs > 1: one child process per run, talking to this one through JSON files ---------------
+_POLL_SECONDS = 0.2
+# A child that ends this way without its record was stopped (by Ctrl-C or SIGTERM), not broken:
+# the trainer's exit codes, or killed by the signal itself outside the training loop.
+_STOPPED = {130: 130, 143: 143, -signal.SIGINT: 130, -signal.SIGTERM: 143}
+
+
+@dataclass
+class _Child:
+    """A run of the plan being trained by a child process."""
+
+    index: int  # in the plan
+    variant: Variant
+    seed: int
+    process: subprocess.Popen
+    log: Path  # its stdout and stderr
+    record: Path  # where it writes its run's record
+    started: float = field(default_factory=time.perf_counter)
+
+
+def _threads(jobs: int) -> str:
+    """Threads per child: the user's OMP_NUM_THREADS, else the usable cores shared out."""
+    if os.environ.get("OMP_NUM_THREADS"):
+        return os.environ["OMP_NUM_THREADS"]
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return str(max(1, (cores or 1) // jobs))
+
+
+def _start(folder: Path, plan: list[tuple[Variant, int]], index: int, jobs: int) -> _Child:
+    v, seed = plan[index]
+    name = f"{v.slug}-seed{seed}"
+    log, record = folder / f".{name}.log", folder / f".{name}.record.json"
+    record.unlink(missing_ok=True)  # one a process that was killed left: run it again
+    threads = _threads(jobs)
+    env = {**os.environ, "OMP_NUM_THREADS": threads}
+    env.setdefault("MKL_NUM_THREADS", threads)
+    with open(log, "w", encoding="utf-8") as out:  # the child has its own copy of the file
+        process = subprocess.Popen(
+            [sys.executable, "-m", "zoo_core.compare", str(folder), str(index), str(record)],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    return _Child(index, v, seed, process, log, record)
+
+
+def _crashed(child: _Child, code: int) -> str:
+    """The error of a run whose process ended without a record: its code and last words."""
+    lines = child.log.read_text(encoding="utf-8", errors="replace").splitlines()
+    last = next((line.strip() for line in reversed(lines) if line.strip()), "")
+    how = (
+        f"was killed by {signal.Signals(-code).name}"
+        if code < 0 and -code in signal.valid_signals()
+        else f"ended with exit code {code}"
+    )
+    return f"its process {how}" + (f": {last}" if last else "")
+
+
+def _run_in_processes(
+    folder: Path,
+    results: dict[str, Any],
+    plan: list[tuple[Variant, int]],
+    on_run: Callable[[dict[str, Any], int, int], None] | None,
+    jobs: int,
+) -> None:
+    """Run the plan's unrecorded runs ``jobs`` at a time, each in a child process
+    (``python -m zoo_core.compare FOLDER INDEX RECORD``: :func:`main`), recording each as it
+    ends. Ctrl-C or SIGTERM stops them all, each at a step with a checkpoint, and raises
+    TrainingInterrupted once they have ended."""
+    names = [f"{v.slug}-seed{seed}" for v, seed in plan]
+    order = {name: i for i, name in enumerate(names)}
+
+    def in_plan_order(run: dict[str, Any]) -> int:
+        return order.get(run["folder"], len(order))
+
+    recorded = {run["folder"] for run in results["runs"]}
+    pending = [i for i, name in enumerate(names) if name not in recorded]
+    total, done = len(plan), 0
+    for run in sorted(results["runs"], key=in_plan_order):
+        done += 1
+        if on_run is not None:
+            on_run(run, done, total)
+    running: list[_Child] = []
+    stopped: list[int] = []  # plan indices of the runs a signal stopped
+    signals: list[int] = []  # the signals that stop the comparison, first first
+
+    def stop(signum: int, frame: Any) -> None:  # the loop below passes it on
+        signals.append(signum)
+
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = (
+        {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+        if in_main_thread
+        else {}
+    )
+    forwarded = False
+    try:
+        while running or (pending and not signals):
+            while pending and len(running) < jobs and not signals:
+                running.append(_start(folder, plan, pending.pop(0), jobs))
+            if signals and not forwarded:
+                # SIGTERM, for Ctrl-C too: the terminal has sent the children SIGINT already,
+                # and a second SIGINT would stop their training at once, without a checkpoint.
+                for child in running:
+                    if child.process.poll() is None:
+                        child.process.send_signal(signal.SIGTERM)
+                forwarded = True
+            time.sleep(_POLL_SECONDS)
+            for child in [c for c in running if c.process.poll() is not None]:
+                running.remove(child)
+                code = child.process.returncode
+                run_dir = folder / names[child.index]
+                if child.record.is_file():
+                    run = artifacts.read_json(child.record, "run record")
+                    child.record.unlink()
+                    child.log.unlink(missing_ok=True)
+                elif code in _STOPPED or signals:
+                    # Not recorded: resuming continues it from its checkpoint. Stopped alone
+                    # (a SIGTERM to its PID), it stops the comparison, as in one process.
+                    stopped.append(child.index)
+                    signals.append(signal.SIGTERM if _STOPPED.get(code) == 143 else signal.SIGINT)
+                    child.log.unlink(missing_ok=True)
+                    continue
+                else:  # a crash: the log is kept
+                    run = {
+                        **_new_run(child.variant, child.seed, run_dir),
+                        "error": _crashed(child, code),
+                        "seconds": time.perf_counter() - child.started,
+                        "loss_curve": _loss_curve(run_dir),
+                    }
+                results["runs"].append(run)
+                results["runs"].sort(key=in_plan_order)
+                artifacts.write_json(folder / RESULTS_FILE, results)
+                done += 1
+                if on_run is not None:
+                    on_run(run, done, total)
+    finally:
+        for child in running:  # only on an error in this process: end the children it started
+            child.process.terminate()
+        for child in running:
+            child.process.wait()
+        for signum, handler in previous.items():
+            if handler is not None:
+                signal.signal(signum, handler)
+    if signals and len(results["runs"]) < total:
+        where = " and ".join(
+            f"{plan[i][0].label} seed {plan[i][1]} (run {i + 1} of {total})"
+            for i in sorted(stopped or pending[:1])
+        )
+        raise _interrupted(
+            folder,
+            results,
+            f"{'at' if stopped else 'before'} {where}",
+            143 if signals[0] == signal.SIGTERM else 130,
+        )
 
 
 def _train_run(run_dir: Path, v: Variant, seed: int, results: dict[str, Any]):
@@ -596,3 +804,28 @@ def format_cell(cell: dict[str, Any], metric: str, spread: str = "std", digits: 
         half = s.get(spread, _T95[min(s["n"] - 1, 30) - 1] * s["std"] / math.sqrt(s["n"]))
         return text + (f" ± {half:.{digits}f}" if s["n"] > 1 else "")
     return "refused" if "refused" in cell else "-"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Train and evaluate one run of a comparison's plan and write its record as JSON, as
+    :func:`_run_in_processes` asks a child process to: ``python -m zoo_core.compare FOLDER
+    INDEX RECORD``. Its exit code: 0 with the record written, the trainer's when interrupted."""
+    folder, index, record = argv if argv is not None else sys.argv[1:]
+    try:
+        results = artifacts.read_json(Path(folder) / RESULTS_FILE, "comparison results")
+        v, seed = _plan(results)[int(index)]
+        run = _run_one(Path(folder), v, seed, results)
+    except TrainingInterrupted as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:  # Ctrl-C outside the training loop, or a second one
+        return 130
+    except ZooError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    artifacts.write_json(record, run)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

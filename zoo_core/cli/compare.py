@@ -43,6 +43,13 @@ from zoo_core.errors import ZooError
     type=click.Path(),
     help="Continue the interrupted comparison in this folder, with its own settings.",
 )
+@click.option(
+    "--jobs",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Runs trained at a time, each in its own process (cores shared out); also on --resume.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print results.json's summary as JSON.")
 @click.pass_context
 def compare(
@@ -60,6 +67,7 @@ def compare(
     data_fraction,
     out,
     resume,
+    jobs,
     as_json,
 ) -> None:
     """Train MODELS on the same data and budget; compare them at several lengths."""
@@ -69,7 +77,7 @@ def compare(
         given = [
             param.opts[0] if isinstance(param, click.Option) else param.name.upper()
             for param in ctx.command.params
-            if param.name not in ("resume", "as_json")
+            if param.name not in ("resume", "jobs", "as_json")
             and ctx.get_parameter_source(param.name) is not click.core.ParameterSource.DEFAULT
             and ctx.params[param.name] not in ((), None)
         ]
@@ -102,7 +110,7 @@ def compare(
         click.echo(f"[{done}/{total}] {run['variant']} seed {run['seed']}: {line}", err=True)
 
     if resume is not None:
-        results = comparison.resume(resume, on_run=on_run)
+        results = comparison.resume(resume, on_run=on_run, jobs=jobs)
     else:
         results = comparison.compare(
             list(models),
@@ -118,6 +126,7 @@ def compare(
             lr=lr,
             out=out,
             on_run=on_run,
+            jobs=jobs,
         )
     if as_json:
         print_json(results["summary"])

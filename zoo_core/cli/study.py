@@ -32,6 +32,14 @@ from zoo_core.errors import ZooError
     type=click.Path(),
     help="Then replace this study's tables in a Markdown file (docs/studies.md).",
 )
+@click.option(
+    "--jobs",
+    default="auto",
+    show_default=True,
+    metavar="N|auto",
+    help="Runs trained at a time, each in its own process; auto: one per core on a CPU, "
+    "1 with --quick or on a GPU.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def study(
     name: str | None,
@@ -42,6 +50,7 @@ def study(
     overwrite: bool,
     resume: bool,
     doc: str | None,
+    jobs: str,
     as_json: bool,
 ) -> None:
     """Run the study NAME with its recorded settings; write its tables and plots."""
@@ -60,6 +69,8 @@ def study(
         return
     if resume and (out is None or overwrite):
         raise ZooError("--resume continues the study in --out: give --out, and no --overwrite")
+    if jobs != "auto" and not jobs.isdigit():
+        raise ZooError(f"--jobs takes a number of processes or auto, not '{jobs}'")
     from zoo_core.studies import base  # here, not above: keeps torch out of `zoo study --list`
 
     def on_run(part: str, run: dict, done: int, total: int) -> None:
@@ -74,6 +85,7 @@ def study(
         overwrite=overwrite,
         resume=resume,
         on_run=on_run,
+        jobs=jobs if jobs == "auto" else int(jobs),
     )
     if as_json:
         print_json(record)

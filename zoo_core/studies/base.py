@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from zoo_core import artifacts
 from zoo_core import compare as comparison
@@ -71,6 +71,7 @@ class StudyContext:
     results: dict[str, Any] = field(default_factory=dict)  # anything else worth keeping
     on_run: Callable[[str, dict[str, Any], int, int], None] | None = None
     resume: bool = False  # continue the comparisons an earlier run of the study left here
+    jobs: int = 1  # runs of a comparison trained at a time, each in its own process
 
     def pick(self, quick: T, cpu: T, cuda: T) -> T:
         """The setting of this size."""
@@ -91,10 +92,10 @@ class StudyContext:
 
         if self.resume and (self.folder / part / comparison.RESULTS_FILE).is_file():
             # its own plan, as it was started; finished runs are kept, the rest trained
-            results = comparison.resume(self.folder / part, on_run=on_run)
+            results = comparison.resume(self.folder / part, on_run=on_run, jobs=self.jobs)
         else:
             results = comparison.compare(
-                models, out=self.folder / part, sets=sets, on_run=on_run, **options
+                models, out=self.folder / part, sets=sets, on_run=on_run, jobs=self.jobs, **options
             )
         self.plots += [f"{part}/{p}" for p in results.get("plots", [])]
         return results
@@ -191,13 +192,19 @@ def run_study(
     overwrite: bool = False,
     resume: bool = False,
     on_run: Callable[[str, dict[str, Any], int, int], None] | None = None,
+    jobs: int | Literal["auto"] = 1,
 ) -> dict[str, Any]:
     """Run study ``name`` at its recorded size (``quick``: a few steps; on a ``cuda`` device,
     the GPU size); write ``tables.md``, ``study.json`` and plots to ``out``; return the record.
     ``resume`` continues an earlier run of the study in ``out``: its finished runs are kept, its
-    interrupted ones continued, and every table measured again."""
+    interrupted ones continued, and every table measured again. ``jobs`` runs of a comparison
+    are trained at a time, each in its own process (``"auto"``: :func:`auto_jobs`)."""
     spec = get_study_spec(name)
     pick_device(device)  # an unknown device, or a GPU that is not here: one line, nothing written
+    if jobs == "auto":
+        jobs = auto_jobs(device, quick)
+    if not isinstance(jobs, int) or jobs < 1:
+        raise ZooError(f"--jobs must be at least 1 (or auto), not {jobs}")
     function = resolve(spec.study, f"study '{spec.name}' of plugin '{spec.plugin}'")
     if not callable(function):
         raise ZooError(f"study '{spec.name}' points at '{spec.study}', which is not a function")
@@ -210,7 +217,7 @@ def run_study(
         except OSError as exc:
             raise ZooError(f"cannot create the folder '{out}': {exc.strerror or exc}") from None
     folder = Path(out) if out is not None else new_run_dir(f"study-{spec.name}", None)
-    context = StudyContext(spec.name, folder, size, device, on_run=on_run)
+    context = StudyContext(spec.name, folder, size, device, on_run=on_run, jobs=jobs)
     started = time.perf_counter()
     # The lock before the check: of two studies started together in one --out, the second
     # writes nothing over the first one's output.
@@ -228,6 +235,7 @@ def run_study(
             + (f" --device {device}" if device != "cpu" else ""),
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "machine": _machine(),
+            "jobs": jobs,  # for the wall time; a resume may use another number
         }
         if earlier is not None:  # what the earlier run took stays on record
             record["resumed"] = {k: earlier.get(k) for k in ("started", "wall_seconds", "machine")}
@@ -249,6 +257,16 @@ def run_study(
         artifacts.atomic_write(folder / TABLES_FILE, lambda p: p.write_text(text, encoding="utf-8"))
     record["folder"] = str(folder)
     return record
+
+
+def auto_jobs(device: str, quick: bool) -> int:
+    """``--jobs auto``: one run per usable core on the CPU; one at a time with ``quick`` (a
+    child process's start would cost more than its few steps) and on a GPU (which one run
+    fills)."""
+    if quick or pick_device(device).type != "cpu":
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, cores or 1)
 
 
 def _load() -> list[float] | None:
