@@ -37,6 +37,25 @@ def test_gpt2_small_is_gpt2_sized():
     assert info["parameters"] == body + 256 * 768
 
 
+def test_init_gpt2_or_pytorch():
+    """init=gpt2 draws N(0, 0.02) (residual projections smaller); init=pytorch keeps each
+    layer's own default: N(0, 1) embeddings, Linear's uniform in +-1/sqrt(fan_in)."""
+    config = {"n_layer": 2, "n_head": 2, "n_embd": 64, "vocab_size": 512, "tie_weights": False}
+    torch.manual_seed(0)
+    gpt2 = TransformerLM(TransformerConfig(**config))
+    torch.manual_seed(0)
+    plain = TransformerLM(TransformerConfig(**config, init="pytorch"))
+    assert gpt2.wte.weight.std().item() == pytest.approx(0.02, rel=0.05)
+    assert gpt2.blocks[0].attn.proj.weight.std().item() == pytest.approx(0.01, rel=0.1)
+    assert plain.wte.weight.std().item() == pytest.approx(1.0, rel=0.05)
+    bound = 1 / math.sqrt(64)
+    qkv = plain.blocks[0].attn.qkv.weight
+    assert qkv.abs().max().item() <= bound
+    assert qkv.std().item() == pytest.approx(bound / math.sqrt(3), rel=0.05)  # uniform's std
+    with pytest.raises(ValueError, match="unknown init 'xavier'; use gpt2 or pytorch"):
+        TransformerConfig(init="xavier")
+
+
 def test_alibi_slopes_follow_the_paper():
     assert torch.allclose(alibi_slopes(8), torch.tensor([2.0 ** -(i + 1) for i in range(8)]))
     six = alibi_slopes(6)  # not a power of two: the 4 slopes of 4 heads, then every other one of 8

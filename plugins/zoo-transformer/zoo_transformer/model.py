@@ -62,6 +62,10 @@ class BlockConfig:
     layer_norm_eps: float = 1e-5  # every LayerNorm's epsilon
     attention: Literal["dense", "banded", "alternating-banded"] = "dense"  # which keys it reads
     band: int = 256  # keys a banded layer reads: the token and band - 1 before it
+    # gpt2: N(0, 0.02), residual projections scaled by depth (GPT-2's, made for 768 channels).
+    # pytorch: each layer's own default (N(0, 1) embeddings, Linear's uniform 1/sqrt(fan_in)),
+    # under which a narrow model forms induction heads far sooner (docs/studies.md, MQAR).
+    init: Literal["gpt2", "pytorch"] = "gpt2"
 
     def __post_init__(self):
         if min(self.n_layer, self.n_head, self.n_embd, self.context_length, self.vocab_size) < 1:
@@ -88,6 +92,8 @@ class BlockConfig:
             )
         if self.band < 1:
             raise ValueError(f"band must be at least 1 token, not {self.band}")
+        if self.init not in ("gpt2", "pytorch"):
+            raise ValueError(f"unknown init {self.init!r}; use gpt2 or pytorch")
         if self.attention != "dense" and self.mixer != "attention":
             raise ValueError(f"attention={self.attention} bands attention; mixer lstm has none")
 
@@ -260,7 +266,10 @@ class _Body(nn.Module):
         self.max_context = config.max_context
 
     def _init_weights(self) -> None:
-        """GPT-2's initialisation: N(0, 0.02), residual projections scaled by depth."""
+        """GPT-2's initialisation: N(0, 0.02), residual projections scaled by depth; or, with
+        ``init=pytorch``, the one each layer was built with."""
+        if self.config.init == "pytorch":
+            return
         for name, p in self.named_parameters():
             if ".lstm." in name:  # an LSTM mixer keeps PyTorch's own LSTM initialisation
                 continue
