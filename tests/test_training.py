@@ -370,17 +370,13 @@ def test_a_run_stopped_before_its_first_checkpoint_resumes_from_step_0(tmp_path,
 
 
 @pytest.mark.slow
-def test_torchrun_two_processes_match_one_process(tmp_path):
+def test_torchrun_reports_once_and_stops_every_rank_on_errors_and_signals(tmp_path):
+    # That two processes train what one does, for every reference model, is test_parallel.py's.
     args = ["--steps", "12", *TINY, "--set", "dropout=0", "--quiet"]
-    run_zoo("train", "lstm", "--out", tmp_path / "one", *args, cwd=tmp_path)
     two = run_zoo("train", "lstm", "--nproc", "2", "--out", tmp_path / "two", *args, cwd=tmp_path)
     assert two.stdout.count("saved to") == 1  # rank 0 alone reports
-    a, b = _weights(tmp_path / "one"), _weights(tmp_path / "two")
-    assert a.keys() == b.keys()
-    for k in a:
-        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
-    assert _steps(tmp_path / "two") == _steps(tmp_path / "one")  # one writer: no duplicate lines
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "two"]
+    assert _steps(tmp_path / "two") == sorted(set(_steps(tmp_path / "two")))  # one writer
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["two"]
     # A rank's error under torchrun: its one line and exit code, without torchrun's traceback.
     again = run_zoo(
         "train", "--resume", tmp_path / "two", "--nproc", "2", cwd=tmp_path, check=False

@@ -144,6 +144,6 @@ def test_learns_scan_simple(tmp_path):
 
 
 SCAN_RECIPE = {
-    "train": {"steps": 1500, "batch_size": 64, "lr": 3e-3, "eval_interval": 10**6, "seed": 0},
+    "train": {"steps": 1000, "batch_size": 64, "lr": 3e-3, "eval_interval": 10**6, "seed": 0},
     "overrides": {"n_embd": 64, "ffn": 256, "n_head": 4, "dropout": 0.0, "warmup": 100},
 }
