@@ -10,7 +10,8 @@ from zoo_core.registry import StudySpec
 
 _CODE = "zoo_core.studies.builtin"
 
-# name, function, summary, expected minutes on a busy 2-core CPU, what --device cuda runs, paper
+# name, function, summary, expected minutes on a 2-core CPU (--jobs auto), what --device cuda runs,
+# paper
 _STUDIES = (
     (
         "long-range",
@@ -48,23 +49,23 @@ _STUDIES = (
         "data-size",
         "data_size",
         "lm on 1%, 10% and 100% of the text, each trained to its best validation loss",
-        16,  # measured at load 1.3: over the 10 minutes a study should take
+        8,  # measured: 453 s, two runs at a time
         "width 256, up to 10000 steps",
         "",
     ),
     (
         "mqar",
         "mqar",
-        "multi-query associative recall, 4 to 32 pairs: transformer and lstm at two widths",
-        10,
-        "4 to 128 pairs, widths 64 to 512, 4000 steps",
+        "multi-query associative recall, 4 to 16 pairs: transformer and lstm at two widths",
+        9,  # measured: 490 s, two runs at a time
+        "4 to 64 pairs, widths 64 to 512, 4000 steps",
         "Arora et al. 2023 (Zoology), Figure 2",
     ),
     (
         "induction",
         "induction",
         "repeated random tokens: the phase change, and length generalisation to 8x per encoding",
-        8,
+        5,  # measured: 250 s, two runs at a time
         "train at 64, evaluate to 512, 3000 steps",
         "Olsson et al. 2022; Gu & Dao 2023 (Mamba), Table 11",
     ),
