@@ -35,3 +35,22 @@ def run_zoo(*args, cwd=None, env=None, check=True, timeout=300, input=None):
             f"zoo {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stderr}"
         )
     return proc
+
+
+# Repo ids the Hub refuses; and a script (for a hub Client's python) that hands each to one
+# function of zoo_core and prints the errors as JSON: every id in one process, where one
+# command line each would start the zoo six times.
+BAD_REPO_IDS = ("acme/a.git", "acme/a--b", "a--b/c", "acme/a-", "acme/a.", "acme/" + "x" * 97)
+REFUSED = (
+    "import json, sys\n"
+    "from zoo_core.errors import ZooError\n"
+    "from zoo_core.{module} import {function}\n"
+    "found = []\n"
+    "for bad in sys.argv[{first}:]:\n"
+    "    try:\n"
+    "        {function}({before}bad)\n"
+    "        found.append(None)\n"
+    "    except ZooError as exc:\n"
+    "        found.append(str(exc))\n"
+    "print(json.dumps(found))"
+)

@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from zoo_testutil import BAD_REPO_IDS, REFUSED
 
 from zoo_core import artifacts
 
@@ -232,8 +233,11 @@ def test_a_refused_read_asks_for_read_access(client, answering, make_client):
 
 
 def test_repo_ids_the_hub_refuses_are_one_line(client):
-    for bad in ("acme/a.git", "acme/a--b", "a--b/c", "acme/a-", "acme/a.", "acme/" + "x" * 97):
-        assert f"'{bad}' is not a Hub repo id" in client.error("pull", bad)
+    refused = REFUSED.format(module="hub", function="pull", before="", first=1)
+    errors = client.python(refused, *BAD_REPO_IDS)
+    for bad, error in zip(BAD_REPO_IDS, errors, strict=True):
+        assert error is not None and f"'{bad}' is not a Hub repo id" in error, (bad, error)
+    assert "'acme/a-' is not a Hub repo id" in client.error("pull", "acme/a-")
     assert "'acme/a--b' is not a Hub repo id" in client.error("eval", "hf:acme/a--b")
     assert "'acme/a.git' is not a Hub repo id" in client.error("info", "acme/a.git")
 

@@ -9,6 +9,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from zoo_testutil import BAD_REPO_IDS, REFUSED
 
 from zoo_core import artifacts
 
@@ -329,6 +330,8 @@ def test_push_names_a_repo_as_pull_does(client, hub_server, hub_runs):
     assert "names revision 'dev', but revision 'main' was also given" in error
     error = client.error("push", run / artifacts.CONFIG_FILE, "acme/named", **token)
     assert "is a file, not a run folder" in error and f"'{run}'" in error
-    for bad in ("acme/a.git", "acme/a--b", "a--b/c", "acme/a-", "acme/a.", "acme/" + "x" * 97):
-        error = client.error("push", run, bad, **token)
-        assert f"'{bad}' is not a Hub repo id" in error
+    refused = REFUSED.format(module="artifact", function="push", before="sys.argv[1], ", first=2)
+    errors = client.python(refused, run, *BAD_REPO_IDS, **token)
+    for bad, error in zip(BAD_REPO_IDS, errors, strict=True):
+        assert error is not None and f"'{bad}' is not a Hub repo id" in error, (bad, error)
+    assert "'acme/a--b' is not a Hub repo id" in client.error("push", run, "acme/a--b", **token)
