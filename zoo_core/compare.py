@@ -29,6 +29,7 @@ from zoo_core.artifact import load_local
 from zoo_core.artifact import train as train_one
 from zoo_core.catalog import count_parameters, get_model_spec, model_class
 from zoo_core.errors import ZooError
+from zoo_core.launch import threads_per_process
 from zoo_core.plot import line_chart
 from zoo_core.runconfig import RunConfig
 from zoo_core.tasks.base import task_class
@@ -503,20 +504,12 @@ class _Child:
     started: float = field(default_factory=time.perf_counter)
 
 
-def _threads(jobs: int) -> str:
-    """Threads per child: the user's OMP_NUM_THREADS, else the usable cores shared out."""
-    if os.environ.get("OMP_NUM_THREADS"):
-        return os.environ["OMP_NUM_THREADS"]
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return str(max(1, (cores or 1) // jobs))
-
-
 def _start(folder: Path, plan: list[tuple[Variant, int]], index: int, jobs: int) -> _Child:
     v, seed = plan[index]
     name = f"{v.slug}-seed{seed}"
     log, record = folder / f".{name}.log", folder / f".{name}.record.json"
     record.unlink(missing_ok=True)  # one a process that was killed left: run it again
-    threads = _threads(jobs)
+    threads = threads_per_process(jobs)
     env = {**os.environ, "OMP_NUM_THREADS": threads}
     env.setdefault("MKL_NUM_THREADS", threads)
     with open(log, "w", encoding="utf-8") as out:  # the child has its own copy of the file

@@ -16,6 +16,19 @@ from zoo_core.errors import ZooError
 RANK_ERRORS = "ZOO_RANK_ERRORS"  # the folder where ranks leave their error lines
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
+def threads_per_process(processes: int) -> str:
+    """OMP_NUM_THREADS for each of ``processes`` sharing this machine: the user's own setting if
+    there is one, else the usable cores shared out (at least one each)."""
+    return os.environ.get("OMP_NUM_THREADS") or str(max(1, usable_cores() // processes))
+
+
 def _without_nproc(argv: list[str]) -> list[str]:
     out, skip = [], False
     for arg in argv:
@@ -40,7 +53,7 @@ def launch(nproc: int, name: str | None, out: str | None, resume: str | None) ->
     env = dict(os.environ)
     env.setdefault("GLOO_SOCKET_IFNAME", "lo")  # one machine: talk over loopback
     if nproc > 1:  # share the cores (torchrun would set 1, with a warning)
-        env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+        env["OMP_NUM_THREADS"] = threads_per_process(nproc)
     errors = tempfile.mkdtemp(prefix="zoo-rank-errors-")
     env[RANK_ERRORS] = errors  # each rank's Error line goes here; the launcher prints it once
     command = [

@@ -27,6 +27,7 @@ from zoo_core import artifacts
 from zoo_core import compare as comparison
 from zoo_core.catalog import get_study_spec
 from zoo_core.errors import ZooError
+from zoo_core.launch import usable_cores
 from zoo_core.registry import resolve
 from zoo_core.training.run import new_run_dir
 from zoo_core.training.trainer import pick_device
@@ -265,8 +266,7 @@ def auto_jobs(device: str, quick: bool) -> int:
     fills)."""
     if quick or pick_device(device).type != "cpu":
         return 1
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, cores or 1)
+    return usable_cores()
 
 
 def _load() -> list[float] | None:
